@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from django import forms
+
+from routing.models import MAX_WAIT_LIMIT, FailoverAction, Queue, QueueStrategy
+from voiso_byob.forms import ExtensionField
+from voiso_byob.models import ContactCenter, Membership
+
+
+class MemberChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: Membership) -> str:  # type: ignore[override]
+        return f"{obj.user.display_name} · {obj.extension.digits}"
+
+
+class QueueForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    strategy = forms.ChoiceField(choices=QueueStrategy.choices, initial=QueueStrategy.RING_ALL)
+    max_wait_seconds = forms.IntegerField(
+        min_value=5, max_value=MAX_WAIT_LIMIT, initial=300, label="Maximum wait (seconds)"
+    )
+    failover_action = forms.ChoiceField(
+        choices=FailoverAction.choices, initial=FailoverAction.VOICEMAIL, label="When the wait runs out"
+    )
+    failover_number = forms.CharField(
+        max_length=32, required=False, label="External number", help_text="E.164, e.g. +12125550199"
+    )
+
+    def __init__(
+        self, *args: object, center: ContactCenter, queue: Queue | None = None, **kwargs: object
+    ) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["extension"] = ExtensionField(center, required=True)
+        self.fields["members"] = MemberChoiceField(
+            queryset=Membership.objects.for_center(center)
+            .filter(extension__isnull=False)
+            .select_related("user", "extension"),
+            required=False,
+            widget=forms.CheckboxSelectMultiple,
+            help_text="People with an extension.",
+        )
+        others = Queue.objects.for_center(center).select_related("extension")
+        if queue is not None:
+            others = others.exclude(pk=queue.pk)
+        self.fields["failover_queue"] = forms.ModelChoiceField(
+            queryset=others, required=False, label="Failover queue"
+        )
+        self.order_fields(
+            ["name", "extension", "strategy", "members", "max_wait_seconds",
+             "failover_action", "failover_queue", "failover_number"]
+        )

@@ -1,0 +1,110 @@
+"""Queues now; phone numbers and flows arrive with the routing issue."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from voiso_byob.models import ContactCenter, Extension, Membership
+
+
+class QueueStrategy(models.TextChoices):
+    RING_ALL = "ring_all", "Ring all"
+    ROUND_ROBIN = "round_robin", "Round robin"
+    LONGEST_IDLE = "longest_idle", "Longest idle"
+
+
+class FailoverAction(models.TextChoices):
+    VOICEMAIL = "voicemail", "Voicemail"
+    QUEUE = "queue", "Another queue"
+    EXTERNAL = "external", "External number"
+    HANGUP = "hangup", "Hang up"
+
+
+MAX_WAIT_LIMIT = 86_400
+
+
+class QueueQuerySet(models.QuerySet["Queue"]):
+    def for_center(self, center: ContactCenter) -> QueueQuerySet:
+        return self.filter(contact_center=center)
+
+    def with_details(self) -> QueueQuerySet:
+        return self.select_related("extension", "failover_queue__extension").prefetch_related(
+            "members__user", "members__extension"
+        )
+
+
+class Queue(models.Model):
+    """Where a handed-off caller waits for a human; a REFER target by its extension."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="queues")
+    name = models.CharField(max_length=100)
+    # PROTECT: a queue without its extension could not be reached by a REFER.
+    extension = models.OneToOneField(Extension, on_delete=models.PROTECT, related_name="queue")
+    strategy = models.CharField(
+        max_length=16, choices=QueueStrategy.choices, default=QueueStrategy.RING_ALL
+    )
+    members = models.ManyToManyField(Membership, blank=True, related_name="queues")
+    max_wait_seconds = models.PositiveIntegerField(
+        default=300, validators=[MinValueValidator(5), MaxValueValidator(MAX_WAIT_LIMIT)]
+    )
+    failover_action = models.CharField(
+        max_length=16, choices=FailoverAction.choices, default=FailoverAction.VOICEMAIL
+    )
+    # PROTECT: deleting a queue another queue fails over to would strand its callers.
+    failover_queue = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="failover_sources"
+    )
+    failover_number = models.CharField(max_length=16, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    objects = QueueQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact_center", "name"], name="routing_queue_unique_name"
+            ),
+            models.CheckConstraint(
+                condition=Q(strategy__in=QueueStrategy.values), name="routing_queue_strategy_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(failover_action__in=FailoverAction.values),
+                name="routing_queue_failover_action_valid",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(failover_action=FailoverAction.QUEUE, failover_queue__isnull=False)
+                    | (~Q(failover_action=FailoverAction.QUEUE) & Q(failover_queue__isnull=True))
+                ),
+                name="routing_queue_failover_queue_iff_action",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(failover_action=FailoverAction.EXTERNAL) & ~Q(failover_number="")
+                    | ~Q(failover_action=FailoverAction.EXTERNAL) & Q(failover_number="")
+                ),
+                name="routing_queue_failover_number_iff_action",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_wait_seconds__gte=5) & Q(max_wait_seconds__lte=MAX_WAIT_LIMIT),
+                name="routing_queue_max_wait_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.extension.digits})"
+
+    @property
+    def failover_label(self) -> str:
+        if self.failover_action == FailoverAction.QUEUE and self.failover_queue:
+            return f"Queue {self.failover_queue.name}"
+        if self.failover_action == FailoverAction.EXTERNAL:
+            return f"External {self.failover_number}"
+        return self.get_failover_action_display()

@@ -1,0 +1,134 @@
+"""Personas and service-availability markers shared by every test.
+
+Personas: `admin`, `supervisor`, `agent` of acme; `outsider`, administrator of globex.
+Tests marked postgres / redis / browser are skipped when that part is missing,
+unless REQUIRE_SERVICES=1 (CI), where a missing part fails the test instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from tests.factories import PASSWORD, make_api_key, make_center, make_member
+from voiso_byob.models import ApiKeyScope, ContactCenter, Membership, Role
+
+
+def _redis_available() -> str | None:
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return "REDIS_URL is not set"
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+        return f"Redis at {url} is not reachable: {exc}"
+    return None
+
+
+def _browser_available() -> str | None:
+    if not shutil.which("chromium") and not os.path.exists("/usr/bin/chromium"):
+        return "Chromium (/usr/bin/chromium) is not installed"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "playwright is not installed"
+    return None
+
+
+def _missing(marker: str) -> str | None:
+    if marker == "postgres":
+        return None if settings.IS_POSTGRES else "DATABASE_URL is not PostgreSQL"
+    if marker == "redis":
+        return _redis_available()
+    if marker == "browser":
+        return _browser_available()
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in ("postgres", "redis", "browser"):
+        if item.get_closest_marker(marker) is None:
+            continue
+        reason = _missing(marker)
+        if reason is None:
+            continue
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{marker} test cannot run: {reason} (REQUIRE_SERVICES=1)", pytrace=False)
+        pytest.skip(f"{marker}: {reason}")
+
+
+@dataclass
+class Persona:
+    membership: Membership
+    client: Client
+
+    @property
+    def user(self):  # noqa: ANN201
+        return self.membership.user
+
+    @property
+    def center(self) -> ContactCenter:
+        return self.membership.contact_center
+
+
+def _login(membership: Membership) -> Persona:
+    client = Client()
+    assert client.login(username=membership.user.email, password=PASSWORD)
+    return Persona(membership=membership, client=client)
+
+
+@pytest.fixture
+def acme(db) -> ContactCenter:  # noqa: ANN001
+    return make_center("acme", name="Acme Support", admin_email="admin@acme.example", byob_enabled=True)
+
+
+@pytest.fixture
+def globex(db) -> ContactCenter:  # noqa: ANN001
+    return make_center("globex", name="Globex", admin_email="admin@globex.example")
+
+
+@pytest.fixture
+def admin(acme: ContactCenter) -> Persona:
+    return _login(Membership.objects.get(contact_center=acme, user__email="admin@acme.example"))
+
+
+@pytest.fixture
+def supervisor(acme: ContactCenter) -> Persona:
+    return _login(make_member(acme, Role.SUPERVISOR, email="supervisor@acme.example"))
+
+
+@pytest.fixture
+def agent(acme: ContactCenter) -> Persona:
+    return _login(make_member(acme, Role.AGENT, email="agent@acme.example", extension="1001"))
+
+
+@pytest.fixture
+def outsider(globex: ContactCenter) -> Persona:
+    return _login(Membership.objects.get(contact_center=globex, user__email="admin@globex.example"))
+
+
+@pytest.fixture
+def anonymous() -> Client:
+    return Client()
+
+
+@pytest.fixture
+def api_keys(acme: ContactCenter) -> dict[str, str]:
+    """Raw keys of acme by scope."""
+    return {scope: make_api_key(acme, scope)[1] for scope in ApiKeyScope.values}
+
+
+@pytest.fixture
+def globex_admin_key(globex: ContactCenter) -> str:
+    return make_api_key(globex, ApiKeyScope.ADMIN)[1]
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}

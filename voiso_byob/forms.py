@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+from django import forms
+
+from voiso_byob.errors import DomainError
+from voiso_byob.models import ApiKeyScope, ContactCenter, Role
+
+T = TypeVar("T")
+
+
+def run_service(form: forms.Form, call: Callable[[], T]) -> T | None:
+    """Call a service; a DomainError becomes an error on the form field it names."""
+    try:
+        return call()
+    except DomainError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        return None
+
+
+class ExtensionField(forms.CharField):
+    def __init__(self, center: ContactCenter, **kwargs: object) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault(
+            "help_text", f"{center.extension_length} digits, unique in this contact center."
+        )
+        super().__init__(max_length=20, strip=True, **kwargs)  # type: ignore[arg-type]
+        self.widget.attrs.update(
+            {"inputmode": "numeric", "pattern": "[0-9]*", "autocomplete": "off"}
+        )
+
+
+class MemberCreateForm(forms.Form):
+    email = forms.EmailField()
+    full_name = forms.CharField(max_length=150, required=False, label="Full name")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.AGENT)
+    password = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="For a new account only. Leave empty to have the person reset it.",
+    )
+
+    def __init__(self, *args: object, center: ContactCenter, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["extension"] = ExtensionField(center)
+
+
+class MemberEditForm(forms.Form):
+    full_name = forms.CharField(max_length=150, required=False, label="Full name")
+    role = forms.ChoiceField(choices=Role.choices)
+
+    def __init__(self, *args: object, center: ContactCenter, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["extension"] = ExtensionField(center)
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Where the key is used, e.g. “Kamailio prod”.")
+    scope = forms.ChoiceField(choices=ApiKeyScope.choices, initial=ApiKeyScope.TELEPHONY)

@@ -1,0 +1,297 @@
+"""Writes on the core models. Each is atomic and records an AuditEvent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from voiso_byob.errors import DomainError
+from voiso_byob.models import (
+    SLUG_RE,
+    ApiKey,
+    ApiKeyScope,
+    AuditEvent,
+    ContactCenter,
+    Extension,
+    ExtensionKind,
+    Membership,
+    Role,
+    User,
+)
+
+Actor = Any  # a User, an ApiKey, or a label such as "manage.py" for scripts
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{field: {"from": old, "to": new}} for the fields that changed; the audit log's payload."""
+    return {
+        key: {"from": before.get(key), "to": value}
+        for key, value in after.items()
+        if before.get(key) != value
+    }
+
+
+# --- extensions --------------------------------------------------------------------------
+
+
+def claim_extension(*, center: ContactCenter, digits: str, kind: ExtensionKind) -> Extension:
+    """Reserve `digits` in the center's number space, or raise `extension_taken`.
+
+    The unique constraint on (contact_center, digits) is the arbiter: two
+    concurrent claims of the same digits cannot both commit, whatever the
+    pre-checks saw. The savepoint keeps the caller's transaction usable.
+    """
+    center.validate_extension_digits(digits)
+    try:
+        with transaction.atomic():
+            return Extension.objects.create(contact_center=center, digits=digits, kind=kind)
+    except IntegrityError:
+        raise _extension_taken(digits) from None
+
+
+def _extension_taken(digits: str) -> DomainError:
+    return DomainError(
+        "extension_taken", f"Extension {digits} is already in use.", field="extension"
+    )
+
+
+def set_extension(
+    *, center: ContactCenter, current: Extension | None, digits: str | None, kind: ExtensionKind
+) -> Extension | None:
+    """Give an owner the extension `digits` (None or "" removes it). Returns the new extension.
+
+    Renumbering keeps the row (owners keep pointing at it) and lets the unique
+    constraint reject a taken number.
+    """
+    digits = (digits or "").strip()
+    if not digits:
+        if current is not None:
+            current.delete()
+        return None
+    if current is None:
+        return claim_extension(center=center, digits=digits, kind=kind)
+    if current.digits == digits:
+        return current
+    center.validate_extension_digits(digits)
+    try:
+        with transaction.atomic():
+            Extension.objects.filter(pk=current.pk).update(digits=digits)
+    except IntegrityError:
+        raise _extension_taken(digits) from None
+    current.digits = digits
+    return current
+
+
+# --- contact centers ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_contact_center(
+    *,
+    slug: str,
+    name: str,
+    admin_email: str,
+    admin_password: str | None,
+    byob_enabled: bool = False,
+    timezone_name: str = "UTC",
+    extension_length: int = 4,
+    by: Actor = "system",
+) -> ContactCenter:
+    slug = slug.strip().lower()
+    if not SLUG_RE.fullmatch(slug):
+        raise DomainError(
+            "invalid_slug",
+            "The slug must be one DNS label: lower-case letters, digits and inner hyphens.",
+            field="slug",
+        )
+    if ContactCenter.objects.filter(slug=slug).exists():
+        raise DomainError("slug_taken", f"A contact center with slug {slug!r} exists.", field="slug")
+    center = ContactCenter(
+        slug=slug,
+        name=name.strip() or slug,
+        byob_enabled=byob_enabled,
+        timezone=timezone_name,
+        extension_length=extension_length,
+    )
+    try:
+        center.full_clean()
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise DomainError("invalid", messages[0], field=field) from None
+    center.save()
+    AuditEvent.record(
+        center=center,
+        by=by,
+        action="contact_center.created",
+        target=center,
+        changes={"slug": slug, "name": center.name, "byob_enabled": byob_enabled},
+    )
+    add_member(center=center, email=admin_email, role=Role.ADMINISTRATOR, password=admin_password, by=by)
+    return center
+
+
+# --- members -----------------------------------------------------------------------------
+
+
+def _normalise_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise DomainError("invalid_email", "Enter a valid email address.", field="email") from None
+    return email
+
+
+@transaction.atomic
+def add_member(
+    *,
+    center: ContactCenter,
+    email: str,
+    role: str,
+    by: Actor,
+    extension: str | None = None,
+    password: str | None = None,
+    full_name: str = "",
+) -> Membership:
+    """Add a person to a contact center, creating their account if the email is new.
+
+    A password may only be set for a new account: an administrator of one
+    center must not be able to change the password of someone who also works
+    for another.
+    """
+    email = _normalise_email(email)
+    if role not in Role.values:
+        raise DomainError("invalid_role", f"Role must be one of {', '.join(Role.values)}.", field="role")
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        if password:
+            try:
+                validate_password(password, User(email=email, full_name=full_name))
+            except ValidationError as exc:
+                raise DomainError("weak_password", " ".join(exc.messages), field="password") from None
+        user = User.objects.create_user(email, password or None, full_name=full_name.strip())
+    else:
+        if password:
+            raise DomainError(
+                "password_not_allowed",
+                "This email already has an account; its owner keeps their own password.",
+                field="password",
+            )
+        if Membership.objects.filter(user=user, contact_center=center).exists():
+            raise DomainError(
+                "already_member", f"{email} is already a member of this contact center.", field="email"
+            )
+    ext = set_extension(center=center, current=None, digits=extension, kind=ExtensionKind.AGENT)
+    membership = Membership.objects.create(user=user, contact_center=center, role=role, extension=ext)
+    AuditEvent.record(
+        center=center,
+        by=by,
+        action="member.added",
+        target=membership,
+        changes={"email": email, "role": role, "extension": ext.digits if ext else None},
+    )
+    return membership
+
+
+def _lock_administrators(center: ContactCenter) -> int:
+    # Two administrators demoting each other at once must not leave the center
+    # with none: lock the administrator rows before counting them.
+    return len(list(Membership.objects.select_for_update().for_center(center).administrators()))
+
+
+@transaction.atomic
+def update_member(
+    *,
+    membership: Membership,
+    by: Actor,
+    role: str | None = None,
+    extension: str | None | type[Ellipsis] = ...,
+    full_name: str | None = None,
+) -> Membership:
+    center = membership.contact_center
+    before = {"role": membership.role, "extension": _digits(membership.extension), "full_name": membership.user.full_name}
+    if role is not None and role != membership.role:
+        if role not in Role.values:
+            raise DomainError("invalid_role", f"Role must be one of {', '.join(Role.values)}.", field="role")
+        if membership.role == Role.ADMINISTRATOR and _lock_administrators(center) <= 1:
+            raise DomainError(
+                "last_administrator",
+                "A contact center needs at least one administrator.",
+                field="role",
+            )
+        membership.role = role
+    if extension is not ...:
+        membership.extension = set_extension(
+            center=center, current=membership.extension, digits=extension, kind=ExtensionKind.AGENT
+        )
+    if full_name is not None and full_name.strip() != membership.user.full_name:
+        membership.user.full_name = full_name.strip()
+        membership.user.save(update_fields=["full_name"])
+    membership.save(update_fields=["role", "extension"])
+    after = {"role": membership.role, "extension": _digits(membership.extension), "full_name": membership.user.full_name}
+    changes = diff(before, after)
+    if changes:
+        AuditEvent.record(center=center, by=by, action="member.updated", target=membership, changes=changes)
+    return membership
+
+
+@transaction.atomic
+def remove_member(*, membership: Membership, by: Actor) -> None:
+    center = membership.contact_center
+    if membership.role == Role.ADMINISTRATOR and _lock_administrators(center) <= 1:
+        raise DomainError("last_administrator", "A contact center needs at least one administrator.")
+    AuditEvent.record(
+        center=center,
+        by=by,
+        action="member.removed",
+        target=membership,
+        changes={"email": membership.user.email, "role": membership.role, "extension": _digits(membership.extension)},
+    )
+    extension = membership.extension
+    membership.delete()
+    if extension is not None:
+        extension.delete()
+
+
+def _digits(extension: Extension | None) -> str | None:
+    return extension.digits if extension else None
+
+
+# --- API keys ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_api_key(*, center: ContactCenter, name: str, scope: str, by: Actor) -> tuple[ApiKey, str]:
+    """Create a key; returns it with the raw key, which is never retrievable again."""
+    name = (name or "").strip()
+    if not name:
+        raise DomainError("required", "Give the key a name.", field="name")
+    if scope not in ApiKeyScope.values:
+        raise DomainError("invalid_scope", f"Scope must be one of {', '.join(ApiKeyScope.values)}.", field="scope")
+    raw, prefix, hashed = ApiKey.generate()
+    key = ApiKey.objects.create(
+        contact_center=center,
+        name=name[:100],
+        scope=scope,
+        prefix=prefix,
+        hashed_key=hashed,
+        created_by=by if isinstance(by, User) else None,
+    )
+    AuditEvent.record(center=center, by=by, action="api_key.created", target=key, changes={"name": key.name, "scope": scope})
+    return key, raw
+
+
+@transaction.atomic
+def revoke_api_key(*, key: ApiKey, by: Actor) -> ApiKey:
+    # Lock the row: a double-clicked revoke must record one audit event.
+    key = ApiKey.objects.select_for_update().get(pk=key.pk)
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        AuditEvent.record(center=key.contact_center, by=by, action="api_key.revoked", target=key)
+    return key

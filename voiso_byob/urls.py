@@ -1,0 +1,38 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from routing.api import QueueViewSet
+from voiso_byob import views
+from voiso_byob.api import MemberViewSet
+
+router = SimpleRouter()
+router.register("queues", QueueViewSet, basename="queue")
+router.register("members", MemberViewSet, basename="member")
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("switch/", views.switch_center, name="switch_center"),
+    path("profile/", views.profile, name="profile"),
+    path("members/", views.member_list, name="member_list"),
+    path("members/new/", views.member_create, name="member_create"),
+    path("members/<uuid:pk>/", views.member_edit, name="member_edit"),
+    path("members/<uuid:pk>/delete/", views.member_delete, name="member_delete"),
+    path("api-keys/", views.api_key_list, name="api_key_list"),
+    path("api-keys/new/", views.api_key_create, name="api_key_create"),
+    path("api-keys/<uuid:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("audit/", views.audit_list, name="audit_list"),
+    path("virtual-agents/", views.section, {"name": "virtual_agents"}, name="virtual_agents"),
+    path("campaigns/", views.section, {"name": "campaigns"}, name="campaigns"),
+    path("reports/", views.section, {"name": "reports"}, name="reports"),
+    path("live/", views.section, {"name": "live"}, name="live"),
+    path("routing/", include("routing.urls")),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
+    path("admin/", admin.site.urls),
+]

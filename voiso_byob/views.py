@@ -1,0 +1,287 @@
+"""Portal pages of the core: dashboard, switcher, members, API keys, audit log, profile."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.contrib import messages
+from django.core.paginator import Page, Paginator
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from voiso_byob import services
+from voiso_byob.access import SESSION_CENTER_KEY, member_required, require_membership
+from voiso_byob.errors import DomainError
+from voiso_byob.forms import ApiKeyForm, MemberCreateForm, MemberEditForm, run_service
+from voiso_byob.models import ApiKey, AuditEvent, Membership
+from voiso_byob.sip import handoff_uri
+
+PAGE_SIZE = 25
+
+
+def paginate(request: HttpRequest, queryset: QuerySet[Any]) -> Page:
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def render_list(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    """Full page, or just its `list` partial when htmx swaps the table (search, paging)."""
+    if request.htmx and not request.htmx.boosted:
+        template = f"{template}#list"
+    return render(request, template, context)
+
+
+# --- access helpers (tenant scoping + role, one per object type) --------------------------
+
+
+def get_member_for_user(request: HttpRequest, pk: UUID, *, write: bool = False) -> Membership:
+    membership = require_membership(request, write=write)
+    return get_object_or_404(
+        Membership.objects.for_center(membership.contact_center).select_related("user", "extension"),
+        pk=pk,
+    )
+
+
+def get_api_key_for_user(request: HttpRequest, pk: UUID, *, write: bool = False) -> ApiKey:
+    membership = require_membership(request, write=write)
+    return get_object_or_404(ApiKey.objects.for_center(membership.contact_center), pk=pk)
+
+
+# --- pages -------------------------------------------------------------------------------
+
+
+@member_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    membership = require_membership(request, read=False)
+    if not membership.can_read_configuration:
+        return redirect("profile")
+    center = membership.contact_center
+    counts = {
+        "members": center.memberships.count(),
+        "queues": center.queues.count(),
+        "extensions": center.extensions.count(),
+        "api_keys": center.api_keys.filter(revoked_at__isnull=True).count(),
+    }
+    recent = AuditEvent.objects.for_center(center)[:8]
+    return render(request, "voiso_byob/dashboard.html", {"counts": counts, "recent": recent, "center": center})
+
+
+SECTIONS = {
+    "virtual_agents": (
+        "Virtual agents",
+        "Connect ElevenLabs, Vapi, Retell or any SIP bot as a virtual agent: verify the provider "
+        "key, pick the bot, give it an extension and the handoff targets it may transfer to.",
+    ),
+    "campaigns": (
+        "Campaigns",
+        "Dialer campaigns that call leads with virtual agents as the agents, with do-not-call "
+        "lists, calling hours and drop-rate control.",
+    ),
+    "reports": (
+        "Reports",
+        "Containment, handoff success and queue service level for bot-handled calls, and the "
+        "call records with their transcripts and recordings.",
+    ),
+    "live": (
+        "Live",
+        "The live feed of bot calls in progress and bot-to-human handoffs as they happen.",
+    ),
+}
+
+
+@member_required
+def section(request: HttpRequest, name: str) -> HttpResponse:
+    """A navigation section whose feature has not been built yet: it says what it will hold."""
+    require_membership(request)
+    title, description = SECTIONS[name]
+    return render(
+        request,
+        "voiso_byob/section_upcoming.html",
+        {"title": title, "description": description, "section": name},
+    )
+
+
+@member_required
+def profile(request: HttpRequest) -> HttpResponse:
+    membership = require_membership(request, read=False)
+    center = membership.contact_center
+    uri = handoff_uri(membership.extension.digits, center.slug) if membership.extension else None
+    return render(request, "voiso_byob/profile.html", {"center": center, "handoff_uri": uri})
+
+
+@require_POST
+@member_required
+def switch_center(request: HttpRequest) -> HttpResponse:
+    wanted = request.POST.get("center", "")
+    target = (
+        Membership.objects.filter(user=request.user, contact_center__slug=wanted)
+        .select_related("contact_center")
+        .first()
+    )
+    if target is None:
+        messages.error(request, "You are not a member of that contact center.")
+    else:
+        request.session[SESSION_CENTER_KEY] = str(target.contact_center_id)
+        messages.success(request, f"Now working in {target.contact_center.name}.")
+    return redirect("dashboard")
+
+
+# --- members -----------------------------------------------------------------------------
+
+
+@member_required
+def member_list(request: HttpRequest) -> HttpResponse:
+    membership = require_membership(request)
+    members = (
+        Membership.objects.for_center(membership.contact_center)
+        .select_related("user", "extension")
+        .order_by("user__email")
+    )
+    query = request.GET.get("q", "").strip()
+    if query:
+        members = members.filter(
+            Q(user__email__icontains=query)
+            | Q(user__full_name__icontains=query)
+            | Q(extension__digits__startswith=query)
+        )
+    return render_list(
+        request,
+        "voiso_byob/membership_list.html",
+        {"page": paginate(request, members), "q": query, "center": membership.contact_center},
+    )
+
+
+@member_required
+@require_http_methods(["GET", "POST"])
+def member_create(request: HttpRequest) -> HttpResponse:
+    membership = require_membership(request, write=True)
+    center = membership.contact_center
+    form = MemberCreateForm(request.POST or None, center=center)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        created = run_service(
+            form,
+            lambda: services.add_member(
+                center=center,
+                email=data["email"],
+                role=data["role"],
+                extension=data["extension"],
+                password=data["password"] or None,
+                full_name=data["full_name"],
+                by=request.user,
+            ),
+        )
+        if created is not None:
+            messages.success(request, f"{created.user.email} added as {created.get_role_display()}.")
+            return redirect("member_list")
+    return render(request, "voiso_byob/membership_form.html", {"form": form, "creating": True})
+
+
+@member_required
+@require_http_methods(["GET", "POST"])
+def member_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
+    member = get_member_for_user(request, pk, write=True)
+    initial = {
+        "full_name": member.user.full_name,
+        "role": member.role,
+        "extension": member.extension.digits if member.extension else "",
+    }
+    form = MemberEditForm(request.POST or None, initial=initial, center=member.contact_center)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        updated = run_service(
+            form,
+            lambda: services.update_member(
+                membership=member,
+                role=data["role"],
+                extension=data["extension"],
+                full_name=data["full_name"],
+                by=request.user,
+            ),
+        )
+        if updated is not None:
+            messages.success(request, f"{member.user.email} updated.")
+            return redirect("member_list")
+    return render(request, "voiso_byob/membership_form.html", {"form": form, "member": member})
+
+
+@member_required
+@require_http_methods(["GET", "POST"])
+def member_delete(request: HttpRequest, pk: UUID) -> HttpResponse:
+    member = get_member_for_user(request, pk, write=True)
+    error = None
+    if request.method == "POST":
+        try:
+            services.remove_member(membership=member, by=request.user)
+        except DomainError as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"{member.user.email} removed from the contact center.")
+            return redirect("member_list")
+    return render(
+        request,
+        "voiso_byob/confirm_delete.html",
+        {"object": member, "what": f"member {member.user.email}", "error": error, "cancel": "member_list"},
+        status=400 if error else 200,
+    )
+
+
+# --- API keys ----------------------------------------------------------------------------
+
+
+@member_required
+def api_key_list(request: HttpRequest) -> HttpResponse:
+    membership = require_membership(request)
+    keys = ApiKey.objects.for_center(membership.contact_center).select_related("created_by")
+    return render_list(request, "voiso_byob/apikey_list.html", {"page": paginate(request, keys)})
+
+
+@member_required
+@require_http_methods(["GET", "POST"])
+def api_key_create(request: HttpRequest) -> HttpResponse:
+    membership = require_membership(request, write=True)
+    form = ApiKeyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        result = run_service(
+            form,
+            lambda: services.create_api_key(
+                center=membership.contact_center,
+                name=form.cleaned_data["name"],
+                scope=form.cleaned_data["scope"],
+                by=request.user,
+            ),
+        )
+        if result is not None:
+            key, raw = result
+            # Shown once, in this response only; never stored, never shown again.
+            response = render(request, "voiso_byob/apikey_created.html", {"key": key, "raw_key": raw})
+            response["Cache-Control"] = "no-store"
+            return response
+    return render(request, "voiso_byob/apikey_form.html", {"form": form})
+
+
+@require_POST
+@member_required
+def api_key_revoke(request: HttpRequest, pk: UUID) -> HttpResponse:
+    key = get_api_key_for_user(request, pk, write=True)
+    services.revoke_api_key(key=key, by=request.user)
+    messages.success(request, f"API key {key.name} revoked.")
+    return redirect("api_key_list")
+
+
+# --- audit log ---------------------------------------------------------------------------
+
+
+@member_required
+def audit_list(request: HttpRequest) -> HttpResponse:
+    membership = require_membership(request)
+    events = AuditEvent.objects.for_center(membership.contact_center)
+    action = request.GET.get("action", "").strip()
+    if action:
+        events = events.filter(action__startswith=action)
+    return render_list(
+        request, "voiso_byob/auditevent_list.html", {"page": paginate(request, events), "action": action}
+    )
+

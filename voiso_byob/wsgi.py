@@ -1,0 +1,9 @@
+"""WSGI entry point: production serves plain HTTP from here (faster than ASGI for sync views)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiso_byob.settings")
+
+application = get_wsgi_application()
