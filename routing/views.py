@@ -33,6 +33,7 @@ def queue_list(request: HttpRequest) -> HttpResponse:
         Queue.objects.for_center(membership.contact_center)
         .select_related("extension", "failover_queue")
         .annotate(member_count=Count("members"))
+        .order_by("name")
     )
     query = request.GET.get("q", "").strip()
     if query:
