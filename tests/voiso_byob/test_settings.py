@@ -1,0 +1,77 @@
+"""The settings module starts (or refuses to) according to the environment."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FERNET = "NxYoPCWmlS2EuVI3ioKy7tXeG3_sQoOKoF5W5xzPIWc="
+
+
+def run_django(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {
+        "SECRET_KEY", "DEBUG", "SECURE_SSL_REDIRECT", "SECURE_COOKIES", "ALLOWED_HOSTS",
+        "STATIC_NO_MANIFEST", "REDIS_URL", "DATABASE_URL", "FIELD_ENCRYPTION_KEYS",
+    }}
+    clean.update(env)
+    clean["DJANGO_SETTINGS_MODULE"] = "voiso_byob.settings"
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+def settings_value(expr: str, **env: str) -> str:
+    code = f"from django.conf import settings; print({expr})"
+    result = run_django(["shell", "--no-imports", "-c", code], **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_refuses_to_start_without_secret_key_in_production_mode() -> None:
+    result = run_django(["check"], DEBUG="false")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_debug_mode_has_a_development_secret_key() -> None:
+    assert settings_value("bool(settings.SECRET_KEY)", DEBUG="true") == "True"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("false", "False"), ("False", "False"), ("0", "False"),
+                                                ("no", "False"), ("off", "False"), ("", "False"),
+                                                ("true", "True"), ("1", "True"), ("on", "True")])
+def test_debug_boolean_parsing(raw: str, expected: str) -> None:
+    assert settings_value("settings.DEBUG", DEBUG=raw, SECRET_KEY="x" * 50) == expected
+
+
+def test_database_and_channel_layer_come_from_the_environment() -> None:
+    out = settings_value(
+        "settings.DATABASES['default']['ENGINE'], settings.CHANNEL_LAYERS['default']['BACKEND']",
+        DEBUG="true",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/whatever",
+        REDIS_URL="redis://127.0.0.1:6379/3",
+    )
+    assert "postgresql" in out and "RedisChannelLayer" in out
+    out = settings_value(
+        "settings.DATABASES['default']['ENGINE'], settings.CHANNEL_LAYERS['default']['BACKEND']", DEBUG="true"
+    )
+    assert "sqlite3" in out and "InMemoryChannelLayer" in out
+
+
+def test_sip_domain_suffix_default_and_override() -> None:
+    assert settings_value("settings.SIP_DOMAIN_SUFFIX", DEBUG="true") == "voiso.com"
+    assert settings_value("settings.SIP_DOMAIN_SUFFIX", DEBUG="true", SIP_DOMAIN_SUFFIX="Example.NET") == "example.net"
+
+
+def test_check_deploy_passes_with_production_settings() -> None:
+    result = run_django(
+        ["check", "--deploy", "--fail-level", "WARNING"],
+        DEBUG="false",
+        SECRET_KEY="prod-" + "k3y" * 20 + "-not-a-real-one-but-long-and-random-enough",
+        ALLOWED_HOSTS="portal.example.com",
+        FIELD_ENCRYPTION_KEYS=FERNET,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
