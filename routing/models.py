@@ -46,9 +46,7 @@ class Queue(models.Model):
     name = models.CharField(max_length=100)
     # PROTECT: a queue without its extension could not be reached by a REFER.
     extension = models.OneToOneField(Extension, on_delete=models.PROTECT, related_name="queue")
-    strategy = models.CharField(
-        max_length=16, choices=QueueStrategy.choices, default=QueueStrategy.RING_ALL
-    )
+    strategy = models.CharField(max_length=16, choices=QueueStrategy.choices, default=QueueStrategy.RING_ALL)
     members = models.ManyToManyField(Membership, blank=True, related_name="queues")
     max_wait_seconds = models.PositiveIntegerField(
         default=300, validators=[MinValueValidator(5), MaxValueValidator(MAX_WAIT_LIMIT)]
@@ -68,9 +66,7 @@ class Queue(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["contact_center", "name"], name="routing_queue_unique_name"
-            ),
+            models.UniqueConstraint(fields=["contact_center", "name"], name="routing_queue_unique_name"),
             models.CheckConstraint(
                 condition=Q(strategy__in=QueueStrategy.values), name="routing_queue_strategy_valid"
             ),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from django.db import transaction
 from django.db.models import ProtectedError
@@ -45,7 +46,9 @@ def _check_members(center: ContactCenter, members: Iterable[Membership]) -> list
     members = list(members)
     for member in members:
         if member.contact_center_id != center.pk:
-            raise DomainError("invalid_member", "Members must belong to this contact center.", field="members")
+            raise DomainError(
+                "invalid_member", "Members must belong to this contact center.", field="members"
+            )
         if member.extension_id is None:
             raise DomainError(
                 "member_without_extension",
@@ -114,7 +117,9 @@ def create_queue(
     members = _check_members(center, members)
     failover = _check_failover(center, failover_action, failover_queue, failover_number, queue=None)
     if not (5 <= int(max_wait_seconds) <= 86_400):
-        raise DomainError("invalid", "Maximum wait is between 5 seconds and 24 hours.", field="max_wait_seconds")
+        raise DomainError(
+            "invalid", "Maximum wait is between 5 seconds and 24 hours.", field="max_wait_seconds"
+        )
     ext = claim_extension(center=center, digits=(extension or "").strip(), kind=ExtensionKind.QUEUE)
     queue = Queue.objects.create(
         contact_center=center,
@@ -158,7 +163,9 @@ def update_queue(
         queue.strategy = strategy
     if max_wait_seconds is not _UNSET:
         if not (5 <= int(max_wait_seconds) <= 86_400):
-            raise DomainError("invalid", "Maximum wait is between 5 seconds and 24 hours.", field="max_wait_seconds")
+            raise DomainError(
+                "invalid", "Maximum wait is between 5 seconds and 24 hours.", field="max_wait_seconds"
+            )
         queue.max_wait_seconds = max_wait_seconds
     if any(v is not _UNSET for v in (failover_action, failover_queue, failover_number)):
         action = queue.failover_action if failover_action is _UNSET else failover_action

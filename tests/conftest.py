@@ -27,7 +27,7 @@ def _redis_available() -> str | None:
         import redis
 
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+    except Exception as exc:
         return f"Redis at {url} is not reachable: {exc}"
     return None
 
@@ -70,7 +70,7 @@ class Persona:
     client: Client
 
     @property
-    def user(self):  # noqa: ANN201
+    def user(self):
         return self.membership.user
 
     @property
@@ -85,12 +85,12 @@ def _login(membership: Membership) -> Persona:
 
 
 @pytest.fixture
-def acme(db) -> ContactCenter:  # noqa: ANN001
+def acme(db) -> ContactCenter:
     return make_center("acme", name="Acme Support", admin_email="admin@acme.example", byob_enabled=True)
 
 
 @pytest.fixture
-def globex(db) -> ContactCenter:  # noqa: ANN001
+def globex(db) -> ContactCenter:
     return make_center("globex", name="Globex", admin_email="admin@globex.example")
 
 

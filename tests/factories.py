@@ -38,7 +38,9 @@ def make_member(
     )
 
 
-def make_queue(center: ContactCenter, name: str | None = None, extension: str | None = None, **kwargs: object) -> Queue:
+def make_queue(
+    center: ContactCenter, name: str | None = None, extension: str | None = None, **kwargs: object
+) -> Queue:
     n = next(_seq)
     return create_queue(
         center=center,

@@ -12,6 +12,4 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("SECURE_COOKIES", "false")
 os.environ.setdefault("STATIC_NO_MANIFEST", "true")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
-os.environ.setdefault(
-    "FIELD_ENCRYPTION_KEYS", "NxYoPCWmlS2EuVI3ioKy7tXeG3_sQoOKoF5W5xzPIWc="
-)
+os.environ.setdefault("FIELD_ENCRYPTION_KEYS", "NxYoPCWmlS2EuVI3ioKy7tXeG3_sQoOKoF5W5xzPIWc=")

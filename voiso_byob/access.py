@@ -8,8 +8,9 @@ contact center, so another center's object is a 404, never a 403.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
@@ -40,9 +41,7 @@ def _load_membership(request: HttpRequest) -> Membership | None:
     user = request.user
     if not user.is_authenticated:
         return None
-    memberships = Membership.objects.filter(user=user).select_related(
-        "contact_center", "extension"
-    )
+    memberships = Membership.objects.filter(user=user).select_related("contact_center", "extension")
     wanted = request.session.get(SESSION_CENTER_KEY)
     if wanted:
         chosen = memberships.filter(contact_center_id=wanted).first()

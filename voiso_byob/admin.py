@@ -83,7 +83,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ["name", "prefix", "contact_center__slug"]
     list_select_related = ["contact_center"]
     # hashed_key is deliberately absent: not even its hash is shown.
-    fields = ["contact_center", "name", "scope", "prefix", "created", "created_by", "last_used_at", "revoked_at"]
+    fields = [
+        "contact_center",
+        "name",
+        "scope",
+        "prefix",
+        "created",
+        "created_by",
+        "last_used_at",
+        "revoked_at",
+    ]
     readonly_fields = ["contact_center", "name", "scope", "prefix", "created", "created_by", "last_used_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -105,11 +105,7 @@ class ContactCenter(models.Model):
     slug = models.CharField(
         max_length=63,
         unique=True,
-        validators=[
-            RegexValidator(
-                SLUG_RE, "One DNS label: lower-case letters, digits and inner hyphens."
-            )
-        ],
+        validators=[RegexValidator(SLUG_RE, "One DNS label: lower-case letters, digits and inner hyphens.")],
         help_text="Tenant part of the SIP domain: {slug}.voiso.com",
     )
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
@@ -203,9 +199,7 @@ class Extension(models.Model):
     Owners live in apps to the right of this one, hence the reverse relation.
     """
 
-    contact_center = models.ForeignKey(
-        ContactCenter, on_delete=models.CASCADE, related_name="extensions"
-    )
+    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="extensions")
     digits = models.CharField(max_length=EXTENSION_LENGTH_MAX)
     kind = models.CharField(max_length=16, choices=ExtensionKind.choices)
     created = models.DateTimeField(default=dj_timezone.now)
@@ -242,12 +236,8 @@ class Membership(models.Model):
     """A user's role in one contact center, with an optional extension calls can reach."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
-    )
-    contact_center = models.ForeignKey(
-        ContactCenter, on_delete=models.CASCADE, related_name="memberships"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.AGENT)
     extension = models.OneToOneField(
         Extension,
@@ -314,9 +304,7 @@ class ApiKey(models.Model):
     """A machine credential. Only the SHA-256 of the key is stored; the key is shown once."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    contact_center = models.ForeignKey(
-        ContactCenter, on_delete=models.CASCADE, related_name="api_keys"
-    )
+    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)
     scope = models.CharField(max_length=16, choices=ApiKeyScope.choices)
     prefix = models.CharField(max_length=16, unique=True, editable=False)
@@ -384,9 +372,7 @@ class AuditEvent(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    api_key = models.ForeignKey(
-        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Kept as text so the log survives the actor's deletion.
     actor_repr = models.CharField(max_length=255, blank=True)
     action = models.CharField(max_length=64)

@@ -55,9 +55,7 @@ def claim_extension(*, center: ContactCenter, digits: str, kind: ExtensionKind) 
 
 
 def _extension_taken(digits: str) -> DomainError:
-    return DomainError(
-        "extension_taken", f"Extension {digits} is already in use.", field="extension"
-    )
+    return DomainError("extension_taken", f"Extension {digits} is already in use.", field="extension")
 
 
 def set_extension(
@@ -210,11 +208,15 @@ def update_member(
     membership: Membership,
     by: Actor,
     role: str | None = None,
-    extension: str | None | type[Ellipsis] = ...,
+    extension: str | type[Ellipsis] | None = ...,
     full_name: str | None = None,
 ) -> Membership:
     center = membership.contact_center
-    before = {"role": membership.role, "extension": _digits(membership.extension), "full_name": membership.user.full_name}
+    before = {
+        "role": membership.role,
+        "extension": _digits(membership.extension),
+        "full_name": membership.user.full_name,
+    }
     if role is not None and role != membership.role:
         if role not in Role.values:
             raise DomainError("invalid_role", f"Role must be one of {', '.join(Role.values)}.", field="role")
@@ -233,7 +235,11 @@ def update_member(
         membership.user.full_name = full_name.strip()
         membership.user.save(update_fields=["full_name"])
     membership.save(update_fields=["role", "extension"])
-    after = {"role": membership.role, "extension": _digits(membership.extension), "full_name": membership.user.full_name}
+    after = {
+        "role": membership.role,
+        "extension": _digits(membership.extension),
+        "full_name": membership.user.full_name,
+    }
     changes = diff(before, after)
     if changes:
         AuditEvent.record(center=center, by=by, action="member.updated", target=membership, changes=changes)
@@ -250,7 +256,11 @@ def remove_member(*, membership: Membership, by: Actor) -> None:
         by=by,
         action="member.removed",
         target=membership,
-        changes={"email": membership.user.email, "role": membership.role, "extension": _digits(membership.extension)},
+        changes={
+            "email": membership.user.email,
+            "role": membership.role,
+            "extension": _digits(membership.extension),
+        },
     )
     extension = membership.extension
     membership.delete()
@@ -272,7 +282,9 @@ def create_api_key(*, center: ContactCenter, name: str, scope: str, by: Actor) -
     if not name:
         raise DomainError("required", "Give the key a name.", field="name")
     if scope not in ApiKeyScope.values:
-        raise DomainError("invalid_scope", f"Scope must be one of {', '.join(ApiKeyScope.values)}.", field="scope")
+        raise DomainError(
+            "invalid_scope", f"Scope must be one of {', '.join(ApiKeyScope.values)}.", field="scope"
+        )
     raw, prefix, hashed = ApiKey.generate()
     key = ApiKey.objects.create(
         contact_center=center,
@@ -282,7 +294,9 @@ def create_api_key(*, center: ContactCenter, name: str, scope: str, by: Actor) -
         hashed_key=hashed,
         created_by=by if isinstance(by, User) else None,
     )
-    AuditEvent.record(center=center, by=by, action="api_key.created", target=key, changes={"name": key.name, "scope": scope})
+    AuditEvent.record(
+        center=center, by=by, action="api_key.created", target=key, changes={"name": key.name, "scope": scope}
+    )
     return key, raw
 
 

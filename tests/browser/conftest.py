@@ -23,7 +23,7 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def browser_page(live_server) -> Iterator[object]:  # noqa: ANN001
+def browser_page(live_server) -> Iterator[object]:
     # Playwright's sync API runs an event loop in this thread; the test's own
     # ORM calls are still synchronous and safe here.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"

@@ -11,7 +11,7 @@ from voiso_byob.management.commands.seed_demo import ADMIN_EMAIL, DEMO_PASSWORD,
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def log_in(page, email: str) -> None:  # noqa: ANN001
+def log_in(page, email: str) -> None:
     page.goto("/accounts/login/")
     page.fill("input[name=username]", email)
     page.fill("input[name=password]", DEMO_PASSWORD)
@@ -19,7 +19,7 @@ def log_in(page, email: str) -> None:  # noqa: ANN001
     page.wait_for_url("**/")
 
 
-def test_admin_creates_queue_and_supervisor_cannot_edit(browser_page) -> None:  # noqa: ANN001
+def test_admin_creates_queue_and_supervisor_cannot_edit(browser_page) -> None:
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
     page = browser_page
 

@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 
-def test_without_redis_url_the_layer_is_in_memory(monkeypatch) -> None:  # noqa: ANN001
+def test_without_redis_url_the_layer_is_in_memory(monkeypatch) -> None:
     if os.environ.get("REDIS_URL"):
         assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
     else:

@@ -4,7 +4,16 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from routing.models import Queue
-from voiso_byob.models import ApiKey, AuditEvent, ContactCenter, Extension, Membership, Role, User, hash_api_key
+from voiso_byob.models import (
+    ApiKey,
+    AuditEvent,
+    ContactCenter,
+    Extension,
+    Membership,
+    Role,
+    User,
+    hash_api_key,
+)
 
 
 def run(*args: str) -> str:
@@ -15,8 +24,17 @@ def run(*args: str) -> str:
 
 @pytest.mark.django_db
 def test_create_contact_center() -> None:
-    out = run("create_contact_center", "initech", "--name", "Initech", "--admin-email", "Boss@Initech.example",
-              "--admin-password", "tps-reports-2026", "--enable-byob")
+    out = run(
+        "create_contact_center",
+        "initech",
+        "--name",
+        "Initech",
+        "--admin-email",
+        "Boss@Initech.example",
+        "--admin-password",
+        "tps-reports-2026",
+        "--enable-byob",
+    )
     center = ContactCenter.objects.get(slug="initech")
     assert center.byob_enabled and center.name == "Initech"
     assert "initech.voiso.com" in out
@@ -31,20 +49,47 @@ def test_create_contact_center() -> None:
 @pytest.mark.parametrize("slug", ["Not A Label", "-bad", "a.b", "x" * 64])
 def test_create_contact_center_refuses_bad_slugs(slug: str) -> None:
     with pytest.raises(CommandError):
-        run("create_contact_center", slug, "--name", "X", "--admin-email", "a@x.example", "--admin-password", "pw-long-1234")
+        run(
+            "create_contact_center",
+            slug,
+            "--name",
+            "X",
+            "--admin-email",
+            "a@x.example",
+            "--admin-password",
+            "pw-long-1234",
+        )
     assert not ContactCenter.objects.exists()
 
 
 @pytest.mark.django_db
 def test_create_contact_center_refuses_duplicate_slug() -> None:
-    run("create_contact_center", "dup", "--name", "X", "--admin-email", "a@x.example", "--admin-password", "pw-long-1234")
+    run(
+        "create_contact_center",
+        "dup",
+        "--name",
+        "X",
+        "--admin-email",
+        "a@x.example",
+        "--admin-password",
+        "pw-long-1234",
+    )
     with pytest.raises(CommandError, match="slug_taken"):
-        run("create_contact_center", "dup", "--name", "Y", "--admin-email", "b@x.example", "--admin-password", "pw-long-1234")
+        run(
+            "create_contact_center",
+            "dup",
+            "--name",
+            "Y",
+            "--admin-email",
+            "b@x.example",
+            "--admin-password",
+            "pw-long-1234",
+        )
     assert ContactCenter.objects.count() == 1
 
 
 @pytest.mark.django_db
-def test_create_api_key_prints_only_the_key(acme) -> None:  # noqa: ANN001
+def test_create_api_key_prints_only_the_key(acme) -> None:
     out = run("create_api_key", "acme", "--name", "Kamailio", "--scope", "telephony")
     raw = out.strip()
     assert "\n" not in raw and raw.startswith("vbk_")
@@ -63,8 +108,12 @@ def test_create_api_key_unknown_center() -> None:
 def test_seed_demo_is_idempotent() -> None:
     run("seed_demo")
     counts = lambda: (  # noqa: E731
-        ContactCenter.objects.count(), User.objects.count(), Membership.objects.count(),
-        Extension.objects.count(), Queue.objects.count(), AuditEvent.objects.count(),
+        ContactCenter.objects.count(),
+        User.objects.count(),
+        Membership.objects.count(),
+        Extension.objects.count(),
+        Queue.objects.count(),
+        AuditEvent.objects.count(),
     )
     first = counts()
     run("seed_demo")

@@ -15,7 +15,7 @@ from voiso_byob.models import Extension, ExtensionKind, Membership, Role
 from voiso_byob.services import add_member, claim_extension, update_member
 
 
-def test_queue_and_member_cannot_share_an_extension(acme) -> None:  # noqa: ANN001
+def test_queue_and_member_cannot_share_an_extension(acme) -> None:
     make_queue(acme, name="Sales", extension="4323")
     with pytest.raises(DomainError) as caught:
         make_member(acme, extension="4323")
@@ -24,7 +24,7 @@ def test_queue_and_member_cannot_share_an_extension(acme) -> None:  # noqa: ANN0
     assert Extension.objects.filter(contact_center=acme, digits="4323").count() == 1
 
 
-def test_same_digits_in_two_centers_are_independent(acme, globex) -> None:  # noqa: ANN001
+def test_same_digits_in_two_centers_are_independent(acme, globex) -> None:
     make_queue(acme, extension="4323")
     make_queue(globex, extension="4323")
     assert Extension.objects.filter(digits="4323").count() == 2
@@ -34,21 +34,21 @@ def test_same_digits_in_two_centers_are_independent(acme, globex) -> None:  # no
     "digits",
     ["", "43", "43234", "43a3", "٤٣٢٣", "４３２３", "४३२३", " 4323x", "+432", "43.3"],
 )
-def test_only_ascii_digits_of_the_center_length(acme, digits: str) -> None:  # noqa: ANN001
+def test_only_ascii_digits_of_the_center_length(acme, digits: str) -> None:
     with pytest.raises(DomainError) as caught:
         claim_extension(center=acme, digits=digits, kind=ExtensionKind.QUEUE)
     assert caught.value.code == "invalid_extension"
     assert not Extension.objects.filter(contact_center=acme).exists()
 
 
-def test_extension_length_is_per_center(db) -> None:  # noqa: ANN001
+def test_extension_length_is_per_center(db) -> None:
     long_center = make_center("longext", extension_length=6)
     assert claim_extension(center=long_center, digits="123456", kind=ExtensionKind.QUEUE).digits == "123456"
     with pytest.raises(DomainError):
         claim_extension(center=long_center, digits="1234", kind=ExtensionKind.QUEUE)
 
 
-def test_renumbering_keeps_the_row_and_refuses_taken_digits(acme) -> None:  # noqa: ANN001
+def test_renumbering_keeps_the_row_and_refuses_taken_digits(acme) -> None:
     member = make_member(acme, extension="1001")
     make_queue(acme, extension="4323")
     original_pk = member.extension_id
@@ -63,7 +63,7 @@ def test_renumbering_keeps_the_row_and_refuses_taken_digits(acme) -> None:  # no
     assert member.extension.digits == "1002"
 
 
-def test_removing_an_extension_frees_the_digits(acme) -> None:  # noqa: ANN001
+def test_removing_an_extension_frees_the_digits(acme) -> None:
     member = make_member(acme, extension="1001")
     update_member(membership=member, extension="", by="tests")
     member.refresh_from_db()
@@ -72,7 +72,7 @@ def test_removing_an_extension_frees_the_digits(acme) -> None:  # noqa: ANN001
     assert make_queue(acme, extension="1001").extension.digits == "1001"
 
 
-def test_database_rejects_non_ascii_digits_even_without_the_service(acme) -> None:  # noqa: ANN001
+def test_database_rejects_non_ascii_digits_even_without_the_service(acme) -> None:
     from django.db import IntegrityError, transaction
 
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -88,7 +88,7 @@ def _race(actions: list[Callable[[], object]]) -> list[object]:
         try:
             barrier.wait(timeout=10)
             results[index] = action()
-        except Exception as exc:  # noqa: BLE001 - the outcome under test
+        except Exception as exc:
             results[index] = exc
         finally:
             connection.close()
@@ -118,9 +118,11 @@ def test_concurrent_claims_of_one_extension_let_exactly_one_win() -> None:
     assert len(losers) == 3 and all(e.code == "extension_taken" for e in losers), results
     assert Extension.objects.filter(contact_center=center, digits="4323").count() == 1
     # Losers left nothing half-created behind.
-    assert Queue.objects.filter(contact_center=center).count() + Membership.objects.filter(
-        contact_center=center, extension__isnull=False
-    ).count() == 1
+    assert (
+        Queue.objects.filter(contact_center=center).count()
+        + Membership.objects.filter(contact_center=center, extension__isnull=False).count()
+        == 1
+    )
 
 
 @pytest.mark.postgres
@@ -129,9 +131,11 @@ def test_two_administrators_demoting_each_other_leave_one() -> None:
     center = make_center("demote")
     first = Membership.objects.get(contact_center=center)
     second = make_member(center, Role.ADMINISTRATOR)
-    results = _race([
-        lambda: update_member(membership=Membership.objects.get(pk=first.pk), role=Role.AGENT, by="t"),
-        lambda: update_member(membership=Membership.objects.get(pk=second.pk), role=Role.AGENT, by="t"),
-    ])
+    results = _race(
+        [
+            lambda: update_member(membership=Membership.objects.get(pk=first.pk), role=Role.AGENT, by="t"),
+            lambda: update_member(membership=Membership.objects.get(pk=second.pk), role=Role.AGENT, by="t"),
+        ]
+    )
     assert sum(isinstance(r, DomainError) and r.code == "last_administrator" for r in results) == 1, results
     assert Membership.objects.filter(contact_center=center, role=Role.ADMINISTRATOR).count() == 1

@@ -12,10 +12,22 @@ FERNET = "NxYoPCWmlS2EuVI3ioKy7tXeG3_sQoOKoF5W5xzPIWc="
 
 
 def run_django(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {
-        "SECRET_KEY", "DEBUG", "SECURE_SSL_REDIRECT", "SECURE_COOKIES", "ALLOWED_HOSTS",
-        "STATIC_NO_MANIFEST", "REDIS_URL", "DATABASE_URL", "FIELD_ENCRYPTION_KEYS",
-    }}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "SECRET_KEY",
+            "DEBUG",
+            "SECURE_SSL_REDIRECT",
+            "SECURE_COOKIES",
+            "ALLOWED_HOSTS",
+            "STATIC_NO_MANIFEST",
+            "REDIS_URL",
+            "DATABASE_URL",
+            "FIELD_ENCRYPTION_KEYS",
+        }
+    }
     clean.update(env)
     clean["DJANGO_SETTINGS_MODULE"] = "voiso_byob.settings"
     return subprocess.run(
@@ -40,9 +52,20 @@ def test_debug_mode_has_a_development_secret_key() -> None:
     assert settings_value("bool(settings.SECRET_KEY)", DEBUG="true") == "True"
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("false", "False"), ("False", "False"), ("0", "False"),
-                                                ("no", "False"), ("off", "False"), ("", "False"),
-                                                ("true", "True"), ("1", "True"), ("on", "True")])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("false", "False"),
+        ("False", "False"),
+        ("0", "False"),
+        ("no", "False"),
+        ("off", "False"),
+        ("", "False"),
+        ("true", "True"),
+        ("1", "True"),
+        ("on", "True"),
+    ],
+)
 def test_debug_boolean_parsing(raw: str, expected: str) -> None:
     assert settings_value("settings.DEBUG", DEBUG=raw, SECRET_KEY="x" * 50) == expected
 
@@ -63,7 +86,10 @@ def test_database_and_channel_layer_come_from_the_environment() -> None:
 
 def test_sip_domain_suffix_default_and_override() -> None:
     assert settings_value("settings.SIP_DOMAIN_SUFFIX", DEBUG="true") == "voiso.com"
-    assert settings_value("settings.SIP_DOMAIN_SUFFIX", DEBUG="true", SIP_DOMAIN_SUFFIX="Example.NET") == "example.net"
+    assert (
+        settings_value("settings.SIP_DOMAIN_SUFFIX", DEBUG="true", SIP_DOMAIN_SUFFIX="Example.NET")
+        == "example.net"
+    )
 
 
 def test_check_deploy_passes_with_production_settings() -> None:

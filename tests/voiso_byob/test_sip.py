@@ -25,7 +25,7 @@ def test_transport_goes_inside_name_addr() -> None:
     assert handoff_name_addr("1001", "acme") == "<sip:1001@acme.voiso.com>"
 
 
-def test_suffix_comes_from_settings(settings) -> None:  # noqa: ANN001
+def test_suffix_comes_from_settings(settings) -> None:
     settings.SIP_DOMAIN_SUFFIX = "sip.example.net"
     assert handoff_uri("4323", "acme") == "sip:4323@acme.sip.example.net"
     assert sip_domain("acme", suffix="other.test") == "acme.other.test"
@@ -53,5 +53,5 @@ def test_rejects_unknown_transport() -> None:
         handoff_uri("4323", "acme", transport="sctp;evil=1")
 
 
-def test_center_sip_domain(acme) -> None:  # noqa: ANN001
+def test_center_sip_domain(acme) -> None:
     assert acme.sip_domain == "acme.voiso.com"
