@@ -45,6 +45,14 @@ class QueueForm(forms.Form):
             queryset=others, required=False, label="Failover queue"
         )
         self.order_fields(
-            ["name", "extension", "strategy", "members", "max_wait_seconds",
-             "failover_action", "failover_queue", "failover_number"]
+            [
+                "name",
+                "extension",
+                "strategy",
+                "members",
+                "max_wait_seconds",
+                "failover_action",
+                "failover_queue",
+                "failover_number",
+            ]
         )

@@ -21,9 +21,7 @@ from voiso_byob.views import paginate, render_list
 
 def get_queue_for_user(request: HttpRequest, pk: UUID, *, write: bool = False) -> Queue:
     membership = require_membership(request, write=write)
-    return get_object_or_404(
-        Queue.objects.for_center(membership.contact_center).with_details(), pk=pk
-    )
+    return get_object_or_404(Queue.objects.for_center(membership.contact_center).with_details(), pk=pk)
 
 
 @member_required
@@ -97,6 +95,8 @@ def queue_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
         if updated is not None:
             messages.success(request, f"Queue {updated.name} saved.")
             return redirect("routing:queue_list")
+        # The service may have changed the instance before refusing; show what is saved.
+        queue.refresh_from_db()
     return render(request, "routing/queue_form.html", {"form": form, "queue": queue})
 
 
@@ -111,7 +111,9 @@ def queue_delete(request: HttpRequest, pk: UUID) -> HttpResponse:
         except DomainError as exc:
             error = exc.message
         else:
-            messages.success(request, f"Queue {queue.name} deleted; extension {queue.extension.digits} is free.")
+            messages.success(
+                request, f"Queue {queue.name} deleted; extension {queue.extension.digits} is free."
+            )
             return redirect("routing:queue_list")
     return render(
         request,

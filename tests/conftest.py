@@ -64,6 +64,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(f"{marker}: {reason}")
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings) -> None:  # noqa: ANN001
+    # PBKDF2 at production strength makes every persona login cost ~0.3 s.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @dataclass
 class Persona:
     membership: Membership

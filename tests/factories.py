@@ -26,14 +26,20 @@ def make_center(slug: str | None = None, **kwargs: object) -> ContactCenter:
 
 
 def make_member(
-    center: ContactCenter, role: str = Role.AGENT, *, email: str | None = None, extension: str | None = None
+    center: ContactCenter,
+    role: str = Role.AGENT,
+    *,
+    email: str | None = None,
+    extension: str | None = None,
+    password: str | None = PASSWORD,
 ) -> Membership:
+    """password=None adds an existing account (a person already in another center)."""
     return add_member(
         center=center,
         email=email or f"user{next(_seq)}@{center.slug}.example",
         role=role,
         extension=extension,
-        password=PASSWORD,
+        password=password,
         by="tests",
     )
 

@@ -12,11 +12,9 @@ from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import resolve_url
 from django_htmx.http import HttpResponseClientRedirect
 
 from voiso_byob.models import Membership
@@ -72,8 +70,11 @@ def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
-            if getattr(request, "htmx", False):
-                return HttpResponseClientRedirect(resolve_url(settings.LOGIN_URL))
+            htmx = getattr(request, "htmx", None)
+            if htmx:
+                # Back to the page the user was on, not to the fragment htmx asked for.
+                here = htmx.current_url_abs_path or request.get_full_path()
+                return HttpResponseClientRedirect(redirect_to_login(here).url)
             return redirect_to_login(request.get_full_path())
         return view(request, *args, **kwargs)
 

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from django import forms
 
 from voiso_byob.errors import DomainError
-from voiso_byob.models import ApiKeyScope, ContactCenter, Role
+from voiso_byob.models import ApiKeyScope, ContactCenter, Role, User
 
 T = TypeVar("T")
 
@@ -22,17 +23,14 @@ def run_service(form: forms.Form, call: Callable[[], T]) -> T | None:
 class ExtensionField(forms.CharField):
     def __init__(self, center: ContactCenter, **kwargs: object) -> None:
         kwargs.setdefault("required", False)
-        kwargs.setdefault(
-            "help_text", f"{center.extension_length} digits, unique in this contact center."
-        )
+        kwargs.setdefault("help_text", f"{center.extension_length} digits, unique in this contact center.")
         super().__init__(max_length=20, strip=True, **kwargs)  # type: ignore[arg-type]
-        self.widget.attrs.update(
-            {"inputmode": "numeric", "pattern": "[0-9]*", "autocomplete": "off"}
-        )
+        self.widget.attrs.update({"inputmode": "numeric", "pattern": "[0-9]*", "autocomplete": "off"})
 
 
 class MemberCreateForm(forms.Form):
-    email = forms.EmailField()
+    # The column's limit, not the form default (320): a longer address would fail in the database.
+    email = forms.EmailField(max_length=User._meta.get_field("email").max_length)
     full_name = forms.CharField(max_length=150, required=False, label="Full name")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.AGENT)
     password = forms.CharField(

@@ -138,6 +138,8 @@ def create_contact_center(
 
 def _normalise_email(email: str) -> str:
     email = (email or "").strip().lower()
+    if len(email) > 254:
+        raise DomainError("invalid_email", "Email addresses are at most 254 characters.", field="email")
     try:
         validate_email(email)
     except ValidationError:
@@ -228,6 +230,15 @@ def update_member(
             )
         membership.role = role
     if extension is not ...:
+        if not (extension or "").strip() and membership.extension_id:
+            queues = list(membership.queues.values_list("name", flat=True))
+            if queues:
+                raise DomainError(
+                    "extension_in_use",
+                    f"{membership.user.email} is a member of {', '.join(sorted(queues))}; a queue cannot "
+                    "ring someone without an extension. Take them out of those queues first.",
+                    field="extension",
+                )
         membership.extension = set_extension(
             center=center, current=membership.extension, digits=extension, kind=ExtensionKind.AGENT
         )

@@ -10,6 +10,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from voiso_byob import services
@@ -27,10 +28,17 @@ def paginate(request: HttpRequest, queryset: QuerySet[Any]) -> Page:
 
 
 def render_list(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
-    """Full page, or just its `list` partial when htmx swaps the table (search, paging)."""
-    if request.htmx and not request.htmx.boosted:
+    """Full page, or just its `list` partial when htmx swaps the table (search, paging).
+
+    One URL answers both, so caches must key on HX-Request: the list pushes its URL into
+    the history, and Back must not show a bare table. For the same reason a history
+    restore (htmx refetching a page it no longer has cached) gets the whole page.
+    """
+    if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
         template = f"{template}#list"
-    return render(request, template, context)
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 # --- access helpers (tenant scoping + role, one per object type) --------------------------
@@ -65,7 +73,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "api_keys": center.api_keys.filter(revoked_at__isnull=True).count(),
     }
     recent = AuditEvent.objects.for_center(center)[:8]
-    return render(request, "voiso_byob/dashboard.html", {"counts": counts, "recent": recent, "center": center})
+    return render(
+        request, "voiso_byob/dashboard.html", {"counts": counts, "recent": recent, "center": center}
+    )
 
 
 SECTIONS = {
@@ -203,6 +213,9 @@ def member_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
         )
         if updated is not None:
             messages.success(request, f"{member.user.email} updated.")
+            if updated.user_id == request.user.pk and not updated.can_read_configuration:
+                # They demoted themselves: the members list is no longer theirs to see.
+                return redirect("dashboard")
             return redirect("member_list")
     return render(request, "voiso_byob/membership_form.html", {"form": form, "member": member})
 
@@ -219,7 +232,8 @@ def member_delete(request: HttpRequest, pk: UUID) -> HttpResponse:
             error = exc.message
         else:
             messages.success(request, f"{member.user.email} removed from the contact center.")
-            return redirect("member_list")
+            # Someone who left the center has no members list there any more.
+            return redirect("dashboard" if member.user_id == request.user.pk else "member_list")
     return render(
         request,
         "voiso_byob/confirm_delete.html",
@@ -284,4 +298,3 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     return render_list(
         request, "voiso_byob/auditevent_list.html", {"page": paginate(request, events), "action": action}
     )
-

@@ -139,3 +139,19 @@ def test_two_administrators_demoting_each_other_leave_one() -> None:
     )
     assert sum(isinstance(r, DomainError) and r.code == "last_administrator" for r in results) == 1, results
     assert Membership.objects.filter(contact_center=center, role=Role.ADMINISTRATOR).count() == 1
+
+
+def test_queue_member_keeps_an_extension_while_in_a_queue(acme) -> None:
+    member = make_member(acme, extension="1001")
+    make_queue(acme, name="Sales", extension="4323", members=[member])
+    with pytest.raises(DomainError) as caught:
+        update_member(membership=member, extension="", by="tests")
+    assert caught.value.code == "extension_in_use" and "Sales" in caught.value.message
+    member.refresh_from_db()
+    assert member.extension.digits == "1001"
+
+
+def test_overlong_email_is_a_clear_error(acme) -> None:
+    with pytest.raises(DomainError) as caught:
+        add_member(center=acme, email="a" * 250 + "@x.example", role=Role.AGENT, by="tests")
+    assert caught.value.code == "invalid_email"
