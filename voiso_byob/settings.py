@@ -36,6 +36,15 @@ SIP_DOMAIN_SUFFIX = env.str("SIP_DOMAIN_SUFFIX", default="voiso.com").strip().lo
 # default exists only with DEBUG on, like SECRET_KEY.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 
+# Bot providers' API base URLs (regional hosts, or a local stand-in in tests).
+PROVIDER_API_URLS = {
+    "elevenlabs": env.str("ELEVENLABS_API_URL", default="https://api.elevenlabs.io"),
+    "vapi": env.str("VAPI_API_URL", default="https://api.vapi.ai"),
+    "retell": env.str("RETELL_API_URL", default="https://api.retellai.com"),
+}
+# Egress addresses of our SIP proxy: providers allow-list them for the INVITEs we send.
+SIP_PROXY_ADDRESSES = env.list("SIP_PROXY_ADDRESSES", default=[])
+
 INSTALLED_APPS = [
     # daphne first: it makes `runserver` an ASGI server (HTTP + websockets).
     "daphne",
