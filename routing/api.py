@@ -21,7 +21,13 @@ class QueueViewSet(CenterScopedViewSet):
     def get_queryset(self) -> QuerySet[Queue]:
         if getattr(self, "swagger_fake_view", False):
             return Queue.objects.none()
-        return Queue.objects.for_center(self.access.center).with_details()
+        # The representation names members and the failover queue by id only: prefetching the
+        # members' users and extensions (as `with_details()` does for the pages) would be wasted.
+        return (
+            Queue.objects.for_center(self.access.center)
+            .select_related("extension")
+            .prefetch_related("members")
+        )
 
     def get_serializer_context(self) -> dict[str, Any]:
         context = super().get_serializer_context()

@@ -6,7 +6,8 @@ import uuid
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from voiso_byob.models import ContactCenter, Extension, Membership
@@ -66,7 +67,8 @@ class Queue(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(fields=["contact_center", "name"], name="routing_queue_unique_name"),
+            # Case-insensitive, as the service's check: "Sales" and "sales" are one queue.
+            models.UniqueConstraint(F("contact_center"), Lower("name"), name="routing_queue_unique_name"),
             models.CheckConstraint(
                 condition=Q(strategy__in=QueueStrategy.values), name="routing_queue_strategy_valid"
             ),

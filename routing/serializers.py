@@ -12,11 +12,15 @@ class QueueSerializer(serializers.ModelSerializer):
     extension = serializers.CharField(source="extension.digits", max_length=20)
     strategy = serializers.ChoiceField(choices=QueueStrategy.choices, default=QueueStrategy.RING_ALL)
     members = serializers.PrimaryKeyRelatedField(
-        many=True, required=False, queryset=Membership.objects.none(),
+        many=True,
+        required=False,
+        queryset=Membership.objects.none(),
         help_text="Membership ids of people with an extension.",
     )
     max_wait_seconds = serializers.IntegerField(min_value=5, max_value=MAX_WAIT_LIMIT, default=300)
-    failover_action = serializers.ChoiceField(choices=FailoverAction.choices, default=FailoverAction.VOICEMAIL)
+    failover_action = serializers.ChoiceField(
+        choices=FailoverAction.choices, default=FailoverAction.VOICEMAIL
+    )
     failover_queue = serializers.PrimaryKeyRelatedField(
         required=False, allow_null=True, queryset=Queue.objects.none()
     )
@@ -25,8 +29,16 @@ class QueueSerializer(serializers.ModelSerializer):
     class Meta:
         model = Queue
         fields = [
-            "id", "name", "extension", "strategy", "members", "max_wait_seconds",
-            "failover_action", "failover_queue", "failover_number", "created",
+            "id",
+            "name",
+            "extension",
+            "strategy",
+            "members",
+            "max_wait_seconds",
+            "failover_action",
+            "failover_queue",
+            "failover_number",
+            "created",
         ]
         read_only_fields = ["id", "created"]
 
@@ -35,15 +47,23 @@ class QueueSerializer(serializers.ModelSerializer):
         center: ContactCenter | None = self.context.get("center")
         if center is not None:
             # Relations resolve inside the caller's contact center only.
-            self.fields["members"].child_relation.queryset = Membership.objects.for_center(center).select_related("user")
+            members = self.fields["members"]
+            members.child_relation.queryset = Membership.objects.for_center(center).select_related("user")
             self.fields["failover_queue"].queryset = Queue.objects.for_center(center)
 
 
 def queue_service_kwargs(data: dict[str, Any]) -> dict[str, Any]:
     """validated_data → keyword arguments of routing.services (only the fields sent)."""
-    kwargs = {key: data[key] for key in (
-        "name", "strategy", "members", "max_wait_seconds", "failover_action", "failover_queue", "failover_number",
-    ) if key in data}
+    fields = (
+        "name",
+        "strategy",
+        "members",
+        "max_wait_seconds",
+        "failover_action",
+        "failover_queue",
+        "failover_number",
+    )
+    kwargs = {key: data[key] for key in fields if key in data}
     if "extension" in data:
         kwargs["extension"] = data["extension"]["digits"]
     return kwargs

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
 from routing.models import FailoverAction, Queue, QueueStrategy
@@ -121,7 +121,7 @@ def create_queue(
             "invalid", "Maximum wait is between 5 seconds and 24 hours.", field="max_wait_seconds"
         )
     ext = claim_extension(center=center, digits=(extension or "").strip(), kind=ExtensionKind.QUEUE)
-    queue = Queue.objects.create(
+    queue = Queue(
         contact_center=center,
         name=name,
         extension=ext,
@@ -131,9 +131,21 @@ def create_queue(
         failover_queue=failover[1],
         failover_number=failover[2],
     )
+    _save_named(queue)
     queue.members.set(members)
     AuditEvent.record(center=center, by=by, action="queue.created", target=queue, changes=_snapshot(queue))
     return queue
+
+
+def _save_named(queue: Queue) -> None:
+    # The name check above reads before writing; the unique constraint decides a race.
+    try:
+        with transaction.atomic():
+            queue.save()
+    except IntegrityError:
+        raise DomainError(
+            "name_taken", f"A queue named {queue.name!r} already exists.", field="name"
+        ) from None
 
 
 _UNSET: Any = object()
@@ -180,7 +192,7 @@ def update_queue(
         if not (extension or "").strip():
             raise DomainError("required", "A queue needs an extension.", field="extension")
         set_extension(center=center, current=queue.extension, digits=extension, kind=ExtensionKind.QUEUE)
-    queue.save()
+    _save_named(queue)
     changes = diff(before, _snapshot(queue))
     if changes:
         AuditEvent.record(center=center, by=by, action="queue.updated", target=queue, changes=changes)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from django.conf import settings
+from django.http import HttpResponse
 from django.test import Client
 
 from tests.factories import PASSWORD, make_api_key, make_center, make_member
-from voiso_byob.models import ApiKeyScope, ContactCenter, Membership, Role
+from voiso_byob.models import ApiKey, ApiKeyScope, AuditEvent, ContactCenter, Membership, Role, User
 
 
 def _redis_available() -> str | None:
@@ -65,7 +67,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hasher(settings) -> None:  # noqa: ANN001
+def fast_password_hasher(settings) -> None:
     # PBKDF2 at production strength makes every persona login cost ~0.3 s.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -138,3 +140,48 @@ def globex_admin_key(globex: ContactCenter) -> str:
 
 def bearer(key: str) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+
+def error_code(response: HttpResponse) -> str:
+    """The error code of an API error response, checking the one error shape on the way."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert body["error"]["message"], body
+    return body["error"]["code"]
+
+
+@dataclass
+class Caller:
+    """An administrator of acme calling the API, by session or by admin key."""
+
+    client: Client
+    headers: dict[str, str] = field(default_factory=dict)
+    user: User | None = None
+    api_key: ApiKey | None = None
+
+    def get(self, url: str) -> HttpResponse:
+        return self.client.get(url, **self.headers)
+
+    def post(self, url: str, data: Any) -> HttpResponse:
+        return self.client.post(url, data, content_type="application/json", **self.headers)
+
+    def put(self, url: str, data: Any) -> HttpResponse:
+        return self.client.put(url, data, content_type="application/json", **self.headers)
+
+    def patch(self, url: str, data: Any) -> HttpResponse:
+        return self.client.patch(url, data, content_type="application/json", **self.headers)
+
+    def delete(self, url: str) -> HttpResponse:
+        return self.client.delete(url, **self.headers)
+
+    def assert_acted(self, event: AuditEvent) -> None:
+        assert event.actor == self.user
+        assert event.api_key == self.api_key
+
+
+@pytest.fixture(params=["session", "api_key"])
+def caller(request: pytest.FixtureRequest, admin: Persona) -> Caller:
+    if request.param == "session":
+        return Caller(client=admin.client, user=admin.user)
+    key, raw = make_api_key(admin.center, ApiKeyScope.ADMIN)
+    return Caller(client=Client(), headers=bearer(raw), api_key=key)

@@ -19,8 +19,6 @@ from voiso_byob.serializers import MemberSerializer
 class CenterScopedViewSet(viewsets.ModelViewSet):
     """Every query goes through the caller's contact center: another center's object is a 404."""
 
-    lookup_value_converter = "uuid"
-
     @property
     def access(self) -> ApiAccess:
         access = api_access(self.request)
@@ -66,7 +64,9 @@ class MemberViewSet(CenterScopedViewSet):
             kwargs["extension"] = (data["extension"] or {}).get("digits")
         if "full_name" in data.get("user", {}):
             kwargs["full_name"] = data["user"]["full_name"]
-        serializer.instance = services.update_member(membership=serializer.instance, by=self.access.by, **kwargs)
+        serializer.instance = services.update_member(
+            membership=serializer.instance, by=self.access.by, **kwargs
+        )
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         services.remove_member(membership=self.get_object(), by=self.access.by)

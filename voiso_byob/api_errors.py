@@ -13,10 +13,28 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from voiso_byob.errors import DomainError
 
 # Field-level codes raised by validators that deserve to be the top-level code.
-_GENERIC_CODES = {"invalid", "required", "null", "blank", "max_length", "min_length",
-                  "does_not_exist", "incorrect_type", "invalid_choice", "not_a_list",
-                  "max_value", "min_value", "unique", "max_string_length", "max_digits",
-                  "empty", "max_decimal_places", "date", "datetime", "parse_error"}
+_GENERIC_CODES = {
+    "invalid",
+    "required",
+    "null",
+    "blank",
+    "max_length",
+    "min_length",
+    "does_not_exist",
+    "incorrect_type",
+    "invalid_choice",
+    "not_a_list",
+    "max_value",
+    "min_value",
+    "unique",
+    "max_string_length",
+    "max_digits",
+    "empty",
+    "max_decimal_places",
+    "date",
+    "datetime",
+    "parse_error",
+}
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -65,7 +83,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = _first_code(exc.get_codes()) or "validation_error"
         fields = _flatten_messages(detail)
         first = next(iter(fields.values()), ["Invalid input."])
-        message = first[0] if isinstance(first, list) and first and isinstance(first[0], str) else "Invalid input."
+        is_message_list = isinstance(first, list) and first and isinstance(first[0], str)
+        message = first[0] if is_message_list else "Invalid input."
         response.data = error_body(code, message, fields=fields)
         return response
     if isinstance(exc, exceptions.APIException):

@@ -32,17 +32,11 @@ class ApiKeyAuthentication(BaseAuthentication):
             raw = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
-        key = (
-            ApiKey.objects.select_related("contact_center")
-            .filter(prefix=ApiKey.prefix_of(raw))
-            .first()
-        )
+        key = ApiKey.objects.select_related("contact_center").filter(prefix=ApiKey.prefix_of(raw)).first()
         if key is None or not key.matches(raw):
             raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
         if not key.is_active:
-            raise exceptions.AuthenticationFailed(
-                "This API key has been revoked.", code="revoked_api_key"
-            )
+            raise exceptions.AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
         key.touch()
         return AnonymousUser(), key
 
@@ -103,9 +97,7 @@ class ConfigurationAccess(BasePermission):
         access = _require_authenticated(request)
         allowed = access.can_read if request.method in SAFE_METHODS else access.can_write
         if not allowed:
-            raise exceptions.PermissionDenied(
-                "Your role or API key scope does not allow this request."
-            )
+            raise exceptions.PermissionDenied("Your role or API key scope does not allow this request.")
         return True
 
 

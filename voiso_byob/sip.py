@@ -48,3 +48,32 @@ def handoff_uri(extension: str, tenant: str, *, transport: str | None = None) ->
 def handoff_name_addr(extension: str, tenant: str, *, transport: str | None = None) -> str:
     """The same URI as a header value: always `<…>`, so URI parameters stay URI parameters."""
     return f"<{handoff_uri(extension, tenant, transport=transport)}>"
+
+
+def external_handoff_uri(number: str, tenant: str) -> str:
+    """An external E.164 number as a handoff URI on our domain, so our REFER resolver applies
+    the center's external-transfer policy: `sip:+12125550199@acme.voiso.com;user=phone`."""
+    if not _E164_RE.fullmatch(number):
+        raise ValueError(f"{number!r} is not an E.164 number")
+    return f"sip:{number}@{sip_domain(tenant)};user=phone"
+
+
+_E164_RE = re.compile(r"^\+[1-9][0-9]{1,14}$")
+# A bot's INVITE target as administrators type it: sip/sips, optional user, host
+# (name, IPv4 or [IPv6]), optional port and ;params. No ?headers, no spaces.
+_BOT_URI_RE = re.compile(
+    r"^sips?:"
+    r"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+@)?"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])"
+    r"(?::[0-9]{1,5})?"
+    r"(?:;[A-Za-z0-9\-_.!~*'()%]+(?:=[A-Za-z0-9\-_.!~*'()%\[\]/:&+$]+)?)*$"
+)
+
+
+def is_valid_bot_uri(uri: str) -> bool:
+    """Whether `uri` is a SIP URI we can send an INVITE to (addr-spec form, ≤ 256 chars)."""
+    if not isinstance(uri, str) or len(uri) > 256 or not _BOT_URI_RE.fullmatch(uri):
+        return False
+    port = re.search(r"^[^;]*:([0-9]{1,5})(?:;|$)", uri.split(":", 1)[1].rsplit("@", 1)[-1])
+    return port is None or 0 < int(port.group(1)) < 65536

@@ -155,3 +155,19 @@ def test_overlong_email_is_a_clear_error(acme) -> None:
     with pytest.raises(DomainError) as caught:
         add_member(center=acme, email="a" * 250 + "@x.example", role=Role.AGENT, by="tests")
     assert caught.value.code == "invalid_email"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_queues_with_one_name_let_exactly_one_win() -> None:
+    center = make_center("namerace")
+    results = _race(
+        [
+            lambda: make_queue(center, name="Sales", extension="4001"),
+            lambda: make_queue(center, name="sales", extension="4002"),
+        ]
+    )
+    assert sum(isinstance(r, Queue) for r in results) == 1, results
+    assert [r.code for r in results if isinstance(r, DomainError)] == ["name_taken"]
+    # The loser's extension was rolled back with it.
+    assert Extension.objects.filter(contact_center=center).count() == 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 
-import pytest
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains
 
