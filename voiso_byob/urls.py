@@ -6,12 +6,15 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
 from routing.api import QueueViewSet
+from virtual_agents.api import IntegrationViewSet, VirtualAgentViewSet
 from voiso_byob import views
 from voiso_byob.api import MemberViewSet
 
 router = SimpleRouter()
 router.register("queues", QueueViewSet, basename="queue")
 router.register("members", MemberViewSet, basename="member")
+router.register("integrations", IntegrationViewSet, basename="integration")
+router.register("virtual-agents", VirtualAgentViewSet, basename="virtual-agent")
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -27,7 +30,7 @@ urlpatterns = [
     path("api-keys/new/", views.api_key_create, name="api_key_create"),
     path("api-keys/<uuid:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("audit/", views.audit_list, name="audit_list"),
-    path("virtual-agents/", views.section, {"name": "virtual_agents"}, name="virtual_agents"),
+    path("virtual-agents/", include("virtual_agents.urls")),
     path("campaigns/", views.section, {"name": "campaigns"}, name="campaigns"),
     path("reports/", views.section, {"name": "reports"}, name="reports"),
     path("live/", views.section, {"name": "live"}, name="live"),

@@ -79,11 +79,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 SECTIONS = {
-    "virtual_agents": (
-        "Virtual agents",
-        "Connect ElevenLabs, Vapi, Retell or any SIP bot as a virtual agent: verify the provider "
-        "key, pick the bot, give it an extension and the handoff targets it may transfer to.",
-    ),
     "campaigns": (
         "Campaigns",
         "Dialer campaigns that call leads with virtual agents as the agents, with do-not-call "

@@ -64,7 +64,7 @@ MATRIX = [
     ("audit_list", None, "get", 200, 200, 403),
     ("profile", None, "get", 200, 200, 200),
     ("switch_center", None, "post", 302, 302, 302),
-    ("virtual_agents", None, "get", 200, 200, 403),
+    ("virtual_agents:index", None, "get", 200, 200, 403),
     ("campaigns", None, "get", 200, 200, 403),
     ("reports", None, "get", 200, 200, 403),
     ("live", None, "get", 200, 200, 403),

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from virtual_agents.models import Provider, ProviderIntegration, VirtualAgent
+
+
+class IntegrationSerializer(serializers.ModelSerializer):
+    provider = serializers.ChoiceField(choices=Provider.choices)
+    credentials = serializers.DictField(
+        child=serializers.CharField(max_length=512),
+        write_only=True,
+        required=False,
+        help_text='Write-only, e.g. {"api_key": "…"}. Verified live before it is stored; never returned.',
+    )
+    credentials_hint = serializers.CharField(
+        read_only=True, help_text="The key's last characters, e.g. …a1f9"
+    )
+
+    class Meta:
+        model = ProviderIntegration
+        fields = [
+            "id",
+            "provider",
+            "label",
+            "credentials",
+            "credentials_hint",
+            "status",
+            "last_verified_at",
+            "last_error",
+            "created",
+        ]
+        read_only_fields = ["id", "status", "last_verified_at", "last_error", "created"]
+
+    def validate_provider(self, value: str) -> str:
+        if self.instance is not None and value != self.instance.provider:
+            raise serializers.ValidationError(
+                "The provider of an integration cannot change.", code="immutable"
+            )
+        return value
+
+
+class ProviderAgentSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+
+
+class HandoffTargetSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    sip_uri = serializers.CharField()
+    extension = serializers.CharField(source="extension.digits", allow_null=True)
+    number = serializers.CharField()
+
+
+class VirtualAgentSerializer(serializers.ModelSerializer):
+    integration = serializers.PrimaryKeyRelatedField(queryset=ProviderIntegration.objects.none())
+    extension = serializers.CharField(
+        source="extension.digits", required=False, allow_null=True, allow_blank=True, max_length=20
+    )
+    enabled = serializers.BooleanField(source="is_enabled", required=False, default=True)
+    handoff_targets = serializers.ListField(
+        child=serializers.CharField(max_length=32),
+        required=False,
+        max_length=50,
+        help_text="Extension digits of queues/users, or E.164 numbers where external handoffs are allowed.",
+    )
+    default_handoff = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=32,
+        help_text="Extension or E.164 number.",
+    )
+    sip_uri = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=256,
+        help_text="The bot's INVITE target. Typed for generic SIP bots; set by connect for API providers.",
+    )
+    connected = serializers.BooleanField(source="is_connected", read_only=True)
+
+    class Meta:
+        model = VirtualAgent
+        fields = [
+            "id",
+            "integration",
+            "provider_agent_id",
+            "name",
+            "extension",
+            "sip_uri",
+            "max_concurrent_calls",
+            "enabled",
+            "handoff_targets",
+            "default_handoff",
+            "connected",
+            "created",
+        ]
+        read_only_fields = ["id", "created"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        center = self.context.get("center")
+        if center is not None:
+            self.fields["integration"].queryset = ProviderIntegration.objects.for_center(center)
+        if self.instance is not None and not isinstance(self.instance, list | tuple):
+            self.fields["integration"].read_only = True
+            self.fields["provider_agent_id"].read_only = True
+
+    def to_representation(self, instance: VirtualAgent) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["handoff_targets"] = HandoffTargetSerializer(instance.handoff_targets.all(), many=True).data
+        default = instance.default_handoff_extension
+        data["default_handoff"] = default.digits if default else (instance.default_handoff_number or None)
+        return data
+
+
+class HandoffCheckRowSerializer(serializers.Serializer):
+    sip_uri = serializers.CharField()
+    is_ok = serializers.BooleanField()
+    resolves_to = serializers.CharField()
+    problem = serializers.CharField()
