@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# The provider stand-ins, for walking the connect wizard against them.
+from tests.virtual_agents.conftest import elevenlabs_fake, retell_fake, vapi_fake  # noqa: F401
+
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # The machine has no outside network: keep Chromium from trying to reach it.
@@ -42,3 +45,9 @@ def browser_page(live_server) -> Iterator[object]:
             context.close()
             browser.close()
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def snap(page, name: str) -> None:
+    """A full-page screenshot in test-artifacts/, for a person to look at what the test saw."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

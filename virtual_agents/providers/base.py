@@ -7,7 +7,9 @@ provider failure raises before anything is written.
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -121,7 +123,7 @@ class ProviderAdapter:
         ok_missing: a 404 is success (deleting what is already gone).
         """
         headers = {"Accept": "application/json", **self.auth_headers()}
-        client = self._client or httpx.Client(timeout=TIMEOUT)
+        client = self._client or httpx.Client(timeout=TIMEOUT, verify=_ssl_context())
         try:
             for attempt in range(MAX_RETRIES + 1):
                 try:
@@ -215,10 +217,11 @@ class ProviderAdapter:
             )
         elif isinstance(detail, dict):
             detail = str(detail.get("message", ""))
-        text = " ".join(str(detail).split())[:300]
-        if self.secret and self.secret in text:
+        text = " ".join(str(detail).split())
+        # Redact before cutting: a cut through the key would leave its head in the message.
+        if self.secret:
             text = text.replace(self.secret, "[redacted]")
-        return text
+        return text[:300]
 
 
 def _retry_after(response: httpx.Response) -> float:
@@ -227,3 +230,10 @@ def _retry_after(response: httpx.Response) -> float:
     except ValueError:
         wait = 1.0
     return max(0.0, min(wait, MAX_RETRY_AFTER))
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # httpx's default context (certifi, or SSL_CERT_FILE/DIR), built once: loading the CA bundle
+    # costs ~20 ms, and a client per request would pay it on every provider call.
+    return httpx.create_ssl_context()

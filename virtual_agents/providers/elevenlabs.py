@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from virtual_agents.providers.base import (
@@ -11,6 +12,8 @@ from virtual_agents.providers.base import (
     ProviderError,
     TransferTarget,
 )
+
+logger = logging.getLogger(__name__)
 
 SIP_HOST = "sip.rtc.elevenlabs.io"
 PAGE_SIZE = 100
@@ -82,13 +85,27 @@ class ElevenLabsAdapter(ProviderAdapter):
                 what="the agent",
             )
         except ProviderError:
-            self.request("DELETE", f"/v1/convai/phone-numbers/{phone_number_id}", ok_missing=True)
+            # Undo the import so a retry starts clean; the binding failure is what the admin must see.
+            try:
+                self.request("DELETE", f"/v1/convai/phone-numbers/{phone_number_id}", ok_missing=True)
+            except ProviderError:
+                logger.warning(
+                    "ElevenLabs: could not delete imported number %s after a failed bind", phone_number_id
+                )
             raise
         return Connection(sip_uri=f"sip:{identifier}@{SIP_HOST}:5061;transport=tls", state=state)
 
     def configure_transfers(
         self, *, agent_id: str, state: dict[str, Any], targets: list[TransferTarget]
     ) -> dict[str, Any]:
+        before = self._prompt(agent_id)
+        if any(_is_transfer_tool(tool) for tool in before.get("tools") or []):
+            # Unknown how the API treats a legacy tool and a built-in one together (SPEC §1.4).
+            raise ProviderError(
+                "conflict",
+                "This ElevenLabs agent already has a transfer_to_number tool in its legacy tools list. "
+                "Remove it in ElevenLabs, then try again.",
+            )
         tool: dict[str, Any] | None = None
         if targets:
             tool = {
@@ -116,11 +133,18 @@ class ElevenLabsAdapter(ProviderAdapter):
             },
             what="the agent",
         )
+        # Safety net (SPEC §1.4): deep merge is unconfirmed, and a PATCH may land on another branch.
+        after = self._prompt(agent_id)
+        if any(before.get(key) != after.get(key) for key in ("prompt", "tool_ids")):
+            logger.warning(
+                "ElevenLabs agent %s: the prompt or tool_ids changed across the transfer update; "
+                "check the agent's versions in ElevenLabs",
+                agent_id,
+            )
         return {**state, "transfers": [t.sip_uri for t in targets]}
 
     def configured_transfers(self, *, agent_id: str, state: dict[str, Any]) -> list[str]:
-        agent = self.as_object(self.request("GET", f"/v1/convai/agents/{agent_id}", what="the agent"))
-        prompt = ((agent.get("conversation_config") or {}).get("agent") or {}).get("prompt") or {}
+        prompt = self._prompt(agent_id)
         tool = (prompt.get("built_in_tools") or {}).get("transfer_to_number") or {}
         transfers = (tool.get("params") or {}).get("transfers") or []
         return [
@@ -144,3 +168,16 @@ class ElevenLabsAdapter(ProviderAdapter):
         )
         if state.get("phone_number_id"):
             self.request("DELETE", f"/v1/convai/phone-numbers/{state['phone_number_id']}", ok_missing=True)
+
+    def _prompt(self, agent_id: str) -> dict[str, Any]:
+        agent = self.as_object(self.request("GET", f"/v1/convai/agents/{agent_id}", what="the agent"))
+        prompt = ((agent.get("conversation_config") or {}).get("agent") or {}).get("prompt")
+        return prompt if isinstance(prompt, dict) else {}
+
+
+def _is_transfer_tool(tool: Any) -> bool:
+    return (
+        isinstance(tool, dict)
+        and tool.get("type") == "system"
+        and (tool.get("params") or {}).get("system_tool_type") == "transfer_to_number"
+    )

@@ -36,7 +36,9 @@ class RetellAdapter(ProviderAdapter):
             "limit": PAGE_SIZE,
         }
         for _ in range(MAX_PAGES):
-            page = self.as_object(self.request("POST", "/v2/list-agents", json=body))
+            # Body or query for limit/pagination_key is unconfirmed: send both (SPEC §3.2).
+            params = {key: body[key] for key in ("limit", "pagination_key") if key in body}
+            page = self.as_object(self.request("POST", "/v2/list-agents", json=body, params=params))
             for item in page.get("items") or []:
                 if isinstance(item, dict) and item.get("agent_id"):
                     agent_id = str(item["agent_id"])
@@ -51,23 +53,39 @@ class RetellAdapter(ProviderAdapter):
     def connect(
         self, *, agent_id: str, identifier: str, sip_domain: str, name: str, proxy_addresses: list[str]
     ) -> Connection:
-        created = self.as_object(
-            self.request(
+        binding = {
+            "inbound_agents": [{"agent_id": agent_id, "weight": 1}],
+            "outbound_agents": [{"agent_id": agent_id, "weight": 1}],
+            "nickname": name[:100],
+        }
+        try:
+            created = self.request(
                 "POST",
                 "/import-phone-number",
                 json={
                     "phone_number": identifier,
                     "termination_uri": sip_domain,
                     "transport": "TLS",
-                    "inbound_agents": [{"agent_id": agent_id, "weight": 1}],
-                    "outbound_agents": [{"agent_id": agent_id, "weight": 1}],
-                    "nickname": name[:100],
+                    **binding,
                     "ignore_e164_validation": True,
                 },
                 what="the agent",
             )
-        )
-        number = str(created.get("phone_number") or identifier)
+        except ProviderError as exc:
+            if exc.code != "rejected":
+                raise
+            # Retell keys numbers by phone_number, so a re-run's import is refused (SPEC §4):
+            # re-point the existing number. If there is none, the refusal was about something else.
+            created = self.request(
+                "PATCH",
+                f"/update-phone-number/{quote(identifier, safe='')}",
+                json=binding,
+                what="the agent",
+                ok_missing=True,
+            )
+            if created is None:
+                raise exc from None
+        number = str(self.as_object(created).get("phone_number") or identifier)
         return Connection(sip_uri=f"sip:{number}@{SIP_HOST};transport=tcp", state={"phone_number": number})
 
     def _llm_id(self, agent_id: str) -> str:
@@ -75,7 +93,7 @@ class RetellAdapter(ProviderAdapter):
         engine = agent.get("response_engine") or {}
         if engine.get("type") != "retell-llm" or not engine.get("llm_id"):
             raise ProviderError(
-                "unsupported_agent",
+                "unsupported_agent_type",
                 "This Retell agent is not a Retell LLM agent; "
                 "add the transfer to its conversation flow by hand.",
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from typing import Any
 
 from virtual_agents.providers.base import (
@@ -11,6 +13,8 @@ from virtual_agents.providers.base import (
     ProviderError,
     TransferTarget,
 )
+
+logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
 MAX_PAGES = 50
@@ -54,13 +58,13 @@ class VapiAdapter(ProviderAdapter):
             )
         gateways: list[dict[str, Any]] = [
             {
-                "ip": address.split("/")[0],
+                "ip": str(network.network_address),
                 "port": 5060,
-                "netmask": 32,
+                "netmask": network.prefixlen,
                 "inboundEnabled": True,
                 "outboundEnabled": False,
             }
-            for address in proxy_addresses
+            for network in _inbound_networks(proxy_addresses)
         ]
         gateways.append(
             {
@@ -101,7 +105,10 @@ class VapiAdapter(ProviderAdapter):
                 raise ProviderError("bad_response", "Vapi did not return the phone number's id.")
         except ProviderError:
             # Undo the half: a credential with no number is clutter in the customer's account.
-            self.request("DELETE", f"/credential/{credential_id}", ok_missing=True)
+            try:
+                self.request("DELETE", f"/credential/{credential_id}", ok_missing=True)
+            except ProviderError:
+                logger.warning("Vapi: could not delete credential %s after a failed connect", credential_id)
             raise
         return Connection(
             sip_uri=f"sip:{identifier}@{credential_id}.sip.vapi.ai",
@@ -122,28 +129,56 @@ class VapiAdapter(ProviderAdapter):
             for target in targets
         ]
         tool_id = state.get("tool_id")
+        if not targets:
+            # A transferCall tool with nowhere to go is useless to the bot: take it away.
+            if tool_id:
+                self._set_tool_attached(agent_id, str(tool_id), attached=False)
+                self.request("DELETE", f"/tool/{tool_id}", ok_missing=True)
+            kept = {key: value for key, value in state.items() if key != "tool_id"}
+            return {**kept, "transfers": []}
         if tool_id:
-            self.request(
-                "PATCH", f"/tool/{tool_id}", json={"destinations": destinations}, what="the transfer tool"
-            )
-        else:
+            try:
+                self.request(
+                    "PATCH", f"/tool/{tool_id}", json={"destinations": destinations}, what="the transfer tool"
+                )
+            except ProviderError as exc:
+                if exc.code != "not_found":
+                    raise
+                tool_id = None  # deleted at Vapi since: make a new one (SPEC §4)
+        is_new = not tool_id
+        if is_new:
             tool = self.as_object(
                 self.request("POST", "/tool", json={"type": "transferCall", "destinations": destinations})
             )
             tool_id = tool.get("id")
             if not tool_id:
                 raise ProviderError("bad_response", "Vapi did not return the transfer tool's id.")
-        self._set_tool_attached(agent_id, str(tool_id), attached=True)
+        try:
+            self._set_tool_attached(agent_id, str(tool_id), attached=True)
+        except ProviderError:
+            # The caller never learns a new tool's id from a failure, so nothing could clean it up later.
+            if is_new:
+                try:
+                    self.request("DELETE", f"/tool/{tool_id}", ok_missing=True)
+                except ProviderError:
+                    logger.warning("Vapi: could not delete tool %s after a failed attach", tool_id)
+            raise
         return {**state, "tool_id": str(tool_id), "transfers": [t.sip_uri for t in targets]}
 
     def configured_transfers(self, *, agent_id: str, state: dict[str, Any]) -> list[str]:
         tool_id = state.get("tool_id")
         if not tool_id:
             return []
-        tool = self.as_object(self.request("GET", f"/tool/{tool_id}", what="the transfer tool"))
+        # What the bot can use: the tool must exist and be attached to the assistant.
+        assistant = self.as_object(self.request("GET", f"/assistant/{agent_id}", what="the assistant"))
+        if str(tool_id) not in [str(t) for t in (assistant.get("model") or {}).get("toolIds") or []]:
+            return []
+        tool = self.request("GET", f"/tool/{tool_id}", what="the transfer tool", ok_missing=True)
+        if tool is None:
+            return []
         return [
             str(item.get("sipUri") or item.get("number") or "")
-            for item in tool.get("destinations") or []
+            for item in self.as_object(tool).get("destinations") or []
             if isinstance(item, dict)
         ]
 
@@ -172,3 +207,20 @@ class VapiAdapter(ProviderAdapter):
             return
         model["toolIds"] = [*tool_ids, tool_id] if attached else [t for t in tool_ids if t != tool_id]
         self.request("PATCH", f"/assistant/{agent_id}", json={"model": model}, what="the assistant")
+
+
+def _inbound_networks(addresses: list[str]) -> list[ipaddress.IPv4Network]:
+    """Our proxy's egress addresses as Vapi inbound gateways, which must be IPv4 (SPEC §2.3)."""
+    networks = []
+    for address in addresses:
+        try:
+            network = ipaddress.ip_network(address.strip(), strict=False)
+        except ValueError:
+            network = None
+        if not isinstance(network, ipaddress.IPv4Network):
+            raise ProviderError(
+                "not_configured",
+                f"Vapi needs IPv4 addresses for the SIP proxy (SIP_PROXY_ADDRESSES), not {address!r}.",
+            )
+        networks.append(network)
+    return networks
