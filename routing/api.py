@@ -26,7 +26,7 @@ class QueueViewSet(CenterScopedViewSet):
         return (
             Queue.objects.for_center(self.access.center)
             .select_related("extension")
-            .prefetch_related("members")
+            .prefetch_related("members", "virtual_agent_members")
         )
 
     def get_serializer_context(self) -> dict[str, Any]:
@@ -45,6 +45,7 @@ class QueueViewSet(CenterScopedViewSet):
         if not serializer.partial:
             # PUT replaces the whole queue: unsent optional fields return to their defaults.
             kwargs.setdefault("members", [])
+            kwargs.setdefault("virtual_agent_members", [])
             kwargs.setdefault("failover_queue", None)
             kwargs.setdefault("failover_number", "")
         serializer.instance = services.update_queue(queue=serializer.instance, by=self.access.by, **kwargs)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from routing.models import MAX_WAIT_LIMIT, FailoverAction, Queue, QueueStrategy
+from virtual_agents.models import VirtualAgent
 from voiso_byob.forms import ExtensionField
 from voiso_byob.models import ContactCenter, Membership
 
@@ -10,6 +11,11 @@ from voiso_byob.models import ContactCenter, Membership
 class MemberChoiceField(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj: Membership) -> str:  # type: ignore[override]
         return f"{obj.user.display_name} · {obj.extension.digits}"
+
+
+class VirtualAgentChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: VirtualAgent) -> str:  # type: ignore[override]
+        return f"{obj.name} · {obj.extension.digits}"
 
 
 class QueueForm(forms.Form):
@@ -38,6 +44,19 @@ class QueueForm(forms.Form):
             widget=forms.CheckboxSelectMultiple,
             help_text="People with an extension.",
         )
+        bots = (
+            VirtualAgent.objects.for_center(center)
+            .filter(extension__isnull=False)
+            .select_related("extension")
+        )
+        if bots.exists():
+            self.fields["virtual_agent_members"] = VirtualAgentChoiceField(
+                queryset=bots,
+                required=False,
+                widget=forms.CheckboxSelectMultiple,
+                label="Virtual agents",
+                help_text="Bots with an extension take calls from this queue too.",
+            )
         others = Queue.objects.for_center(center).select_related("extension")
         if queue is not None:
             others = others.exclude(pk=queue.pk)
@@ -50,6 +69,7 @@ class QueueForm(forms.Form):
                 "extension",
                 "strategy",
                 "members",
+                "virtual_agent_members",
                 "max_wait_seconds",
                 "failover_action",
                 "failover_queue",

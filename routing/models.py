@@ -10,6 +10,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from virtual_agents.models import VirtualAgent
 from voiso_byob.models import ContactCenter, Extension, Membership
 
 
@@ -35,7 +36,7 @@ class QueueQuerySet(models.QuerySet["Queue"]):
 
     def with_details(self) -> QueueQuerySet:
         return self.select_related("extension", "failover_queue__extension").prefetch_related(
-            "members__user", "members__extension"
+            "members__user", "members__extension", "virtual_agent_members__extension"
         )
 
 
@@ -49,6 +50,8 @@ class Queue(models.Model):
     extension = models.OneToOneField(Extension, on_delete=models.PROTECT, related_name="queue")
     strategy = models.CharField(max_length=16, choices=QueueStrategy.choices, default=QueueStrategy.RING_ALL)
     members = models.ManyToManyField(Membership, blank=True, related_name="queues")
+    # Bots take queue calls too; only those with an extension can be rung.
+    virtual_agent_members = models.ManyToManyField(VirtualAgent, blank=True, related_name="queues")
     max_wait_seconds = models.PositiveIntegerField(
         default=300, validators=[MinValueValidator(5), MaxValueValidator(MAX_WAIT_LIMIT)]
     )

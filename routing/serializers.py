@@ -5,6 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from routing.models import MAX_WAIT_LIMIT, FailoverAction, Queue, QueueStrategy
+from virtual_agents.models import VirtualAgent
 from voiso_byob.models import ContactCenter, Membership
 
 
@@ -16,6 +17,12 @@ class QueueSerializer(serializers.ModelSerializer):
         required=False,
         queryset=Membership.objects.none(),
         help_text="Membership ids of people with an extension.",
+    )
+    virtual_agent_members = serializers.PrimaryKeyRelatedField(
+        many=True,
+        required=False,
+        queryset=VirtualAgent.objects.none(),
+        help_text="Virtual agent ids (each needs an extension).",
     )
     max_wait_seconds = serializers.IntegerField(min_value=5, max_value=MAX_WAIT_LIMIT, default=300)
     failover_action = serializers.ChoiceField(
@@ -34,6 +41,8 @@ class QueueSerializer(serializers.ModelSerializer):
             "extension",
             "strategy",
             "members",
+            "virtual_agent_members",
+            "virtual_agent_members",
             "max_wait_seconds",
             "failover_action",
             "failover_queue",
@@ -50,6 +59,8 @@ class QueueSerializer(serializers.ModelSerializer):
             members = self.fields["members"]
             members.child_relation.queryset = Membership.objects.for_center(center).select_related("user")
             self.fields["failover_queue"].queryset = Queue.objects.for_center(center)
+            agents = self.fields["virtual_agent_members"]
+            agents.child_relation.queryset = VirtualAgent.objects.for_center(center)
 
 
 def queue_service_kwargs(data: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +69,7 @@ def queue_service_kwargs(data: dict[str, Any]) -> dict[str, Any]:
         "name",
         "strategy",
         "members",
+        "virtual_agent_members",
         "max_wait_seconds",
         "failover_action",
         "failover_queue",

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
 from routing.models import FailoverAction, Queue, QueueStrategy
+from virtual_agents.models import VirtualAgent
 from voiso_byob.errors import DomainError
 from voiso_byob.models import AuditEvent, ContactCenter, ExtensionKind, Membership
 from voiso_byob.phone import normalise_e164
@@ -25,6 +26,9 @@ def _snapshot(queue: Queue) -> dict[str, Any]:
         "failover_queue": str(queue.failover_queue_id) if queue.failover_queue_id else None,
         "failover_number": queue.failover_number,
         "members": sorted(str(pk) for pk in queue.members.values_list("pk", flat=True)),
+        "virtual_agent_members": sorted(
+            str(pk) for pk in queue.virtual_agent_members.values_list("pk", flat=True)
+        ),
     }
 
 
@@ -56,6 +60,24 @@ def _check_members(center: ContactCenter, members: Iterable[Membership]) -> list
                 field="members",
             )
     return members
+
+
+def _check_virtual_agents(center: ContactCenter, agents: Iterable[VirtualAgent]) -> list[VirtualAgent]:
+    agents = list(agents)
+    for agent in agents:
+        if agent.contact_center_id != center.pk:
+            raise DomainError(
+                "invalid_member",
+                "Virtual agents must belong to this contact center.",
+                field="virtual_agent_members",
+            )
+        if agent.extension_id is None:
+            raise DomainError(
+                "member_without_extension",
+                f"Virtual agent {agent.name} has no extension, so a queue cannot ring it.",
+                field="virtual_agent_members",
+            )
+    return agents
 
 
 def _check_failover(
@@ -106,6 +128,7 @@ def create_queue(
     extension: str,
     strategy: str = QueueStrategy.RING_ALL,
     members: Iterable[Membership] = (),
+    virtual_agent_members: Iterable[VirtualAgent] = (),
     max_wait_seconds: int = 300,
     failover_action: str = FailoverAction.VOICEMAIL,
     failover_queue: Queue | None = None,
@@ -115,6 +138,7 @@ def create_queue(
     if strategy not in QueueStrategy.values:
         raise DomainError("invalid_choice", "Unknown strategy.", field="strategy")
     members = _check_members(center, members)
+    virtual_agent_members = _check_virtual_agents(center, virtual_agent_members)
     failover = _check_failover(center, failover_action, failover_queue, failover_number, queue=None)
     if not (5 <= int(max_wait_seconds) <= 86_400):
         raise DomainError(
@@ -133,6 +157,7 @@ def create_queue(
     )
     _save_named(queue)
     queue.members.set(members)
+    queue.virtual_agent_members.set(virtual_agent_members)
     AuditEvent.record(center=center, by=by, action="queue.created", target=queue, changes=_snapshot(queue))
     return queue
 
@@ -160,6 +185,7 @@ def update_queue(
     extension: str = _UNSET,
     strategy: str = _UNSET,
     members: Iterable[Membership] = _UNSET,
+    virtual_agent_members: Iterable[VirtualAgent] = _UNSET,
     max_wait_seconds: int = _UNSET,
     failover_action: str = _UNSET,
     failover_queue: Queue | None = _UNSET,
@@ -188,6 +214,8 @@ def update_queue(
         )
     if members is not _UNSET:
         queue.members.set(_check_members(center, members))
+    if virtual_agent_members is not _UNSET:
+        queue.virtual_agent_members.set(_check_virtual_agents(center, virtual_agent_members))
     if extension is not _UNSET:
         if not (extension or "").strip():
             raise DomainError("required", "A queue needs an extension.", field="extension")

@@ -521,6 +521,16 @@ def update_virtual_agent(
             center, default_handoff
         )
     if extension is not ...:
+        if not (extension or "").strip() and agent.extension_id:
+            # The reverse relation from routing.Queue: read by name, not imported (apps point one way).
+            queues = sorted(agent.queues.values_list("name", flat=True))
+            if queues:
+                raise DomainError(
+                    "extension_in_use",
+                    f"{agent.name} is a member of {', '.join(queues)}; a queue cannot ring a bot without "
+                    "an extension. Take it out of those queues first.",
+                    field="extension",
+                )
         agent.extension = set_extension(
             center=center, current=agent.extension, digits=extension, kind=ExtensionKind.VIRTUAL_AGENT
         )

@@ -161,8 +161,9 @@ def test_list_makes_a_constant_number_of_queries(
         )
 
     # Authentication (session + user + membership, or key + last-used update), count,
-    # page of queues with their extensions, their members: however many queues there are.
-    with django_assert_max_num_queries(6):
+    # page of queues with their extensions, their members, their virtual agents: however
+    # many queues there are.
+    with django_assert_max_num_queries(7):
         response = caller.get(QUEUES)
 
     assert response.status_code == 200

@@ -304,3 +304,26 @@ def test_verify_records_a_revoked_key(acme, retell_fake) -> None:
     assert integration.status == IntegrationStatus.ERROR
     assert integration.last_error == "Retell AI rejected the API key."
     assert AuditEvent.objects.filter(action="integration.verified").count() == 1
+
+
+def test_a_virtual_agent_with_an_extension_can_be_a_queue_member(acme) -> None:
+    integration = services.create_integration(
+        center=acme, provider="generic_sip", label="House bot", credentials=None, by="t"
+    )
+    bot = services.create_virtual_agent(
+        integration=integration, by="t", name="Overflow bot", sip_uri="sip:bot@10.0.0.5", extension="7002"
+    )
+    silent = services.create_virtual_agent(
+        integration=integration, by="t", name="Silent", sip_uri="sip:s@10.0.0.6"
+    )
+    queue = make_queue(acme, name="Overflow", extension="4600", virtual_agent_members=[bot])
+    assert list(queue.virtual_agent_members.all()) == [bot]
+
+    with pytest.raises(DomainError) as caught:
+        update_queue(queue=queue, by="t", virtual_agent_members=[bot, silent])
+    assert caught.value.code == "member_without_extension"
+    with pytest.raises(DomainError) as caught:
+        services.update_virtual_agent(agent=bot, by="t", extension="")
+    assert caught.value.code == "extension_in_use" and "Overflow" in caught.value.message
+    bot.refresh_from_db()
+    assert bot.extension.digits == "7002"
