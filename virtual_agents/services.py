@@ -424,7 +424,9 @@ def connect_virtual_agent(*, agent: VirtualAgent, by: Actor) -> VirtualAgent:
     """
     center = agent.contact_center
     require_byob(center)
-    agent = VirtualAgent.objects.select_for_update().select_related("integration").get(pk=agent.pk)
+    agent = (
+        VirtualAgent.objects.select_for_update(of=("self",)).select_related("integration").get(pk=agent.pk)
+    )
     targets = [
         TransferTarget(label=t.label, sip_uri=t.sip_uri)
         for t in agent.handoff_targets.order_by("created", "pk")
@@ -497,7 +499,9 @@ def update_virtual_agent(
     center = agent.contact_center
     require_byob(center)
     agent = (
-        VirtualAgent.objects.select_for_update().select_related("integration", "extension").get(pk=agent.pk)
+        VirtualAgent.objects.select_for_update(of=("self",))
+        .select_related("integration", "extension")
+        .get(pk=agent.pk)
     )
     before = _snapshot(agent)
     agent.name = _check_agent_fields(
@@ -577,7 +581,9 @@ def _snapshot(agent: VirtualAgent) -> dict[str, Any]:
 @transaction.atomic
 def disconnect_virtual_agent(*, agent: VirtualAgent, by: Actor) -> VirtualAgent:
     """Undo the provider setup; the virtual agent stays, disabled, and can be connected again."""
-    agent = VirtualAgent.objects.select_for_update().select_related("integration").get(pk=agent.pk)
+    agent = (
+        VirtualAgent.objects.select_for_update(of=("self",)).select_related("integration").get(pk=agent.pk)
+    )
     if agent.is_connected:
         try:
             adapter(agent.integration).disconnect(
