@@ -80,3 +80,43 @@ def test_wizard_connects_a_vapi_bot_and_shows_copy_ready_handoff_uris(
         page.locator("text=Edit").count() == 0 and page.locator("button:has-text('Disconnect')").count() == 0
     )
     assert page.goto(f"/virtual-agents/{agent.pk}/edit/").status == 403
+
+
+@pytest.mark.parametrize("provider", ["elevenlabs", "retell", "generic_sip"])
+def test_wizard_connects_each_provider_kind(browser_page, provider: str, request) -> None:
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    fake = request.getfixturevalue(f"{provider}_fake") if provider != "generic_sip" else None
+    page = browser_page
+    log_in(page, ADMIN_EMAIL)
+    page.goto("/virtual-agents/connect/")
+    page.check(f"input[value={provider}]")
+    page.click("button:has-text('Next')")
+    page.fill("input[name=label]", f"{provider} account")
+    if fake is not None:
+        page.fill("input[name=api_key]", API_KEYS[provider])
+        page.click("button:has-text('Verify and continue')")
+    else:
+        page.click("#step button:has-text('Next')")
+    page.wait_for_url("**/integrations/*/agents/new/")
+
+    if fake is not None:
+        page.check("text=Support bot (agent_02)")
+    else:
+        page.fill("input[name=sip_uri]", "sip:frontdesk@bots.example.net;transport=tls")
+    page.fill("input[name=name]", "Front desk")
+    page.check("text=Queue Support · 4400")
+    page.click("button:has-text('Connect')")
+    page.wait_for_url("**/virtual-agents/*/")
+
+    agent = VirtualAgent.objects.get(name="Front desk")
+    assert agent.is_connected
+    assert agent.provider_state["transfers"] == ["sip:4400@acme.voiso.com"]
+    facts = page.locator("dl.facts").first.inner_text()
+    assert agent.sip_uri in facts
+    if fake is None:
+        assert agent.sip_uri == "sip:frontdesk@bots.example.net;transport=tls"
+        assert "paste the handoff URIs" in page.content()
+    else:
+        assert fake.violations == []
+        assert API_KEYS[provider] not in page.content()
+    assert page.locator("#uri-4323").inner_text() == "sip:4323@acme.voiso.com"
