@@ -13,7 +13,7 @@ from virtual_agents.models import VirtualAgent
 from voiso_byob.errors import DomainError
 from voiso_byob.models import AuditEvent, ContactCenter, ExtensionKind, Membership
 from voiso_byob.phone import normalise_e164
-from voiso_byob.services import Actor, claim_extension, diff, set_extension
+from voiso_byob.services import Actor, claim_extension, diff, set_extension, unique_name
 
 
 def _snapshot(queue: Queue) -> dict[str, Any]:
@@ -30,20 +30,6 @@ def _snapshot(queue: Queue) -> dict[str, Any]:
             str(pk) for pk in queue.virtual_agent_members.values_list("pk", flat=True)
         ),
     }
-
-
-def _check_name(center: ContactCenter, name: str, *, exclude: Queue | None = None) -> str:
-    name = (name or "").strip()
-    if not name:
-        raise DomainError("required", "Give the queue a name.", field="name")
-    if len(name) > 100:
-        raise DomainError("invalid", "Queue names are at most 100 characters.", field="name")
-    clash = Queue.objects.for_center(center).filter(name__iexact=name)
-    if exclude is not None:
-        clash = clash.exclude(pk=exclude.pk)
-    if clash.exists():
-        raise DomainError("name_taken", f"A queue named {name!r} already exists.", field="name")
-    return name
 
 
 def _check_members(center: ContactCenter, members: Iterable[Membership]) -> list[Membership]:
@@ -134,7 +120,7 @@ def create_queue(
     failover_queue: Queue | None = None,
     failover_number: str = "",
 ) -> Queue:
-    name = _check_name(center, name)
+    name = unique_name(name, among=Queue.objects.for_center(center), field="name", what="queue")
     if strategy not in QueueStrategy.values:
         raise DomainError("invalid_choice", "Unknown strategy.", field="strategy")
     members = _check_members(center, members)
@@ -194,7 +180,9 @@ def update_queue(
     center = queue.contact_center
     before = _snapshot(queue)
     if name is not _UNSET:
-        queue.name = _check_name(center, name, exclude=queue)
+        queue.name = unique_name(
+            name, among=Queue.objects.for_center(center), field="name", what="queue", exclude=queue
+        )
     if strategy is not _UNSET:
         if strategy not in QueueStrategy.values:
             raise DomainError("invalid_choice", "Unknown strategy.", field="strategy")

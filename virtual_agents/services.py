@@ -29,7 +29,7 @@ from voiso_byob.crypto import mask
 from voiso_byob.errors import DomainError
 from voiso_byob.models import AuditEvent, ContactCenter, Extension, ExtensionKind
 from voiso_byob.phone import normalise_e164
-from voiso_byob.services import Actor, diff, set_extension
+from voiso_byob.services import Actor, diff, set_extension, unique_name
 from voiso_byob.sip import external_handoff_uri, handoff_uri, is_valid_bot_uri
 
 logger = logging.getLogger(__name__)
@@ -83,20 +83,6 @@ def _clean_credentials(provider: str, credentials: dict[str, Any] | None) -> dic
     return {"api_key": api_key}
 
 
-def _check_label(center: ContactCenter, label: str, *, exclude: ProviderIntegration | None = None) -> str:
-    label = (label or "").strip()
-    if not label:
-        raise DomainError("required", "Give the integration a label.", field="label")
-    if len(label) > 100:
-        raise DomainError("invalid", "Labels are at most 100 characters.", field="label")
-    clash = ProviderIntegration.objects.for_center(center).filter(label__iexact=label)
-    if exclude is not None:
-        clash = clash.exclude(pk=exclude.pk)
-    if clash.exists():
-        raise DomainError("label_taken", f"An integration labelled {label!r} exists.", field="label")
-    return label
-
-
 @transaction.atomic
 def create_integration(
     *, center: ContactCenter, provider: str, label: str, credentials: dict[str, Any] | None, by: Actor
@@ -105,7 +91,9 @@ def create_integration(
     require_byob(center)
     if provider not in Provider.values:
         raise DomainError("invalid_choice", "Unknown provider.", field="provider")
-    label = _check_label(center, label)
+    label = unique_name(
+        label, among=ProviderIntegration.objects.for_center(center), field="label", what="integration"
+    )
     credentials = _clean_credentials(provider, credentials)
     integration = ProviderIntegration(
         contact_center=center, provider=provider, label=label, credentials=credentials
@@ -168,7 +156,13 @@ def update_integration(
     require_byob(integration.contact_center)
     changes: dict[str, Any] = {}
     if label is not None and label.strip() != integration.label:
-        new_label = _check_label(integration.contact_center, label, exclude=integration)
+        new_label = unique_name(
+            label,
+            among=ProviderIntegration.objects.for_center(integration.contact_center),
+            field="label",
+            what="integration",
+            exclude=integration,
+        )
         changes["label"] = {"from": integration.label, "to": new_label}
         integration.label = new_label
     if credentials:
@@ -317,16 +311,13 @@ def _transfer_targets(targets: list[ResolvedTarget]) -> list[TransferTarget]:
 def _check_agent_fields(
     center: ContactCenter, *, name: str, max_concurrent_calls: int, exclude: VirtualAgent | None = None
 ) -> str:
-    name = (name or "").strip()
-    if not name:
-        raise DomainError("required", "Give the virtual agent a name.", field="name")
-    if len(name) > 100:
-        raise DomainError("invalid", "Names are at most 100 characters.", field="name")
-    clash = VirtualAgent.objects.for_center(center).filter(name__iexact=name)
-    if exclude is not None:
-        clash = clash.exclude(pk=exclude.pk)
-    if clash.exists():
-        raise DomainError("name_taken", f"A virtual agent named {name!r} exists.", field="name")
+    name = unique_name(
+        name,
+        among=VirtualAgent.objects.for_center(center),
+        field="name",
+        what="virtual agent",
+        exclude=exclude,
+    )
     if not (1 <= int(max_concurrent_calls) <= MAX_CAPACITY):
         raise DomainError(
             "invalid", f"Capacity is between 1 and {MAX_CAPACITY} calls.", field="max_concurrent_calls"

@@ -7,7 +7,8 @@ from typing import Any
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from voiso_byob.errors import DomainError
@@ -34,6 +35,42 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, A
         for key, value in after.items()
         if before.get(key) != value
     }
+
+
+def unique_name(
+    value: str,
+    *,
+    among: QuerySet[Any],
+    field: str,
+    what: str,
+    exclude: models.Model | None = None,
+    max_length: int = 100,
+) -> str:
+    """A trimmed, non-empty name no other row of `among` has (case-insensitively), or DomainError.
+
+    `among` is already scoped to the contact center; `what` names the thing in messages.
+    """
+    value = (value or "").strip()
+    if not value:
+        raise DomainError("required", f"Give the {what} a {field}.", field=field)
+    if len(value) > max_length:
+        raise DomainError("invalid", f"A {what} {field} is at most {max_length} characters.", field=field)
+    clash = among.filter(**{f"{field}__iexact": value})
+    if exclude is not None:
+        clash = clash.exclude(pk=exclude.pk)
+    if clash.exists():
+        raise DomainError(
+            f"{field}_taken", f"{_article(what)} {what} {_verb(field)} {value!r} already exists.", field=field
+        )
+    return value
+
+
+def _article(word: str) -> str:
+    return "An" if word[0] in "aeiou" else "A"
+
+
+def _verb(field: str) -> str:
+    return {"name": "named", "label": "labelled"}.get(field, f"with the {field}")
 
 
 # --- extensions --------------------------------------------------------------------------
