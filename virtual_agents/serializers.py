@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Manager
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
-from virtual_agents.models import Provider, ProviderIntegration, VirtualAgent
+from virtual_agents.models import HandoffTarget, Provider, ProviderIntegration, VirtualAgent
 
 
 class IntegrationSerializer(serializers.ModelSerializer):
@@ -54,13 +56,32 @@ class HandoffTargetSerializer(serializers.Serializer):
     number = serializers.CharField()
 
 
+class HandoffTargetsField(serializers.ListField):
+    """In: extension digits or E.164 numbers. Out: the targets they resolved to."""
+
+    def to_representation(self, data: Manager[HandoffTarget]) -> list[dict[str, Any]]:
+        return HandoffTargetSerializer(data.all(), many=True).data
+
+
+class HandoffTargetsFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = HandoffTargetsField
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        if direction == "response":
+            return {
+                "type": "array",
+                "items": auto_schema.resolve_serializer(HandoffTargetSerializer, direction).ref,
+            }
+        return auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+
+
 class VirtualAgentSerializer(serializers.ModelSerializer):
     integration = serializers.PrimaryKeyRelatedField(queryset=ProviderIntegration.objects.none())
     extension = serializers.CharField(
         source="extension.digits", required=False, allow_null=True, allow_blank=True, max_length=20
     )
     enabled = serializers.BooleanField(source="is_enabled", required=False, default=True)
-    handoff_targets = serializers.ListField(
+    handoff_targets = HandoffTargetsField(
         child=serializers.CharField(max_length=32),
         required=False,
         max_length=50,
@@ -110,7 +131,6 @@ class VirtualAgentSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: VirtualAgent) -> dict[str, Any]:
         data = super().to_representation(instance)
-        data["handoff_targets"] = HandoffTargetSerializer(instance.handoff_targets.all(), many=True).data
         default = instance.default_handoff_extension
         data["default_handoff"] = default.digits if default else (instance.default_handoff_number or None)
         return data

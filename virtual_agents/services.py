@@ -194,6 +194,7 @@ def update_integration(
 
 @transaction.atomic
 def delete_integration(*, integration: ProviderIntegration, by: Actor) -> None:
+    require_byob(integration.contact_center)
     names = list(integration.virtual_agents.values_list("name", flat=True))
     if names:
         raise DomainError(
@@ -418,6 +419,9 @@ def connect_virtual_agent(*, agent: VirtualAgent, by: Actor) -> VirtualAgent:
     agent = (
         VirtualAgent.objects.select_for_update(of=("self",)).select_related("integration").get(pk=agent.pk)
     )
+    if agent.is_connected:
+        # A second setup would orphan the first at the provider (or be refused by it).
+        raise DomainError("already_connected", f"{agent.name} is already connected.")
     targets = [
         TransferTarget(label=t.label, sip_uri=t.sip_uri)
         for t in agent.handoff_targets.order_by("created", "pk")
@@ -572,16 +576,16 @@ def _snapshot(agent: VirtualAgent) -> dict[str, Any]:
 @transaction.atomic
 def disconnect_virtual_agent(*, agent: VirtualAgent, by: Actor) -> VirtualAgent:
     """Undo the provider setup; the virtual agent stays, disabled, and can be connected again."""
+    require_byob(agent.contact_center)
     agent = (
         VirtualAgent.objects.select_for_update(of=("self",)).select_related("integration").get(pk=agent.pk)
     )
-    if agent.is_connected:
-        try:
-            adapter(agent.integration).disconnect(
-                agent_id=agent.provider_agent_id, state=agent.provider_state
-            )
-        except ProviderError as exc:
-            raise _provider_failed(exc) from None
+    if not agent.is_connected:
+        return agent  # nothing to undo, nothing to record
+    try:
+        adapter(agent.integration).disconnect(agent_id=agent.provider_agent_id, state=agent.provider_state)
+    except ProviderError as exc:
+        raise _provider_failed(exc) from None
     agent.is_connected = False
     agent.is_enabled = False
     agent.provider_state = {}
@@ -594,6 +598,7 @@ def disconnect_virtual_agent(*, agent: VirtualAgent, by: Actor) -> VirtualAgent:
 
 @transaction.atomic
 def delete_virtual_agent(*, agent: VirtualAgent, by: Actor) -> None:
+    require_byob(agent.contact_center)
     if agent.is_connected:
         raise DomainError("still_connected", "Disconnect the virtual agent before deleting it.")
     AuditEvent.record(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 from uuid import UUID
 
@@ -43,6 +45,20 @@ def _byob_off(request: HttpRequest, center: ContactCenter) -> HttpResponse:
     return render(request, "virtual_agents/byob_disabled.html", {"center": center}, status=403)
 
 
+def byob_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Every page but the index needs BYOB on, as every API endpoint does: without it, the
+    explanation (403). A center switched off keeps its bots, but nobody changes them here."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        center = require_membership(request).contact_center
+        if not center.byob_enabled:
+            return _byob_off(request, center)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def _redirect(request: HttpRequest, url: str) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
@@ -82,13 +98,12 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 @member_required
+@byob_required
 @require_http_methods(["GET", "POST"])
 def connect_start(request: HttpRequest) -> HttpResponse:
     """Wizard steps 1 and 2: choose the provider, paste the key, verify live."""
     membership = require_membership(request, write=True)
     center = membership.contact_center
-    if not center.byob_enabled:
-        return _byob_off(request, center)
     provider = request.POST.get("provider") or request.GET.get("provider") or ""
     if provider not in Provider.values:
         return render(request, "virtual_agents/connect_provider.html", {"providers": _provider_cards()})
@@ -123,13 +138,12 @@ def _provider_cards() -> list[dict[str, str]]:
 
 
 @member_required
+@byob_required
 @require_http_methods(["GET", "POST"])
 def agent_create(request: HttpRequest, pk: UUID) -> HttpResponse:
     """Wizard step 3: pick the provider's agent, name it, choose capacity and handoff targets."""
     integration = get_integration_for_user(request, pk, write=True)
     center = integration.contact_center
-    if not center.byob_enabled:
-        return _byob_off(request, center)
     agents, error = None, None
     if integration.has_api:
         try:
@@ -172,6 +186,7 @@ def agent_create(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 
 @member_required
+@byob_required
 def agent_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     agent = get_virtual_agent_for_user(request, pk)
     center = agent.contact_center
@@ -210,12 +225,11 @@ def _state_rows(agent: VirtualAgent) -> list[tuple[str, str]]:
 
 
 @member_required
+@byob_required
 @require_http_methods(["GET", "POST"])
 def agent_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
     agent = get_virtual_agent_for_user(request, pk, write=True)
     center = agent.contact_center
-    if not center.byob_enabled:
-        return _byob_off(request, center)
     targets = list(agent.handoff_targets.all())
     initial: dict[str, Any] = {
         "name": agent.name,
@@ -261,6 +275,7 @@ def agent_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 @require_POST
 @member_required
+@byob_required
 def agent_check(request: HttpRequest, pk: UUID) -> HttpResponse:
     """Handoff target check: which configured transfers no longer resolve. Changes nothing."""
     agent = get_virtual_agent_for_user(request, pk)
@@ -301,17 +316,20 @@ def _agent_action(request: HttpRequest, pk: UUID, action: str) -> HttpResponse:
 
 @require_POST
 @member_required
+@byob_required
 def agent_disconnect(request: HttpRequest, pk: UUID) -> HttpResponse:
     return _agent_action(request, pk, "disconnect")
 
 
 @require_POST
 @member_required
+@byob_required
 def agent_reconnect(request: HttpRequest, pk: UUID) -> HttpResponse:
     return _agent_action(request, pk, "reconnect")
 
 
 @member_required
+@byob_required
 @require_http_methods(["GET", "POST"])
 def agent_delete(request: HttpRequest, pk: UUID) -> HttpResponse:
     agent = get_virtual_agent_for_user(request, pk, write=True)
@@ -338,6 +356,7 @@ def agent_delete(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 
 @member_required
+@byob_required
 def integration_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     integration = get_integration_for_user(request, pk)
     return render(
@@ -349,6 +368,7 @@ def integration_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 @require_POST
 @member_required
+@byob_required
 def integration_verify(request: HttpRequest, pk: UUID) -> HttpResponse:
     integration = get_integration_for_user(request, pk, write=True)
     try:
@@ -364,6 +384,7 @@ def integration_verify(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 
 @member_required
+@byob_required
 @require_http_methods(["GET", "POST"])
 def integration_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
     integration = get_integration_for_user(request, pk, write=True)
@@ -394,6 +415,7 @@ def integration_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 
 @member_required
+@byob_required
 @require_http_methods(["GET", "POST"])
 def integration_delete(request: HttpRequest, pk: UUID) -> HttpResponse:
     integration = get_integration_for_user(request, pk, write=True)

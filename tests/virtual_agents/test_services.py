@@ -327,3 +327,25 @@ def test_a_virtual_agent_with_an_extension_can_be_a_queue_member(acme) -> None:
     assert caught.value.code == "extension_in_use" and "Overflow" in caught.value.message
     bot.refresh_from_db()
     assert bot.extension.digits == "7002"
+
+
+def test_connecting_twice_is_refused_before_the_provider_is_called(acme, vapi_fake) -> None:
+    integration = integrate(acme, "vapi")
+    agent = services.create_virtual_agent(
+        integration=integration, by="t", name="Bot", provider_agent_id="asst-01", connect=True
+    )
+    calls = len(vapi_fake.requests)
+    with pytest.raises(DomainError) as caught:
+        services.connect_virtual_agent(agent=agent, by="t")
+    assert caught.value.code == "already_connected"
+    assert len(vapi_fake.requests) == calls
+
+
+def test_disconnecting_a_disconnected_agent_records_nothing(acme, vapi_fake) -> None:
+    integration = integrate(acme, "vapi")
+    agent = services.create_virtual_agent(
+        integration=integration, by="t", name="Bot", provider_agent_id="asst-01"
+    )
+    events = AuditEvent.objects.count()
+    services.disconnect_virtual_agent(agent=agent, by="t")
+    assert AuditEvent.objects.count() == events
