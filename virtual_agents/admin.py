@@ -40,6 +40,12 @@ class ProviderIntegrationAdmin(admin.ModelAdmin):
         # Adding one means verifying a key with the provider: the portal or the API does that.
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
 
 class HandoffTargetInline(admin.TabularInline):
     model = HandoffTarget
@@ -76,5 +82,13 @@ class VirtualAgentAdmin(admin.ModelAdmin):
     ]
     inlines = [HandoffTargetInline]
 
+    # Read-only for staff: a change here would skip the provider and the audit log, and a
+    # delete would orphan the bot's setup at the provider. Changes go through the portal or API.
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
