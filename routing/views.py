@@ -14,9 +14,8 @@ from routing import services
 from routing.forms import QueueForm
 from routing.models import Queue
 from voiso_byob.access import member_required, require_membership
-from voiso_byob.errors import DomainError
 from voiso_byob.forms import run_service
-from voiso_byob.views import paginate, render_list
+from voiso_byob.views import confirm_delete, paginate, render_list
 
 
 def get_queue_for_user(request: HttpRequest, pk: UUID, *, write: bool = False) -> Queue:
@@ -106,20 +105,11 @@ def queue_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def queue_delete(request: HttpRequest, pk: UUID) -> HttpResponse:
     queue = get_queue_for_user(request, pk, write=True)
-    error = None
-    if request.method == "POST":
-        try:
-            services.delete_queue(queue=queue, by=request.user)
-        except DomainError as exc:
-            error = exc.message
-        else:
-            messages.success(
-                request, f"Queue {queue.name} deleted; extension {queue.extension.digits} is free."
-            )
-            return redirect("routing:queue_list")
-    return render(
+    return confirm_delete(
         request,
-        "voiso_byob/confirm_delete.html",
-        {"object": queue, "what": f"queue {queue.name}", "error": error, "cancel": "routing:queue_list"},
-        status=400 if error else 200,
+        what=f"queue {queue.name}",
+        delete=lambda: services.delete_queue(queue=queue, by=request.user),
+        done=f"Queue {queue.name} deleted; extension {queue.extension.digits} is free.",
+        success_url="routing:queue_list",
+        cancel="routing:queue_list",
     )

@@ -22,6 +22,7 @@ from voiso_byob.errors import DomainError
 from voiso_byob.forms import run_service
 from voiso_byob.models import ContactCenter, Extension, ExtensionKind
 from voiso_byob.sip import handoff_uri
+from voiso_byob.views import confirm_delete
 
 PROVIDER_NOTES = {
     Provider.ELEVENLABS: "Imports a SIP-trunk number for the agent and adds a SIP REFER transfer tool.",
@@ -333,25 +334,13 @@ def agent_reconnect(request: HttpRequest, pk: UUID) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def agent_delete(request: HttpRequest, pk: UUID) -> HttpResponse:
     agent = get_virtual_agent_for_user(request, pk, write=True)
-    error = None
-    if request.method == "POST":
-        try:
-            services.delete_virtual_agent(agent=agent, by=request.user)
-        except DomainError as exc:
-            error = exc.message
-        else:
-            messages.success(request, f"Virtual agent {agent.name} deleted.")
-            return redirect("virtual_agents:index")
-    return render(
+    return confirm_delete(
         request,
-        "voiso_byob/confirm_delete.html",
-        {
-            "object": agent,
-            "what": f"virtual agent {agent.name}",
-            "error": error,
-            "cancel": "virtual_agents:index",
-        },
-        status=400 if error else 200,
+        what=f"virtual agent {agent.name}",
+        delete=lambda: services.delete_virtual_agent(agent=agent, by=request.user),
+        done=f"Virtual agent {agent.name} deleted.",
+        success_url="virtual_agents:index",
+        cancel="virtual_agents:index",
     )
 
 
@@ -419,23 +408,11 @@ def integration_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def integration_delete(request: HttpRequest, pk: UUID) -> HttpResponse:
     integration = get_integration_for_user(request, pk, write=True)
-    error = None
-    if request.method == "POST":
-        try:
-            services.delete_integration(integration=integration, by=request.user)
-        except DomainError as exc:
-            error = exc.message
-        else:
-            messages.success(request, f"Integration {integration.label} deleted.")
-            return redirect("virtual_agents:index")
-    return render(
+    return confirm_delete(
         request,
-        "voiso_byob/confirm_delete.html",
-        {
-            "object": integration,
-            "what": f"integration {integration.label}",
-            "error": error,
-            "cancel": "virtual_agents:index",
-        },
-        status=400 if error else 200,
+        what=f"integration {integration.label}",
+        delete=lambda: services.delete_integration(integration=integration, by=request.user),
+        done=f"Integration {integration.label} deleted.",
+        success_url="virtual_agents:index",
+        cancel="virtual_agents:index",
     )

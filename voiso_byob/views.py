@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -39,6 +40,33 @@ def render_list(request: HttpRequest, template: str, context: dict[str, Any]) ->
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+def confirm_delete(
+    request: HttpRequest,
+    *,
+    what: str,
+    delete: Callable[[], object],
+    done: str,
+    success_url: str,
+    cancel: str,
+) -> HttpResponse:
+    """GET: the confirmation page. POST: call `delete` (a service); its DomainError is shown there."""
+    error = None
+    if request.method == "POST":
+        try:
+            delete()
+        except DomainError as exc:
+            error = exc.message
+        else:
+            messages.success(request, done)
+            return redirect(success_url)
+    return render(
+        request,
+        "voiso_byob/confirm_delete.html",
+        {"what": what, "error": error, "cancel": cancel},
+        status=400 if error else 200,
+    )
 
 
 # --- access helpers (tenant scoping + role, one per object type) --------------------------
@@ -219,21 +247,14 @@ def member_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def member_delete(request: HttpRequest, pk: UUID) -> HttpResponse:
     member = get_member_for_user(request, pk, write=True)
-    error = None
-    if request.method == "POST":
-        try:
-            services.remove_member(membership=member, by=request.user)
-        except DomainError as exc:
-            error = exc.message
-        else:
-            messages.success(request, f"{member.user.email} removed from the contact center.")
-            # Someone who left the center has no members list there any more.
-            return redirect("dashboard" if member.user_id == request.user.pk else "member_list")
-    return render(
+    return confirm_delete(
         request,
-        "voiso_byob/confirm_delete.html",
-        {"object": member, "what": f"member {member.user.email}", "error": error, "cancel": "member_list"},
-        status=400 if error else 200,
+        what=f"member {member.user.email}",
+        delete=lambda: services.remove_member(membership=member, by=request.user),
+        done=f"{member.user.email} removed from the contact center.",
+        # Someone who left the center has no members list there any more.
+        success_url="dashboard" if member.user_id == request.user.pk else "member_list",
+        cancel="member_list",
     )
 
 
