@@ -79,3 +79,51 @@ def queue_service_kwargs(data: dict[str, Any]) -> dict[str, Any]:
     if "extension" in data:
         kwargs["extension"] = data["extension"]["digits"]
     return kwargs
+
+
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: DRF's CharField would turn 42 or true into text."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class ReferRequestSerializer(serializers.Serializer):
+    call_id = StrictCharField(max_length=256)
+    refer_to = StrictCharField(
+        max_length=4096, trim_whitespace=False, help_text="The Refer-To value as received."
+    )
+    referred_by = StrictCharField(max_length=1024, required=False, allow_blank=True)
+    headers = serializers.DictField(
+        child=serializers.CharField(max_length=1024, allow_blank=True),
+        required=False,
+        help_text="X-headers of the REFER, kept as the handoff's context.",
+    )
+
+    def validate_headers(self, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 50:
+            raise serializers.ValidationError("At most 50 headers.")
+        return value
+
+
+class DestinationSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["queue", "user", "virtual_agent", "external"])
+    extension = serializers.CharField(required=False)
+    number = serializers.CharField(required=False)
+    name = serializers.CharField(required=False)
+    sip_uri = serializers.CharField(required=False)
+
+
+class ReplacesSerializer(serializers.Serializer):
+    call_id = serializers.CharField()
+    to_tag = serializers.CharField()
+    from_tag = serializers.CharField()
+    early_only = serializers.BooleanField()
+
+
+class ReferResponseSerializer(serializers.Serializer):
+    sip_status = serializers.IntegerField(help_text="202: the switch accepts the REFER.")
+    destination = DestinationSerializer()
+    replaces = ReplacesSerializer(required=False, help_text="Attended transfer (RFC 3891), when present.")

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
-from routing.api import QueueViewSet
+from routing.api import QueueViewSet, telephony_refer
 from virtual_agents.api import IntegrationViewSet, VirtualAgentViewSet
 from voiso_byob import views
 from voiso_byob.api import MemberViewSet
@@ -35,6 +35,8 @@ urlpatterns = [
     path("reports/", views.section, {"name": "reports"}, name="reports"),
     path("live/", views.section, {"name": "live"}, name="live"),
     path("routing/", include("routing.urls")),
+    # The SIP layer's endpoints, exactly as the telephony contract names them (no trailing slash).
+    path("api/v1/telephony/refer", telephony_refer, name="telephony_refer"),
     path("api/v1/", include(router.urls)),
     # The schema describes the API, not anyone's data: public, so clients can be generated.
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api_schema"),

@@ -1,0 +1,204 @@
+"""POST /api/v1/telephony/refer answers every case in shared/sip.md §5 exactly, and then some."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import bearer, error_code
+from tests.factories import make_api_key, make_member, make_queue
+from virtual_agents import services as va_services
+from voiso_byob.models import ApiKeyScope, ExternalTransferPolicy
+
+URL = "/api/v1/telephony/refer"
+
+
+@pytest.fixture
+def telephony(acme, api_keys) -> Client:
+    make_queue(acme, name="Sales", extension="4323")
+    make_member(acme, extension="1001", email="ana@acme.example")
+    client = Client()
+    client.defaults.update(bearer(api_keys["telephony"]))
+    return client
+
+
+def refer(client: Client, refer_to: Any, **extra: Any) -> Any:
+    return client.post(
+        URL, {"call_id": "c-1", "refer_to": refer_to, **extra}, content_type="application/json"
+    )
+
+
+# shared/sip.md §5, row by row: (refer_to, HTTP, sip_status, expected destination or error code)
+PUBLIC_EXAMPLES = [
+    ("<sip:4323@acme.voiso.com>", 200, 202, {"type": "queue", "extension": "4323"}),
+    ("sip:1001@acme.voiso.com", 200, 202, {"type": "user", "extension": "1001"}),
+    ('"Sales" <sip:4323@acme.voiso.com;transport=tcp>', 200, 202, {"type": "queue", "extension": "4323"}),
+    ("<tel:+1-212-555-0199>", 200, 202, {"type": "external", "number": "+12125550199"}),
+    (
+        "<sip:+12125550199@acme.voiso.com;user=phone>",
+        200,
+        202,
+        {"type": "external", "number": "+12125550199"},
+    ),
+    (
+        "<sip:1001@acme.voiso.com?Replaces=a%40b%3Bto-tag%3D1%3Bfrom-tag%3D2>",
+        200,
+        202,
+        {"type": "user", "extension": "1001"},
+    ),
+    ("<sip:5555@acme.voiso.com>", 404, 404, "unknown_extension"),
+    ("<sip:4323@globex.voiso.com>", 403, 403, "foreign_domain"),
+    ("<sip:4323@pbx.example.net>", 403, 403, "foreign_domain"),
+    ("<sip:4323@acme.voiso.com", 400, 400, "malformed_uri"),
+    ("<https://acme.voiso.com/4323>", 400, 400, "unsupported_scheme"),
+    ("<tel:555-0199>", 400, 400, "invalid_number"),
+]
+
+MORE_CASES = [
+    ("<SIP:4323@ACME.VOISO.COM>", 200, 202, {"type": "queue", "extension": "4323"}),
+    ("<sip:4323@acme.voiso.com.>", 200, 202, {"type": "queue", "extension": "4323"}),
+    ("<sips:4323@acme.voiso.com:5061;transport=tls>", 200, 202, {"type": "queue", "extension": "4323"}),
+    ("<sip:%34323@acme.voiso.com>", 200, 202, {"type": "queue", "extension": "4323"}),
+    ("<sip:4323@acme.voiso.com.evil.net>", 403, 403, "foreign_domain"),
+    ("<sip:4323@evil-acme.voiso.com>", 403, 403, "foreign_domain"),
+    ("<sip:4323@acme.voiso.co>", 403, 403, "foreign_domain"),
+    ("<sip:４３２３@acme.voiso.com>", 400, 400, "malformed_uri"),
+    ("<sip:%D9%A4%D9%A3%D9%A2%D9%A3@acme.voiso.com>", 404, 404, "unknown_extension"),
+    ("<sip:sales@acme.voiso.com>", 404, 404, "unknown_extension"),
+    ("<sip:432@acme.voiso.com>", 404, 404, "unknown_extension"),
+    ("<sip:4323@acme.voiso.com>, <sip:1001@acme.voiso.com>", 400, 400, "multiple_values"),
+    ("<sip:4323@acme.voiso.com>\r\nX-Evil: 1", 400, 400, "malformed_uri"),
+    ("<sip:user:secret@acme.voiso.com>", 400, 400, "credentials_in_uri"),
+    ("<sip:4323@acme.voiso.com?Route=%3Csip:evil%3E>", 400, 400, "header_not_allowed"),
+    ("2001", 400, 400, "malformed_uri"),
+    ("", 400, 400, None),  # an empty refer_to is a validation error of the request
+    ("<sip:" + "1" * 2000 + "@acme.voiso.com>", 400, 400, "too_long"),
+]
+
+
+@pytest.mark.parametrize(("refer_to", "http", "sip_status", "expected"), PUBLIC_EXAMPLES + MORE_CASES)
+def test_refer_answers(telephony: Client, refer_to: str, http: int, sip_status: int, expected: Any) -> None:
+    response = refer(telephony, refer_to)
+    assert response.status_code == http, response.content
+    body = response.json()
+    if http == 200:
+        assert body["sip_status"] == sip_status
+        for key, value in expected.items():
+            assert body["destination"][key] == value
+    elif expected is None:
+        assert error_code(response) in {"validation_error", "blank"} or body["error"]["fields"]["refer_to"]
+    else:
+        assert error_code(response) == expected
+        assert body["error"]["sip_status"] == sip_status
+
+
+def test_destinations_carry_names_and_uris(telephony: Client) -> None:
+    queue = refer(telephony, "<sip:4323@acme.voiso.com>").json()["destination"]
+    assert queue == {
+        "type": "queue",
+        "extension": "4323",
+        "name": "Sales",
+        "sip_uri": "sip:4323@acme.voiso.com",
+    }
+    user = refer(telephony, "sip:1001@acme.voiso.com").json()["destination"]
+    assert user["type"] == "user" and user["name"] == "ana@acme.example"
+
+
+def test_attended_transfer_reports_replaces(telephony: Client) -> None:
+    body = refer(telephony, "<sip:1001@acme.voiso.com?Replaces=a%40b%3Bto-tag%3D1%3Bfrom-tag%3D2>").json()
+    assert body["replaces"] == {"call_id": "a@b", "to_tag": "1", "from_tag": "2", "early_only": False}
+
+
+def test_a_virtual_agent_with_an_extension_is_a_refer_target(acme, telephony: Client) -> None:
+    integration = va_services.create_integration(
+        center=acme, provider="generic_sip", label="House", credentials=None, by="t"
+    )
+    bot = va_services.create_virtual_agent(
+        integration=integration,
+        by="t",
+        name="Overflow bot",
+        sip_uri="sip:bot@10.0.0.5;transport=tcp",
+        extension="7001",
+        connect=True,
+    )
+    body = refer(telephony, "<sip:7001@acme.voiso.com>").json()
+    assert body["destination"] == {
+        "type": "virtual_agent",
+        "extension": "7001",
+        "name": "Overflow bot",
+        "sip_uri": "sip:bot@10.0.0.5;transport=tcp",
+    }
+    va_services.update_virtual_agent(agent=bot, by="t", is_enabled=False)
+    response = refer(telephony, "<sip:7001@acme.voiso.com>")
+    assert response.status_code == 409
+    assert error_code(response) == "target_unavailable" and response.json()["error"]["sip_status"] == 480
+
+
+def test_external_numbers_follow_the_center_policy(acme, telephony: Client) -> None:
+    acme.external_transfer_policy = ExternalTransferPolicy.BLOCKED
+    acme.save()
+    for value in ("<tel:+1-212-555-0199>", "<sip:+12125550199@acme.voiso.com;user=phone>"):
+        response = refer(telephony, value)
+        assert response.status_code == 403 and error_code(response) == "external_not_allowed"
+        assert response.json()["error"]["sip_status"] == 403
+
+
+def test_the_key_decides_the_tenant(globex, telephony: Client) -> None:
+    _, raw = make_api_key(globex, ApiKeyScope.TELEPHONY)
+    response = Client().post(
+        URL,
+        {"call_id": "c", "refer_to": "<sip:4323@acme.voiso.com>"},
+        content_type="application/json",
+        **bearer(raw),
+    )
+    assert response.status_code == 403 and error_code(response) == "foreign_domain"
+
+
+@pytest.mark.parametrize("scope", ["read", "admin"])
+def test_only_telephony_keys(api_keys, scope: str, telephony: Client) -> None:
+    response = Client().post(
+        URL,
+        {"call_id": "c", "refer_to": "sip:1001@acme.voiso.com"},
+        content_type="application/json",
+        **bearer(api_keys[scope]),
+    )
+    assert response.status_code == 403
+
+
+def test_sessions_and_anonymous_are_refused(admin, telephony: Client) -> None:
+    body = {"call_id": "c", "refer_to": "sip:1001@acme.voiso.com"}
+    assert admin.client.post(URL, body, content_type="application/json").status_code == 401
+    assert Client().post(URL, body, content_type="application/json").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"call_id": "c"},
+        {"refer_to": "sip:1001@acme.voiso.com"},
+        {"call_id": "c", "refer_to": 42},
+        {"call_id": "c", "refer_to": ["sip:1001@acme.voiso.com"]},
+        {"call_id": "c" * 300, "refer_to": "sip:x@y"},
+        {"call_id": "c", "refer_to": "sip:1001@acme.voiso.com", "headers": "X-A: 1"},
+    ],
+)
+def test_bad_requests_are_400_with_fields(telephony: Client, payload: dict[str, Any]) -> None:
+    response = telephony.post(URL, payload, content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"]["fields"]
+
+
+def test_malformed_json_is_400(telephony: Client) -> None:
+    response = telephony.post(URL, "{not json", content_type="application/json")
+    assert response.status_code == 400 and error_code(response) == "parse_error"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.text(max_size=300))
+def test_never_a_500(telephony: Client, value: str) -> None:
+    response = refer(telephony, value)
+    assert response.status_code in (200, 400, 403, 404, 409)
