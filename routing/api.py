@@ -6,24 +6,31 @@ from dataclasses import asdict
 from typing import Any
 
 from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.decorators import action, api_view, authentication_classes, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from routing import services
-from routing.models import Queue
+from routing.models import Flow, PhoneNumber, Queue
 from routing.refer import resolve_refer
 from routing.serializers import (
+    FlowSerializer,
+    FlowVersionSerializer,
+    GraphSerializer,
+    PhoneNumberSerializer,
+    ProblemSerializer,
     QueueSerializer,
     ReferRequestSerializer,
     ReferResponseSerializer,
+    RestoreSerializer,
     queue_service_kwargs,
 )
 from voiso_byob.api import CenterScopedViewSet
 from voiso_byob.api_errors import error_body
-from voiso_byob.authentication import ApiKeyAuthentication, TelephonyAccess, api_access
+from voiso_byob.authentication import ApiKeyAuthentication, ReadOnlyPost, TelephonyAccess, api_access
 from voiso_byob.sip import ReferToError
 
 
@@ -105,3 +112,133 @@ def telephony_refer(request: Request) -> Response:
     if target.replaces is not None:
         body["replaces"] = asdict(target.replaces)
     return Response(body)
+
+
+# --- numbers and flows -------------------------------------------------------------------
+
+
+class PhoneNumberViewSet(CenterScopedViewSet):
+    serializer_class = PhoneNumberSerializer
+
+    def get_queryset(self) -> QuerySet[PhoneNumber]:
+        if getattr(self, "swagger_fake_view", False):
+            return PhoneNumber.objects.none()
+        return PhoneNumber.objects.for_center(self.access.center).select_related("flow")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        if not getattr(self, "swagger_fake_view", False):
+            context["center"] = self.access.center
+        return context
+
+    def perform_create(self, serializer: PhoneNumberSerializer) -> None:
+        data = serializer.validated_data
+        serializer.instance = services.create_phone_number(
+            center=self.access.center,
+            by=self.access.by,
+            number=data["number"],
+            label=data.get("label", ""),
+            flow=data.get("flow"),
+        )
+
+    def perform_update(self, serializer: PhoneNumberSerializer) -> None:
+        data = serializer.validated_data
+        kwargs: dict[str, Any] = {}
+        if "label" in data:
+            kwargs["label"] = data["label"]
+        if "flow" in data:
+            kwargs["flow"] = data["flow"]
+        serializer.instance = services.update_phone_number(
+            phone=serializer.instance, by=self.access.by, **kwargs
+        )
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.delete_phone_number(phone=self.get_object(), by=self.access.by)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class FlowViewSet(CenterScopedViewSet):
+    serializer_class = FlowSerializer
+
+    def get_queryset(self) -> QuerySet[Flow]:
+        if getattr(self, "swagger_fake_view", False):
+            return Flow.objects.none()
+        return (
+            Flow.objects.for_center(self.access.center)
+            .select_related("published_version")
+            .prefetch_related("versions")
+        )
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        if not getattr(self, "swagger_fake_view", False):
+            context["center"] = self.access.center
+        return context
+
+    def perform_create(self, serializer: FlowSerializer) -> None:
+        data = serializer.validated_data
+        serializer.instance = services.create_flow(
+            center=self.access.center,
+            by=self.access.by,
+            name=data["name"],
+            business_hours=data.get("business_hours"),
+            after_hours_flow=data.get("after_hours_flow"),
+            graph=data.get("graph"),
+        )
+
+    def perform_update(self, serializer: FlowSerializer) -> None:
+        data = serializer.validated_data
+        kwargs = {key: data[key] for key in ("name", "business_hours", "after_hours_flow") if key in data}
+        serializer.instance = services.update_flow(flow=serializer.instance, by=self.access.by, **kwargs)
+        if "graph" in data:
+            services.save_draft(flow=serializer.instance, by=self.access.by, graph=data["graph"])
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.delete_flow(flow=self.get_object(), by=self.access.by)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses=FlowVersionSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def versions(self, request: Request, pk: str | None = None) -> Response:
+        """Every version, newest first: the draft, the published one and the archived ones."""
+        flow = self.get_object()
+        return Response(FlowVersionSerializer(flow.versions.order_by("-number"), many=True).data)
+
+    @extend_schema(request=GraphSerializer, responses=FlowVersionSerializer)
+    @action(detail=True, methods=["post"])
+    def draft(self, request: Request, pk: str | None = None) -> Response:
+        """Save a graph as the draft (valid or not: its problems come back with it)."""
+        serializer = GraphSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = services.save_draft(
+            flow=self.get_object(), by=self.access.by, graph=serializer.validated_data["graph"]
+        )
+        return Response(FlowVersionSerializer(version).data)
+
+    @extend_schema(request=GraphSerializer, responses=ProblemSerializer(many=True))
+    @action(detail=True, methods=["post"], permission_classes=[ReadOnlyPost])
+    def validate(self, request: Request, pk: str | None = None) -> Response:
+        """Check a graph against this contact center without saving anything."""
+        serializer = GraphSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        flow = self.get_object()
+        return Response(services.flow_problems(flow.contact_center, serializer.validated_data["graph"]))
+
+    @extend_schema(request=None, responses=FlowVersionSerializer)
+    @action(detail=True, methods=["post"])
+    def publish(self, request: Request, pk: str | None = None) -> Response:
+        """Publish the draft; refused with its problems when it is not valid."""
+        version = services.publish_flow(flow=self.get_object(), by=self.access.by)
+        return Response(FlowVersionSerializer(version).data)
+
+    @extend_schema(request=RestoreSerializer, responses=FlowVersionSerializer)
+    @action(detail=True, methods=["post"])
+    def restore(self, request: Request, pk: str | None = None) -> Response:
+        """Copy an older version's graph into the draft."""
+        serializer = RestoreSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        flow = self.get_object()
+        version = get_object_or_404(flow.versions, number=serializer.validated_data["version"])
+        return Response(
+            FlowVersionSerializer(services.restore_version(version=version, by=self.access.by)).data
+        )

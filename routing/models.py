@@ -1,9 +1,10 @@
-"""Queues now; phone numbers and flows arrive with the routing issue."""
+"""Queues, phone numbers and flows: how calls reach virtual agents and humans."""
 
 from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
@@ -109,3 +110,122 @@ class Queue(models.Model):
         if self.failover_action == FailoverAction.EXTERNAL:
             return f"External {self.failover_number}"
         return self.get_failover_action_display()
+
+
+class FlowQuerySet(models.QuerySet["Flow"]):
+    def for_center(self, center: ContactCenter) -> FlowQuerySet:
+        return self.filter(contact_center=center)
+
+
+class Flow(models.Model):
+    """A call flow: a node graph, edited as versions; one version is published and runs.
+
+    `business_hours` (the schedule-node format, empty = always open) gates the whole flow:
+    outside them a call runs `after_hours_flow` instead, when one is set.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="flows")
+    name = models.CharField(max_length=100)
+    business_hours = models.JSONField(default=dict, blank=True)
+    # PROTECT: a flow another flow chains to cannot vanish from under it.
+    after_hours_flow = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="chained_from"
+    )
+    published_version = models.OneToOneField(
+        "FlowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    objects = FlowQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(F("contact_center"), Lower("name"), name="routing_flow_unique_name"),
+            models.CheckConstraint(
+                condition=~Q(after_hours_flow=F("id")), name="routing_flow_not_chained_to_itself"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FlowVersionState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"
+    ARCHIVED = "archived", "Archived"
+
+
+class FlowVersion(models.Model):
+    """One saved graph of a flow. Published and archived versions are never edited again."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=FlowVersionState.choices, default=FlowVersionState.DRAFT)
+    graph = models.JSONField(default=dict)
+    # Validation outcome when saved: [{"node", "field", "code", "message"}]; empty = publishable.
+    problems = models.JSONField(default=list, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "number"], name="routing_flowversion_unique_number"),
+            # One draft and one published version per flow at most: editing and publishing
+            # never fork the flow.
+            models.UniqueConstraint(
+                fields=["flow"], condition=Q(state="draft"), name="routing_flowversion_one_draft"
+            ),
+            models.UniqueConstraint(
+                fields=["flow"], condition=Q(state="published"), name="routing_flowversion_one_published"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=FlowVersionState.values), name="routing_flowversion_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow.name} v{self.number} ({self.state})"
+
+    @property
+    def is_valid(self) -> bool:
+        return not self.problems
+
+
+class PhoneNumberQuerySet(models.QuerySet["PhoneNumber"]):
+    def for_center(self, center: ContactCenter) -> PhoneNumberQuerySet:
+        return self.filter(contact_center=center)
+
+
+class PhoneNumber(models.Model):
+    """A DID (E.164). Calls to it run its flow; unique across all contact centers."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="phone_numbers")
+    number = models.CharField(max_length=16, unique=True)
+    label = models.CharField(max_length=100, blank=True)
+    # PROTECT: deleting a flow that numbers run would silently drop their calls.
+    flow = models.ForeignKey(
+        Flow, null=True, blank=True, on_delete=models.PROTECT, related_name="phone_numbers"
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    objects = PhoneNumberQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(number__regex=r"^\+[1-9][0-9]{1,14}$"), name="routing_phonenumber_e164"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.label}".strip()

@@ -4,7 +4,15 @@ from typing import Any
 
 from rest_framework import serializers
 
-from routing.models import MAX_WAIT_LIMIT, FailoverAction, Queue, QueueStrategy
+from routing.models import (
+    MAX_WAIT_LIMIT,
+    FailoverAction,
+    Flow,
+    FlowVersion,
+    PhoneNumber,
+    Queue,
+    QueueStrategy,
+)
 from virtual_agents.models import VirtualAgent
 from voiso_byob.models import ContactCenter, Membership
 
@@ -127,3 +135,106 @@ class ReferResponseSerializer(serializers.Serializer):
     sip_status = serializers.IntegerField(help_text="202: the switch accepts the REFER.")
     destination = DestinationSerializer()
     replaces = ReplacesSerializer(required=False, help_text="Attended transfer (RFC 3891), when present.")
+
+
+class PhoneNumberSerializer(serializers.ModelSerializer):
+    number = serializers.CharField(max_length=32, help_text="E.164, e.g. +442071234567")
+    flow = serializers.PrimaryKeyRelatedField(queryset=Flow.objects.none(), required=False, allow_null=True)
+
+    class Meta:
+        model = PhoneNumber
+        fields = ["id", "number", "label", "flow", "created"]
+        read_only_fields = ["id", "created"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        center = self.context.get("center")
+        if center is not None:
+            self.fields["flow"].queryset = Flow.objects.for_center(center)
+        if self.instance is not None and not isinstance(self.instance, list | tuple):
+            self.fields["number"].read_only = True
+
+
+class ProblemSerializer(serializers.Serializer):
+    node = serializers.CharField(allow_null=True)
+    field = serializers.CharField(allow_null=True)
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class FlowVersionSerializer(serializers.ModelSerializer):
+    problems = ProblemSerializer(many=True, read_only=True)
+    is_valid = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = FlowVersion
+        fields = ["id", "number", "state", "graph", "problems", "is_valid", "created", "published_at"]
+        read_only_fields = fields
+
+
+class FlowSerializer(serializers.ModelSerializer):
+    business_hours = serializers.JSONField(
+        required=False, help_text="Schedule-node format; empty = always open."
+    )
+    after_hours_flow = serializers.PrimaryKeyRelatedField(
+        queryset=Flow.objects.none(), required=False, allow_null=True
+    )
+    graph = serializers.JSONField(write_only=True, required=False, help_text="Initial graph of a new flow.")
+    published_version = serializers.SerializerMethodField()
+    draft = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Flow
+        fields = [
+            "id",
+            "name",
+            "business_hours",
+            "after_hours_flow",
+            "graph",
+            "published_version",
+            "draft",
+            "created",
+        ]
+        read_only_fields = ["id", "created"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        center = self.context.get("center")
+        if center is not None:
+            self.fields["after_hours_flow"].queryset = Flow.objects.for_center(center)
+
+    def get_published_version(self, flow: Flow) -> int | None:
+        return flow.published_version.number if flow.published_version else None
+
+    def get_draft(self, flow: Flow) -> dict[str, Any] | None:
+        drafts = [v for v in flow.versions.all() if v.state == "draft"]
+        if not drafts:
+            return None
+        return {
+            "number": drafts[0].number,
+            "is_valid": drafts[0].is_valid,
+            "problems": len(drafts[0].problems),
+        }
+
+
+class GraphSerializer(serializers.Serializer):
+    graph = serializers.JSONField()
+
+
+class SimulateSerializer(serializers.Serializer):
+    caller = serializers.CharField(max_length=32, help_text="The caller's number (From).")
+    called = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    at = serializers.DateTimeField(required=False, help_text="RFC 3339 with offset; default now.")
+    digits = serializers.ListField(
+        child=serializers.RegexField(r"^[0-9*#]?$", max_length=1),
+        required=False,
+        max_length=20,
+        help_text="Keys pressed at successive menus; '' for a timeout.",
+    )
+    version = serializers.IntegerField(
+        required=False, help_text="Default: the draft, else the published version."
+    )
+
+
+class RestoreSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1)

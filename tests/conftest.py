@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpResponse
 from django.test import Client
 
@@ -64,6 +66,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if os.environ.get("REQUIRE_SERVICES") == "1":
             pytest.fail(f"{marker} test cannot run: {reason} (REQUIRE_SERVICES=1)", pytrace=False)
         pytest.skip(f"{marker}: {reason}")
+
+
+@pytest.fixture(autouse=True)
+def clear_cache() -> Iterator[None]:
+    # API keys, menu state and compiled flows live in the cache; tests must not share them.
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

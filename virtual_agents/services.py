@@ -29,7 +29,7 @@ from voiso_byob.crypto import mask
 from voiso_byob.errors import DomainError
 from voiso_byob.models import AuditEvent, ContactCenter, Extension, ExtensionKind
 from voiso_byob.phone import normalise_e164
-from voiso_byob.services import Actor, diff, set_extension, unique_name
+from voiso_byob.services import Actor, bump_routing_revision, diff, set_extension, unique_name
 from voiso_byob.sip import external_handoff_uri, handoff_uri, is_valid_bot_uri
 
 logger = logging.getLogger(__name__)
@@ -448,6 +448,7 @@ def connect_virtual_agent(*, agent: VirtualAgent, by: Actor) -> VirtualAgent:
     agent.provider_state = state
     agent.is_connected = True
     agent.save(update_fields=["sip_uri", "provider_state", "is_connected"])
+    bump_routing_revision(agent.contact_center)
     AuditEvent.record(
         center=center,
         by=by,
@@ -550,6 +551,7 @@ def update_virtual_agent(
     agent.save()
     changes = diff(before, _snapshot(agent))
     if changes:
+        bump_routing_revision(agent.contact_center)
         AuditEvent.record(center=center, by=by, action="virtual_agent.updated", target=agent, changes=changes)
     return agent
 
@@ -592,6 +594,7 @@ def disconnect_virtual_agent(*, agent: VirtualAgent, by: Actor) -> VirtualAgent:
     if agent.integration.has_api:
         agent.sip_uri = ""
     agent.save(update_fields=["is_connected", "is_enabled", "provider_state", "sip_uri"])
+    bump_routing_revision(agent.contact_center)
     AuditEvent.record(center=agent.contact_center, by=by, action="virtual_agent.disconnected", target=agent)
     return agent
 
@@ -601,6 +604,7 @@ def delete_virtual_agent(*, agent: VirtualAgent, by: Actor) -> None:
     require_byob(agent.contact_center)
     if agent.is_connected:
         raise DomainError("still_connected", "Disconnect the virtual agent before deleting it.")
+    bump_routing_revision(agent.contact_center)
     AuditEvent.record(
         center=agent.contact_center,
         by=by,

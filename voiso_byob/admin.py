@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.http import HttpRequest
 
+from voiso_byob.api_key_cache import forget_api_keys
 from voiso_byob.models import ApiKey, AuditEvent, ContactCenter, Extension, Membership, User
 
 
@@ -46,6 +47,8 @@ class ContactCenterAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ContactCenter, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
+        # Keys carry their contact center in the cache; a changed center must be re-read.
+        forget_api_keys(obj.api_keys.all())
         if change and form.changed_data:
             AuditEvent.record(
                 center=obj,

@@ -14,6 +14,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
 from voiso_byob.access import current_membership
+from voiso_byob.api_key_cache import cached_api_key, touch_api_key
 from voiso_byob.models import ApiKey, ApiKeyScope, ContactCenter, User
 
 
@@ -32,12 +33,12 @@ class ApiKeyAuthentication(BaseAuthentication):
             raw = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
-        key = ApiKey.objects.select_related("contact_center").filter(prefix=ApiKey.prefix_of(raw)).first()
+        key = cached_api_key(ApiKey.prefix_of(raw))
         if key is None or not key.matches(raw):
             raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
         if not key.is_active:
             raise exceptions.AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
-        key.touch()
+        touch_api_key(key)
         return AnonymousUser(), key
 
     def authenticate_header(self, request: Request) -> str:
@@ -108,4 +109,14 @@ class TelephonyAccess(BasePermission):
         access = _require_authenticated(request)
         if not access.is_telephony:
             raise exceptions.PermissionDenied("This endpoint needs an API key with scope 'telephony'.")
+        return True
+
+
+class ReadOnlyPost(ConfigurationAccess):
+    """A POST that changes nothing (validate, simulate): readers may use it."""
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        access = _require_authenticated(request)
+        if not access.can_read:
+            raise exceptions.PermissionDenied("Your role or API key scope does not allow this request.")
         return True

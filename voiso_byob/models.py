@@ -127,6 +127,10 @@ class ContactCenter(models.Model):
         default=ExternalTransferPolicy.ALLOWED,
         help_text="Whether bots may hand calls off to external numbers.",
     )
+    # Bumped by every write that changes where calls can go (extensions, queues, bots),
+    # so compiled flows cached in every process know to rebuild. Read with the phone
+    # number on each route request: no extra query.
+    routing_revision = models.PositiveBigIntegerField(default=0, editable=False)
     created = models.DateTimeField(default=dj_timezone.now)
 
     objects = ContactCenterQuerySet.as_manager()
@@ -318,8 +322,8 @@ class ApiKey(models.Model):
 
     objects = ApiKeyQuerySet.as_manager()
 
-    # last_used_at is written at most this often, so a busy telephony key does
-    # not turn every request into a write.
+    # last_used_at is written at most this often (see api_key_cache.touch_api_key), so a
+    # busy telephony key does not turn every request into a write.
     LAST_USED_RESOLUTION = timedelta(seconds=60)
 
     class Meta:
@@ -350,12 +354,6 @@ class ApiKey(models.Model):
 
     def matches(self, raw: str) -> bool:
         return secrets.compare_digest(self.hashed_key, hash_api_key(raw))
-
-    def touch(self) -> None:
-        now = dj_timezone.now()
-        if self.last_used_at is None or now - self.last_used_at >= self.LAST_USED_RESOLUTION:
-            ApiKey.objects.filter(pk=self.pk).update(last_used_at=now)
-            self.last_used_at = now
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):

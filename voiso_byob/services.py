@@ -8,9 +8,10 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, models, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from voiso_byob.api_key_cache import forget_api_keys
 from voiso_byob.errors import DomainError
 from voiso_byob.models import (
     SLUG_RE,
@@ -73,6 +74,11 @@ def _verb(field: str) -> str:
     return {"name": "named", "label": "labelled"}.get(field, f"with the {field}")
 
 
+def bump_routing_revision(center: ContactCenter) -> None:
+    """Tell every process's flow cache that a route target changed (see ContactCenter.routing_revision)."""
+    ContactCenter.objects.filter(pk=center.pk).update(routing_revision=F("routing_revision") + 1)
+
+
 # --- extensions --------------------------------------------------------------------------
 
 
@@ -86,9 +92,11 @@ def claim_extension(*, center: ContactCenter, digits: str, kind: ExtensionKind) 
     center.validate_extension_digits(digits)
     try:
         with transaction.atomic():
-            return Extension.objects.create(contact_center=center, digits=digits, kind=kind)
+            extension = Extension.objects.create(contact_center=center, digits=digits, kind=kind)
     except IntegrityError:
         raise _extension_taken(digits) from None
+    bump_routing_revision(center)
+    return extension
 
 
 def _extension_taken(digits: str) -> DomainError:
@@ -107,6 +115,7 @@ def set_extension(
     if not digits:
         if current is not None:
             current.delete()
+            bump_routing_revision(center)
         return None
     if current is None:
         return claim_extension(center=center, digits=digits, kind=kind)
@@ -119,6 +128,7 @@ def set_extension(
     except IntegrityError:
         raise _extension_taken(digits) from None
     current.digits = digits
+    bump_routing_revision(center)
     return current
 
 
@@ -314,6 +324,7 @@ def remove_member(*, membership: Membership, by: Actor) -> None:
     membership.delete()
     if extension is not None:
         extension.delete()
+        bump_routing_revision(center)
 
 
 def _digits(extension: Extension | None) -> str | None:
@@ -355,5 +366,8 @@ def revoke_api_key(*, key: ApiKey, by: Actor) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+        # Now, and again after commit: a request between the two could re-cache the old row.
+        forget_api_keys([key])
+        transaction.on_commit(lambda: forget_api_keys([key]))
         AuditEvent.record(center=key.contact_center, by=by, action="api_key.revoked", target=key)
     return key

@@ -123,6 +123,16 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Shared by every process when Redis is there: API key lookups and menu state per call
+# live here, so the telephony hot path needs no SQL for them.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Flow http_request nodes may call private addresses only when this is on (tests, labs).
+FLOW_HTTP_ALLOW_PRIVATE = env.bool("FLOW_HTTP_ALLOW_PRIVATE", default=False)
+
 AUTH_USER_MODEL = "voiso_byob.User"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -5,13 +5,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
-from routing.api import QueueViewSet, telephony_refer
+from routing.api import PhoneNumberViewSet, QueueViewSet, telephony_refer
 from virtual_agents.api import IntegrationViewSet, VirtualAgentViewSet
 from voiso_byob import views
 from voiso_byob.api import MemberViewSet
 
 router = SimpleRouter()
 router.register("queues", QueueViewSet, basename="queue")
+router.register("numbers", PhoneNumberViewSet, basename="number")
 router.register("members", MemberViewSet, basename="member")
 router.register("integrations", IntegrationViewSet, basename="integration")
 router.register("virtual-agents", VirtualAgentViewSet, basename="virtual-agent")

@@ -202,3 +202,32 @@ def test_malformed_json_is_400(telephony: Client) -> None:
 def test_never_a_500(telephony: Client, value: str) -> None:
     response = refer(telephony, value)
     assert response.status_code in (200, 400, 403, 404, 409)
+
+
+def test_one_sql_query_per_refer_after_warm_up(telephony: Client, django_assert_max_num_queries) -> None:
+    refer(telephony, "<sip:4323@acme.voiso.com>")  # warm-up: caches the key, records its use
+    with django_assert_max_num_queries(1):
+        assert refer(telephony, "<sip:4323@acme.voiso.com>").status_code == 200
+    with django_assert_max_num_queries(1):
+        assert refer(telephony, "<sip:4323@globex.voiso.com>").status_code == 403
+
+
+def test_a_revoked_key_stops_working_at_once_despite_the_cache(acme, telephony: Client) -> None:
+    from voiso_byob.models import ApiKey
+    from voiso_byob.services import revoke_api_key
+
+    assert refer(telephony, "<sip:4323@acme.voiso.com>").status_code == 200
+    revoke_api_key(key=ApiKey.objects.get(contact_center=acme, scope="telephony"), by="t")
+    response = refer(telephony, "<sip:4323@acme.voiso.com>")
+    assert response.status_code == 401 and error_code(response) == "revoked_api_key"
+
+
+def test_a_cache_outage_falls_back_to_the_database(telephony: Client, monkeypatch) -> None:
+    from django.core.cache import cache
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("cache is down")
+
+    for method in ("get", "set", "add", "delete_many"):
+        monkeypatch.setattr(cache, method, down)
+    assert refer(telephony, "<sip:4323@acme.voiso.com>").status_code == 200

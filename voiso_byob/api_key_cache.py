@@ -1,0 +1,64 @@
+"""API keys in the shared cache: the telephony hot path authenticates without SQL.
+
+The SIP layer sends its key with every call. The key row (with its contact center) is
+kept in the default cache (Redis in production, shared by every process); revoking
+deletes the entry after commit, and the timeout bounds how long a change made behind
+the services' back (Django admin) can go unseen. A cache outage falls back to SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.core.cache import cache
+from django.utils import timezone
+
+from voiso_byob.models import ApiKey
+
+logger = logging.getLogger(__name__)
+
+API_KEY_CACHE_SECONDS = 60
+
+
+def api_key_cache_key(prefix: str) -> str:
+    return f"apikey:v1:{prefix}"
+
+
+def cached_api_key(prefix: str) -> ApiKey | None:
+    try:
+        key = cache.get(api_key_cache_key(prefix))
+    except Exception:
+        logger.warning("API key cache unavailable; reading the database", exc_info=True)
+        key = None
+    if key is not None:
+        return key
+    key = ApiKey.objects.select_related("contact_center").filter(prefix=prefix).first()
+    if key is not None:
+        try:
+            cache.set(api_key_cache_key(prefix), key, timeout=API_KEY_CACHE_SECONDS)
+        except Exception:
+            logger.warning("API key cache unavailable", exc_info=True)
+    return key
+
+
+def forget_api_keys(keys: Iterable[ApiKey]) -> None:
+    """Drop cached keys (revoked, or their contact center changed)."""
+    try:
+        cache.delete_many([api_key_cache_key(key.prefix) for key in keys])
+    except Exception:
+        logger.warning(
+            "API key cache unavailable; entries expire in %s s", API_KEY_CACHE_SECONDS, exc_info=True
+        )
+
+
+def touch_api_key(key: ApiKey) -> None:
+    """Record use at most once a minute per key, decided in the shared cache, not by a SELECT."""
+    try:
+        first_this_minute = cache.add(
+            f"apikey-used:{key.pk}", 1, timeout=int(ApiKey.LAST_USED_RESOLUTION.total_seconds())
+        )
+    except Exception:
+        first_this_minute = True
+    if first_this_minute:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
