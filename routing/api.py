@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import action, api_view, authentication_classes, permission_classes
@@ -16,6 +17,7 @@ from rest_framework.response import Response
 from routing import services
 from routing.models import Flow, PhoneNumber, Queue
 from routing.refer import resolve_refer
+from routing.route import route_call
 from routing.serializers import (
     FlowSerializer,
     FlowVersionSerializer,
@@ -26,6 +28,8 @@ from routing.serializers import (
     ReferRequestSerializer,
     ReferResponseSerializer,
     RestoreSerializer,
+    RouteRequestSerializer,
+    RouteResponseSerializer,
     queue_service_kwargs,
 )
 from voiso_byob.api import CenterScopedViewSet
@@ -242,3 +246,38 @@ class FlowViewSet(CenterScopedViewSet):
         return Response(
             FlowVersionSerializer(services.restore_version(version=version, by=self.access.by)).data
         )
+
+
+@extend_schema(
+    request=RouteRequestSerializer,
+    responses={200: RouteResponseSerializer},
+    summary="Where does this call go?",
+    description=(
+        "Runs the published flow of the dialled number and returns the verbs the switch executes "
+        "(`play`, `gather`, `dial`, `voicemail`, `hangup`). A menu is answered by posting again with the "
+        "same `call_id` and `digits`. Unknown number → 404 `unknown_number`; digits for a call not waiting "
+        "at a menu → 409 `unknown_call`; a number without a published flow → 409 `no_published_flow`."
+    ),
+    tags=["telephony"],
+)
+@api_view(["POST"])
+@authentication_classes([ApiKeyAuthentication])
+@permission_classes([TelephonyAccess])
+def telephony_route(request: Request) -> Response:
+    access = api_access(request)
+    assert access is not None  # TelephonyAccess ran first
+    serializer = RouteRequestSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    answer = route_call(
+        center=access.center,
+        call_id=data["call_id"],
+        to=data["to"],
+        caller=data["from"],
+        at=data.get("at") or timezone.now(),
+        digits=data.get("digits"),
+    )
+    body: dict[str, Any] = {"call_id": data["call_id"], "instructions": answer.instructions}
+    if answer.destination is not None:
+        body["destination"] = answer.destination
+    return Response(body)

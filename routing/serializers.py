@@ -238,3 +238,28 @@ class SimulateSerializer(serializers.Serializer):
 
 class RestoreSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1)
+
+
+class RouteRequestSerializer(serializers.Serializer):
+    call_id = StrictCharField(max_length=256)
+    to = StrictCharField(max_length=32, help_text="The dialled number (E.164).")
+    # "from" is a Python keyword: the field is declared below under its wire name.
+    at = serializers.DateTimeField(required=False, help_text="RFC 3339 with offset; default now.")
+    digits = serializers.RegexField(
+        r"^[0-9*#]?$",
+        required=False,
+        allow_blank=True,
+        max_length=1,
+        help_text="The key pressed at the menu the call waits at; empty for a timeout.",
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = StrictCharField(max_length=64, help_text="The caller's number as the switch saw it.")
+        return fields
+
+
+class RouteResponseSerializer(serializers.Serializer):
+    call_id = serializers.CharField()
+    instructions = serializers.ListField(child=serializers.DictField())
+    destination = DestinationSerializer(required=False)

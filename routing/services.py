@@ -406,6 +406,8 @@ def update_flow(
     business_hours: dict[str, Any] | None = _UNSET,
     after_hours_flow: Flow | None = _UNSET,
 ) -> Flow:
+    # Re-read under lock, and save only these fields: a stale instance must not undo a publish.
+    flow = _locked(flow)
     center = flow.contact_center
     before = {
         "name": flow.name,
@@ -420,7 +422,7 @@ def update_flow(
         flow.business_hours = _check_business_hours(business_hours)
     if after_hours_flow is not _UNSET:
         flow.after_hours_flow = _check_after_hours(flow, after_hours_flow, center)
-    flow.save()
+    flow.save(update_fields=["name", "business_hours", "after_hours_flow"])
     after = {
         "name": flow.name,
         "business_hours": flow.business_hours,

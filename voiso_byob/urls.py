@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
-from routing.api import PhoneNumberViewSet, QueueViewSet, telephony_refer
+from routing.api import FlowViewSet, PhoneNumberViewSet, QueueViewSet, telephony_refer, telephony_route
 from virtual_agents.api import IntegrationViewSet, VirtualAgentViewSet
 from voiso_byob import views
 from voiso_byob.api import MemberViewSet
@@ -13,6 +13,7 @@ from voiso_byob.api import MemberViewSet
 router = SimpleRouter()
 router.register("queues", QueueViewSet, basename="queue")
 router.register("numbers", PhoneNumberViewSet, basename="number")
+router.register("flows", FlowViewSet, basename="flow")
 router.register("members", MemberViewSet, basename="member")
 router.register("integrations", IntegrationViewSet, basename="integration")
 router.register("virtual-agents", VirtualAgentViewSet, basename="virtual-agent")
@@ -37,6 +38,7 @@ urlpatterns = [
     path("live/", views.section, {"name": "live"}, name="live"),
     path("routing/", include("routing.urls")),
     # The SIP layer's endpoints, exactly as the telephony contract names them (no trailing slash).
+    path("api/v1/telephony/route", telephony_route, name="telephony_route"),
     path("api/v1/telephony/refer", telephony_refer, name="telephony_refer"),
     path("api/v1/", include(router.urls)),
     # The schema describes the API, not anyone's data: public, so clients can be generated.

@@ -1,0 +1,292 @@
+"""Where an inbound call goes: the telephony route API's work, around the pure flow engine.
+
+Hot path, after warm-up: one SQL query (the dialled number with its contact center and
+flows). The API key comes from the shared cache, menu state lives in the shared cache
+per call, and compiled flows are kept in this process, keyed by the published version
+and the center's routing revision — so a publish (a new version id) or a change to any
+route target (a new revision) is seen by every process on its next call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from threading import Lock
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.cache import cache
+
+from routing.flows.calls import (
+    CallInput,
+    CenterInfo,
+    FlowCompileError,
+    InvalidRunState,
+    RunResult,
+    RunState,
+    Target,
+)
+from routing.flows.engine import CompiledFlow, compile_flow
+from routing.flows.schedule import parse_schedule
+from routing.models import Flow, FlowVersion, PhoneNumber, Queue
+from virtual_agents.models import VirtualAgent
+from voiso_byob.errors import DomainError
+from voiso_byob.models import ContactCenter, Membership
+from voiso_byob.phone import normalise_e164
+from voiso_byob.sip import external_handoff_uri, handoff_uri
+
+logger = logging.getLogger(__name__)
+
+MENU_STATE_SECONDS = 3600  # a caller does not sit in one IVR menu for an hour
+COMPILED_LIMIT = 512
+
+_compiled: OrderedDict[tuple[UUID, int], CompiledFlow] = OrderedDict()
+_compiled_lock = Lock()
+
+
+@dataclass(frozen=True)
+class RouteAnswer:
+    instructions: list[dict[str, Any]]
+    destination: dict[str, Any] | None
+    path: list[str]
+
+
+def center_info(center: ContactCenter) -> CenterInfo:
+    return CenterInfo(
+        slug=center.slug,
+        timezone=center.timezone,
+        allows_external=center.allows_external_transfers,
+        sip_domain=center.sip_domain,
+    )
+
+
+def route_targets(center: ContactCenter) -> tuple[dict[tuple[str, str], Target], dict[str, Target]]:
+    """Every route target of a center, by (kind, id) and by extension. Warm-up only."""
+    by_ref: dict[tuple[str, str], Target] = {}
+    by_extension: dict[str, Target] = {}
+
+    def add(target: Target) -> None:
+        by_ref[(target.kind, target.ref)] = target
+        if target.extension:
+            by_extension[target.extension] = target
+
+    for queue in Queue.objects.for_center(center).select_related("extension"):
+        digits = queue.extension.digits
+        add(Target("queue", str(queue.pk), queue.name, handoff_uri(digits, center.slug), digits))
+    for member in (
+        Membership.objects.for_center(center)
+        .filter(extension__isnull=False)
+        .select_related("user", "extension")
+    ):
+        digits = member.extension.digits
+        add(
+            Target("user", str(member.pk), member.user.display_name, handoff_uri(digits, center.slug), digits)
+        )
+    agents = list(
+        VirtualAgent.objects.for_center(center).select_related("extension", "default_handoff_extension")
+    )
+    for agent in agents:
+        add(_agent_target(center, agent, by_extension))
+    return by_ref, by_extension
+
+
+def _agent_target(center: ContactCenter, agent: VirtualAgent, by_extension: dict[str, Target]) -> Target:
+    default: Target | None = None
+    if agent.default_handoff_extension is not None:
+        default = by_extension.get(agent.default_handoff_extension.digits)
+    elif agent.default_handoff_number:
+        number = agent.default_handoff_number
+        default = Target("external", number, number, external_handoff_uri(number, center.slug), number=number)
+    return Target(
+        "virtual_agent",
+        str(agent.pk),
+        agent.name,
+        agent.sip_uri or None,
+        agent.extension.digits if agent.extension else None,
+        virtual_agent_id=str(agent.pk),
+        default_handoff=default,
+        is_enabled=agent.is_enabled and agent.is_connected and bool(agent.sip_uri),
+    )
+
+
+def compiled(version_id: UUID, center: ContactCenter) -> CompiledFlow:
+    """The published version, compiled against the center's current targets (cached per revision)."""
+    cache_key = (version_id, center.routing_revision)
+    with _compiled_lock:
+        flow = _compiled.get(cache_key)
+        if flow is not None:
+            _compiled.move_to_end(cache_key)
+            return flow
+    version = FlowVersion.objects.only("graph").get(pk=version_id)
+    targets, extensions = route_targets(center)
+    flow = compile_flow(version.graph, targets=targets, extensions=extensions, center=center_info(center))
+    with _compiled_lock:
+        _compiled[cache_key] = flow
+        while len(_compiled) > COMPILED_LIMIT:
+            _compiled.popitem(last=False)
+    return flow
+
+
+def forget_compiled() -> None:
+    """Empty this process's compiled-flow cache (tests, and the benchmark's cold runs)."""
+    with _compiled_lock:
+        _compiled.clear()
+
+
+def active_calls(virtual_agent_id: str) -> int:
+    """Calls a virtual agent is on now; the call-event ingestion keeps this counter."""
+    try:
+        return int(cache.get(f"va-active:{virtual_agent_id}") or 0)
+    except Exception:  # without the counter (cache down), assume the bot is free
+        return 0
+
+
+def _capacity_check(center: ContactCenter) -> Any:
+    capacities: dict[str, int] | None = None
+
+    def is_available(virtual_agent_id: str) -> bool:
+        nonlocal capacities
+        if capacities is None:  # only when a flow actually routes to a bot
+            capacities = {
+                str(pk): cap
+                for pk, cap in VirtualAgent.objects.for_center(center).values_list(
+                    "pk", "max_concurrent_calls"
+                )
+            }
+        return active_calls(virtual_agent_id) < capacities.get(virtual_agent_id, 0)
+
+    return is_available
+
+
+def _state_key(center: ContactCenter, call_id: str) -> str:
+    return f"route-state:{center.pk}:{call_id}"
+
+
+def route_call(
+    *, center: ContactCenter, call_id: str, to: str, caller: str, at: datetime, digits: str | None
+) -> RouteAnswer:
+    """Run the flow of the dialled number (or continue a call waiting at a menu)."""
+    try:
+        number = normalise_e164(to, field="to")
+    except DomainError:
+        raise DomainError(
+            "unknown_number", f"{to} is not a number of this contact center.", status=404
+        ) from None
+    phone = (
+        PhoneNumber.objects.select_related("contact_center", "flow__after_hours_flow")
+        .filter(number=number, contact_center_id=center.pk)
+        .first()
+    )
+    if phone is None:
+        raise DomainError("unknown_number", f"{number} is not a number of this contact center.", status=404)
+    center = phone.contact_center  # fresh: its routing revision decides the compiled flow
+    state_key = _state_key(center, call_id)
+    state: RunState | None = None
+    if digits is not None:
+        stored = cache.get(state_key)
+        if stored is None:
+            raise DomainError(
+                "unknown_call",
+                f"Call {call_id} is not waiting at a menu here (unknown, finished or expired); "
+                "post without digits to start it.",
+                status=409,
+            )
+        try:
+            state = RunState.from_dict(stored["state"])
+        except (InvalidRunState, KeyError, TypeError):
+            cache.delete(state_key)
+            raise DomainError(
+                "unknown_call", f"Call {call_id} has no usable menu state.", status=409
+            ) from None
+        version_id = UUID(stored["version"])
+    else:
+        version_id = _version_for(phone.flow, center, at)
+    flow = compiled(version_id, center)
+    result: RunResult = flow.run(
+        CallInput(
+            call_id=call_id,
+            caller=caller,
+            called=number,
+            at=at,
+            digits=digits,
+            is_available=_capacity_check(center),
+            allow_private_http=settings.FLOW_HTTP_ALLOW_PRIVATE,
+        ),
+        state,
+    )
+    if result.state is not None:
+        cache.set(
+            state_key, {"version": str(version_id), "state": result.state.as_dict()}, MENU_STATE_SECONDS
+        )
+    elif digits is not None:
+        cache.delete(state_key)
+    return RouteAnswer(result.instructions, result.destination, result.path)
+
+
+def _version_for(flow: Flow | None, center: ContactCenter, at: datetime) -> UUID:
+    """The published version to run: the flow's, or its after-hours flow's outside business hours."""
+    if flow is None or flow.published_version_id is None:
+        raise DomainError(
+            "no_published_flow", "This number has no published flow; publish one and attach it.", status=409
+        )
+    after = flow.after_hours_flow
+    is_chained = flow.business_hours and after is not None and after.published_version_id is not None
+    if is_chained and not parse_schedule(flow.business_hours).is_open(at, ZoneInfo(center.timezone)):
+        return after.published_version_id
+    return flow.published_version_id
+
+
+@dataclass(frozen=True)
+class SimulationStep:
+    digits: str | None
+    instructions: list[dict[str, Any]]
+    path: list[str]
+    destination: dict[str, Any] | None
+    notes: list[str]
+
+
+def simulate_flow(
+    *, flow: Flow, version: FlowVersion, caller: str, at: datetime, digits: list[str]
+) -> list[SimulationStep]:
+    """A test call through `version` (a draft too): each menu answered with the next digits.
+
+    A dry run: nothing is stored, nobody is called (http_request nodes do make their request,
+    as the real call would). The draft is compiled afresh, since it changes in place.
+    """
+    center = flow.contact_center
+    targets, extensions = route_targets(center)
+    try:
+        compiled_flow = compile_flow(
+            version.graph, targets=targets, extensions=extensions, center=center_info(center)
+        )
+    except FlowCompileError as exc:
+        raise DomainError("invalid_flow", f"This version cannot run: {exc}") from None
+    called = flow.phone_numbers.values_list("number", flat=True).first() or ""
+    answers = list(digits)
+    steps: list[SimulationStep] = []
+    state: RunState | None = None
+    pressed: str | None = None
+    for _ in range(len(answers) + 1):
+        result = compiled_flow.run(
+            CallInput(
+                call_id="test-call",
+                caller=caller,
+                called=called,
+                at=at,
+                digits=pressed,
+                is_available=_capacity_check(center),
+                allow_private_http=settings.FLOW_HTTP_ALLOW_PRIVATE,
+            ),
+            state,
+        )
+        steps.append(
+            SimulationStep(pressed, result.instructions, result.path, result.destination, result.notes)
+        )
+        if result.state is None or not answers:
+            break
+        state, pressed = result.state, answers.pop(0)
+    return steps
