@@ -80,7 +80,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
-ROOT_URLCONF = "voiso_byob.urls"
+# Benchmarks mount a minimal comparison view beside the real URLs (bench/urls.py).
+ROOT_URLCONF = env.str("ROOT_URLCONF", default="voiso_byob.urls")
 
 TEMPLATES = [
     {
