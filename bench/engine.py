@@ -280,7 +280,7 @@ def write_json(rows: list[dict[str, Any]], compile_us: float, runs: int) -> None
             for row in rows
         ],
     }
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
 
 

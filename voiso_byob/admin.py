@@ -8,6 +8,7 @@ from django.http import HttpRequest
 
 from voiso_byob.api_key_cache import forget_api_keys
 from voiso_byob.models import ApiKey, AuditEvent, ContactCenter, Extension, Membership, User
+from voiso_byob.services import bump_routing_revision
 
 
 @admin.register(User)
@@ -47,8 +48,10 @@ class ContactCenterAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ContactCenter, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
-        # Keys carry their contact center in the cache; a changed center must be re-read.
+        # Keys carry their contact center in the cache, and compiled flows its timezone and
+        # external-transfer policy: a changed center must be re-read everywhere.
         forget_api_keys(obj.api_keys.all())
+        bump_routing_revision(obj)
         if change and form.changed_data:
             AuditEvent.record(
                 center=obj,
