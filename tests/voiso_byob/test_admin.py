@@ -54,8 +54,10 @@ def test_staff_switch_byob_on_and_it_is_audited(staff, globex) -> None:
         },
     )
     assert response.status_code == 302, response.content[:2000]
+    revision = globex.routing_revision
     globex.refresh_from_db()
     assert globex.byob_enabled
+    assert globex.routing_revision == revision + 1  # compiled flows everywhere rebuild
     event = AuditEvent.objects.get(contact_center=globex, action="contact_center.updated")
     assert event.changes["byob_enabled"] is True
 
