@@ -1,4 +1,4 @@
-"""Routing pages: queues (phone numbers and flows come with the routing issue)."""
+"""Queue pages: list, create, edit, delete."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from routing import services
-from routing.forms import QueueForm
+from routing.forms.queues import QueueForm
 from routing.models import Queue
 from voiso_byob.access import member_required, require_membership
 from voiso_byob.forms import run_service

@@ -1,0 +1,1 @@
+"""Routing pages: queues, phone numbers, and flows with their builder."""
