@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from routing import services
 from routing.models import Flow, PhoneNumber, Queue
 from routing.refer import resolve_refer
-from routing.route import route_call
+from routing.route import route_call, simulate_flow
 from routing.serializers import (
     FlowSerializer,
     FlowVersionSerializer,
@@ -30,11 +30,14 @@ from routing.serializers import (
     RestoreSerializer,
     RouteRequestSerializer,
     RouteResponseSerializer,
+    SimulateSerializer,
+    SimulationStepSerializer,
     queue_service_kwargs,
 )
 from voiso_byob.api import CenterScopedViewSet
 from voiso_byob.api_errors import error_body
 from voiso_byob.authentication import ApiKeyAuthentication, ReadOnlyPost, TelephonyAccess, api_access
+from voiso_byob.errors import DomainError
 from voiso_byob.sip import ReferToError
 
 
@@ -234,6 +237,30 @@ class FlowViewSet(CenterScopedViewSet):
         """Publish the draft; refused with its problems when it is not valid."""
         version = services.publish_flow(flow=self.get_object(), by=self.access.by)
         return Response(FlowVersionSerializer(version).data)
+
+    @extend_schema(request=SimulateSerializer, responses=SimulationStepSerializer(many=True))
+    @action(detail=True, methods=["post"], permission_classes=[ReadOnlyPost])
+    def simulate(self, request: Request, pk: str | None = None) -> Response:
+        """A test call through the draft (or `version`): path and instructions per menu. Changes nothing."""
+        serializer = SimulateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        flow = self.get_object()
+        versions = flow.versions.all()
+        if "version" in data:
+            version = get_object_or_404(versions, number=data["version"])
+        else:
+            version = versions.filter(state="draft").first() or flow.published_version
+            if version is None:
+                raise DomainError("no_version", "This flow has no version to run.")
+        steps = simulate_flow(
+            flow=flow,
+            version=version,
+            caller=data["caller"],
+            at=data.get("at") or timezone.now(),
+            digits=data.get("digits", []),
+        )
+        return Response(SimulationStepSerializer([asdict(step) for step in steps], many=True).data)
 
     @extend_schema(request=RestoreSerializer, responses=FlowVersionSerializer)
     @action(detail=True, methods=["post"])

@@ -263,3 +263,11 @@ class RouteResponseSerializer(serializers.Serializer):
     call_id = serializers.CharField()
     instructions = serializers.ListField(child=serializers.DictField())
     destination = DestinationSerializer(required=False)
+
+
+class SimulationStepSerializer(serializers.Serializer):
+    digits = serializers.CharField(allow_null=True)
+    instructions = serializers.ListField(child=serializers.DictField())
+    path = serializers.ListField(child=serializers.CharField())
+    destination = DestinationSerializer(allow_null=True)
+    notes = serializers.ListField(child=serializers.CharField())

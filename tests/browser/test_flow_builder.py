@@ -99,6 +99,8 @@ def test_admin_builds_tests_and_publishes_a_menu_flow(browser_page) -> None:
     page.fill("#test-call input[name=digits]", "1")
     page.click("button:has-text('Run test call')")
     page.wait_for_selector(".steps")
+    # The path highlight arrives with the graph swap; wait for it rather than race it.
+    page.wait_for_selector("#node-route.on-path")
     assert "on-path" in page.get_attribute("#node-route", "class")
     assert "on-path" not in page.get_attribute("#node-route_2", "class")
     assert page.locator("path.edge.on-path").count() == 2
@@ -128,5 +130,6 @@ def test_admin_builds_tests_and_publishes_a_menu_flow(browser_page) -> None:
     page.fill("#test-call input[name=digits]", "2")
     page.click("button:has-text('Run test call')")
     page.wait_for_selector(".steps")
+    page.wait_for_selector("#node-route_2.on-path")
     assert "sip:4400@acme.voiso.com" in page.inner_text(".steps")
     assert "on-path" in page.get_attribute("#node-route_2", "class")

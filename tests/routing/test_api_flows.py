@@ -113,3 +113,31 @@ def test_a_flow_with_numbers_cannot_be_deleted(caller: Caller) -> None:
     assert caller.post("/api/v1/numbers/", {"number": "+442079460018", "flow": flow["id"]}).status_code == 201
     response = caller.delete(f"{FLOWS}{flow['id']}/")
     assert response.status_code == 400 and error_code(response) == "flow_in_use"
+
+
+def test_simulate_runs_the_draft_and_changes_nothing(caller: Caller, supervisor, sales) -> None:
+    menu = {
+        "nodes": {
+            "start": {"type": "start", "config": {}, "next": {"next": "menu"}},
+            "menu": {
+                "type": "menu",
+                "config": {"prompt": "Press 1 for sales."},
+                "next": {"1": "sales", "invalid": "bye", "timeout": "bye"},
+            },
+            "sales": {
+                "type": "route",
+                "config": {"target": {"type": "queue", "id": str(sales.pk)}},
+                "next": {},
+            },
+            "bye": {"type": "hangup", "config": {}, "next": {}},
+        }
+    }
+    flow = caller.post(FLOWS, {"name": "Main", "graph": menu}).json()
+    versions, events = FlowVersion.objects.count(), AuditEvent.objects.count()
+    body = {"caller": "+442079460999", "at": "2026-11-24T10:00:00+00:00", "digits": ["1"]}
+    response = supervisor.client.post(f"{FLOWS}{flow['id']}/simulate/", body, content_type="application/json")
+    assert response.status_code == 200, response.json()
+    steps = response.json()
+    assert [s["instructions"][-1]["verb"] for s in steps] == ["gather", "dial"]
+    assert steps[1]["path"][-1] == "sales" and steps[1]["destination"]["extension"] == "4323"
+    assert (FlowVersion.objects.count(), AuditEvent.objects.count()) == (versions, events)
