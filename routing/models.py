@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -112,6 +114,25 @@ class Queue(models.Model):
         return self.get_failover_action_display()
 
 
+class OrderedJSONField(models.TextField):
+    """JSON kept as text, so key order survives: PostgreSQL's jsonb would re-sort a menu's keys,
+    a graph's nodes and a schedule's days. Never queried into, so nothing is lost."""
+
+    description = "JSON, key order preserved"
+
+    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+    def to_python(self, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    def get_prep_value(self, value: Any) -> str | None:
+        return None if value is None else json.dumps(value, ensure_ascii=False)
+
+    def value_to_string(self, obj: models.Model) -> str:
+        return self.get_prep_value(self.value_from_object(obj)) or ""
+
+
 class FlowQuerySet(models.QuerySet["Flow"]):
     def for_center(self, center: ContactCenter) -> FlowQuerySet:
         return self.filter(contact_center=center)
@@ -127,7 +148,7 @@ class Flow(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="flows")
     name = models.CharField(max_length=100)
-    business_hours = models.JSONField(default=dict, blank=True)
+    business_hours = OrderedJSONField(default=dict, blank=True)
     # PROTECT: a flow another flow chains to cannot vanish from under it.
     after_hours_flow = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="chained_from"
@@ -165,7 +186,7 @@ class FlowVersion(models.Model):
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
     state = models.CharField(max_length=16, choices=FlowVersionState.choices, default=FlowVersionState.DRAFT)
-    graph = models.JSONField(default=dict)
+    graph = OrderedJSONField(default=dict)
     # Validation outcome when saved: [{"node", "field", "code", "message"}]; empty = publishable.
     problems = models.JSONField(default=list, blank=True)
     created = models.DateTimeField(default=timezone.now)

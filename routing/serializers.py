@@ -163,6 +163,7 @@ class ProblemSerializer(serializers.Serializer):
 
 
 class FlowVersionSerializer(serializers.ModelSerializer):
+    graph = serializers.JSONField(read_only=True)
     problems = ProblemSerializer(many=True, read_only=True)
     is_valid = serializers.BooleanField(read_only=True)
 
