@@ -21,7 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from routing.models import Queue
 from routing.services import delete_queue
 from tests.conftest import Caller, Persona, bearer, error_code
-from tests.factories import PASSWORD, make_api_key, make_center, make_member, make_queue
+from tests.factories import PASSWORD, make_api_key, make_center, make_member
 from tests.virtual_agents.fake_providers import API_KEYS, VapiFake
 from virtual_agents import services
 from virtual_agents.models import (
@@ -53,28 +53,6 @@ def integration_url(integration: ProviderIntegration, action: str = "") -> str:
 
 def agent_url(agent: VirtualAgent, action: str = "") -> str:
     return f"{VIRTUAL_AGENTS}{agent.pk}/" + (f"{action}/" if action else "")
-
-
-@pytest.fixture(autouse=True)
-def proxy_addresses(settings) -> None:
-    settings.SIP_PROXY_ADDRESSES = ["203.0.113.10"]
-
-
-@pytest.fixture
-def sales(acme: ContactCenter) -> Queue:
-    return make_queue(acme, name="Sales", extension="4323")
-
-
-@pytest.fixture
-def support(acme: ContactCenter) -> Queue:
-    return make_queue(acme, name="Support", extension="4400")
-
-
-@pytest.fixture
-def vapi(acme: ContactCenter, vapi_fake: VapiFake) -> ProviderIntegration:
-    return services.create_integration(
-        center=acme, provider="vapi", label="Vapi prod", credentials={"api_key": VAPI_KEY}, by="tests"
-    )
 
 
 @pytest.fixture

@@ -15,16 +15,6 @@ from voiso_byob.errors import DomainError
 from voiso_byob.models import AuditEvent, Extension, ExternalTransferPolicy
 
 
-@pytest.fixture(autouse=True)
-def proxy_addresses(settings) -> None:
-    settings.SIP_PROXY_ADDRESSES = ["203.0.113.10"]
-
-
-@pytest.fixture
-def sales(acme):
-    return make_queue(acme, name="Sales", extension="4323")
-
-
 def integrate(center, provider: str) -> ProviderIntegration:
     return services.create_integration(
         center=center,

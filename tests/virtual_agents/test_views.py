@@ -24,7 +24,7 @@ from pytest_django.asserts import assertContains, assertNotContains
 from routing.models import Queue
 from routing.services import delete_queue
 from tests.conftest import Persona
-from tests.factories import PASSWORD, make_center, make_member, make_queue
+from tests.factories import PASSWORD, make_center, make_member
 from tests.virtual_agents.fake_providers import API_KEYS, VapiFake
 from virtual_agents import services
 from virtual_agents.models import HandoffTarget, ProviderIntegration, VirtualAgent
@@ -34,28 +34,6 @@ VAPI_KEY = API_KEYS["vapi"]
 WRONG_KEY = "vapi-wrong-key-9d8c7b6a-5f4e-3d2c-1b0a-feedfacecafe"
 NEW_VAPI_KEY = "vapi-test-rotated-0f1e2d3c-4b5a-6978-8a9b-ab12cd34ef56"
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture(autouse=True)
-def proxy_addresses(settings) -> None:
-    settings.SIP_PROXY_ADDRESSES = ["203.0.113.10"]
-
-
-@pytest.fixture
-def sales(acme: ContactCenter) -> Queue:
-    return make_queue(acme, name="Sales", extension="4323")
-
-
-@pytest.fixture
-def support(acme: ContactCenter) -> Queue:
-    return make_queue(acme, name="Support", extension="4400")
-
-
-@pytest.fixture
-def vapi(acme: ContactCenter, vapi_fake: VapiFake) -> ProviderIntegration:
-    return services.create_integration(
-        center=acme, provider="vapi", label="Vapi prod", credentials={"api_key": VAPI_KEY}, by="tests"
-    )
 
 
 @pytest.fixture
