@@ -1,0 +1,314 @@
+"""What happened on calls: raw events as received, and the records assembled from them.
+
+`CallEvent` is append-only and idempotent by (contact center, event id). `CallRecord` and
+`Handoff` are derived: ingestion folds *all* of a call's stored events, in a fixed order,
+into them every time new events for the call arrive, under a row lock on the record. So the
+result depends only on the set of events, never on the order or the number of times they
+arrived. `ProviderCallReport` holds what a bot provider's post-call webhook told us
+(transcript, summary, recording), matched to a record when one exists.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from routing.models import Flow, PhoneNumber, Queue
+from virtual_agents.models import Provider, ProviderIntegration, VirtualAgent
+from voiso_byob.models import ContactCenter, Membership
+
+# Identifiers come from the SIP layer and the providers; long enough for a SIP Call-ID.
+CALL_ID_MAX = 200
+EVENT_ID_MAX = 200
+
+
+class EventType(models.TextChoices):
+    CALL_STARTED = "call.started", "Call started"
+    BOT_CONNECTED = "bot.connected", "Bot connected"
+    HANDOFF_REQUESTED = "handoff.requested", "Handoff requested"
+    HANDOFF_ACCEPTED = "handoff.accepted", "Handoff accepted"
+    HANDOFF_COMPLETED = "handoff.completed", "Handoff completed"
+    HANDOFF_FAILED = "handoff.failed", "Handoff failed"
+    AGENT_CONNECTED = "agent.connected", "Agent connected"
+    CALL_ENDED = "call.ended", "Call ended"
+    RECORDING_READY = "recording.ready", "Recording ready"
+
+
+class CallEventQuerySet(models.QuerySet["CallEvent"]):
+    def for_center(self, center: ContactCenter) -> CallEventQuerySet:
+        return self.filter(contact_center=center)
+
+    def for_call(self, center: ContactCenter, call_id: str) -> CallEventQuerySet:
+        return self.filter(contact_center=center, call_id=call_id).order_by("occurred_at", "id")
+
+
+class CallEvent(models.Model):
+    """One event as the SIP layer sent it. Never updated, never deleted by the application."""
+
+    id = models.BigAutoField(primary_key=True)
+    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="call_events")
+    event_id = models.CharField(max_length=EVENT_ID_MAX)
+    type = models.CharField(max_length=32, choices=EventType.choices)
+    call_id = models.CharField(max_length=CALL_ID_MAX)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    data = models.JSONField(default=dict, blank=True)
+
+    objects = CallEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact_center", "event_id"], name="reporting_callevent_unique_event_id"
+            ),
+            models.CheckConstraint(
+                condition=Q(type__in=EventType.values), name="reporting_callevent_type_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["contact_center", "call_id"], name="reporting_event_call_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.call_id}"
+
+
+class Direction(models.TextChoices):
+    INBOUND = "inbound", "Inbound"
+    OUTBOUND = "outbound", "Outbound"
+
+
+class CallStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    ENDED = "ended", "Ended"
+
+
+class BotOutcome(models.TextChoices):
+    """The design's one cohort with mutually exclusive outcomes (calls that reached a bot).
+
+    Blank: the call never reached a bot, or it is still with the bot and nothing is decided.
+    """
+
+    NONE = "", "—"
+    CONTAINED = "contained", "Contained"
+    HANDED_OFF = "handed_off", "Handed off"
+    ABANDONED_IN_BOT = "abandoned_in_bot", "Abandoned in bot"
+
+
+class HangupBy(models.TextChoices):
+    NONE = "", "—"
+    CALLER = "caller", "Caller"
+    BOT = "bot", "Bot"
+    AGENT = "agent", "Agent"
+    SYSTEM = "system", "System"
+
+
+class CallRecordQuerySet(models.QuerySet["CallRecord"]):
+    def for_center(self, center: ContactCenter) -> CallRecordQuerySet:
+        return self.filter(contact_center=center)
+
+    def with_details(self) -> CallRecordQuerySet:
+        return self.select_related(
+            "virtual_agent", "queue", "flow", "phone_number", "answered_by__user"
+        ).prefetch_related("handoffs")
+
+
+class CallRecord(models.Model):
+    """One per call, folded from its events (see the module docstring)."""
+
+    id = models.BigAutoField(primary_key=True)
+    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="call_records")
+    call_id = models.CharField(max_length=CALL_ID_MAX)
+    status = models.CharField(max_length=16, choices=CallStatus.choices, default=CallStatus.IN_PROGRESS)
+    # Blank until call.started arrives (events may come in any order).
+    direction = models.CharField(max_length=8, choices=Direction.choices, blank=True)
+    from_number = models.CharField(max_length=64, blank=True)
+    to_number = models.CharField(max_length=64, blank=True)
+    # Inbound: the dialled number and the flow it ran (SET_NULL: a record outlives configuration).
+    phone_number = models.ForeignKey(
+        PhoneNumber, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    flow = models.ForeignKey(Flow, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    virtual_agent = models.ForeignKey(
+        VirtualAgent, null=True, blank=True, on_delete=models.SET_NULL, related_name="call_records"
+    )
+    # The queue the call was handed to (the last handoff that targeted a queue).
+    queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    answered_by = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    answered_extension = models.CharField(max_length=32, blank=True)
+    # Dialer references as the events carry them; the campaigns issue links them to its models.
+    campaign_ref = models.CharField(max_length=64, blank=True)
+    lead_ref = models.CharField(max_length=64, blank=True)
+
+    started_at = models.DateTimeField(null=True, blank=True)
+    bot_connected_at = models.DateTimeField(null=True, blank=True)
+    handoff_requested_at = models.DateTimeField(null=True, blank=True)  # the first REFER
+    agent_connected_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # Seconds; null when the bounding events are missing.
+    total_seconds = models.FloatField(null=True, blank=True)
+    bot_seconds = models.FloatField(null=True, blank=True)
+    queue_wait_seconds = models.FloatField(null=True, blank=True)
+    human_seconds = models.FloatField(null=True, blank=True)
+
+    end_reason = models.CharField(max_length=64, blank=True)
+    hangup_by = models.CharField(max_length=8, choices=HangupBy.choices, blank=True)
+    recording_url = models.URLField(max_length=2000, blank=True)
+    bot_outcome = models.CharField(max_length=16, choices=BotOutcome.choices, blank=True)
+    handoff_count = models.PositiveSmallIntegerField(default=0)
+    event_count = models.PositiveIntegerField(default=0)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(default=timezone.now)
+
+    objects = CallRecordQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact_center", "call_id"], name="reporting_callrecord_unique_call"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=CallStatus.values), name="reporting_callrecord_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(direction__in=[*Direction.values, ""]),
+                name="reporting_callrecord_direction_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(bot_outcome__in=BotOutcome.values), name="reporting_callrecord_outcome_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(hangup_by__in=HangupBy.values), name="reporting_callrecord_hangup_by_valid"
+            ),
+        ]
+        indexes = [
+            # The calls browser's default order and keyset pagination.
+            models.Index(
+                fields=["contact_center", "-started_at", "-id"], name="reporting_record_started_idx"
+            ),
+            models.Index(
+                fields=["contact_center", "virtual_agent", "status"], name="reporting_record_bot_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.call_id
+
+
+class HandoffState(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    ACCEPTED = "accepted", "Accepted"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+class TargetType(models.TextChoices):
+    NONE = "", "Unresolved"
+    QUEUE = "queue", "Queue"
+    USER = "user", "User"
+    VIRTUAL_AGENT = "virtual_agent", "Virtual agent"
+    EXTERNAL = "external", "External number"
+
+
+class HandoffQuerySet(models.QuerySet["Handoff"]):
+    def for_center(self, center: ContactCenter) -> HandoffQuerySet:
+        return self.filter(contact_center=center)
+
+
+class Handoff(models.Model):
+    """One per REFER a bot sent, numbered within its call in the order they happened."""
+
+    id = models.BigAutoField(primary_key=True)
+    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="+")
+    call_record = models.ForeignKey(CallRecord, on_delete=models.CASCADE, related_name="handoffs")
+    sequence = models.PositiveSmallIntegerField()
+    virtual_agent = models.ForeignKey(
+        VirtualAgent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    refer_to = models.CharField(max_length=2048, blank=True)  # as received
+    referred_by = models.CharField(max_length=2048, blank=True)
+    context = models.JSONField(default=dict, blank=True)  # the X-headers the bot passed
+    target_type = models.CharField(max_length=16, choices=TargetType.choices, blank=True)
+    # The queue / membership / virtual agent id, or the E.164 number for an external target.
+    target_ref = models.CharField(max_length=64, blank=True)
+    target_extension = models.CharField(max_length=32, blank=True)
+    target_name = models.CharField(max_length=200, blank=True)
+    # Why the Refer-To did not resolve (the refer API's error code), when it did not.
+    target_error = models.CharField(max_length=64, blank=True)
+    state = models.CharField(max_length=16, choices=HandoffState.choices, default=HandoffState.REQUESTED)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    sip_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    failure_reason = models.CharField(max_length=200, blank=True)
+    answered_by = models.CharField(max_length=64, blank=True)
+
+    objects = HandoffQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["call_record", "sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["call_record", "sequence"], name="reporting_handoff_unique_sequence"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=HandoffState.values), name="reporting_handoff_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(target_type__in=TargetType.values), name="reporting_handoff_target_type_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["contact_center", "requested_at"], name="reporting_handoff_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.call_record_id} #{self.sequence}"
+
+
+class ProviderCallReportQuerySet(models.QuerySet["ProviderCallReport"]):
+    def for_center(self, center: ContactCenter) -> ProviderCallReportQuerySet:
+        return self.filter(contact_center=center)
+
+    def unmatched(self) -> ProviderCallReportQuerySet:
+        return self.filter(call_record__isnull=True)
+
+
+class ProviderCallReport(models.Model):
+    """A bot provider's post-call report, kept even before (or without) its call record."""
+
+    id = models.BigAutoField(primary_key=True)
+    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="+")
+    integration = models.ForeignKey(
+        ProviderIntegration, on_delete=models.CASCADE, related_name="call_reports"
+    )
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    # The provider's own id for the call: a re-sent report updates, never duplicates.
+    provider_call_id = models.CharField(max_length=200)
+    # Our call id when the provider echoed the X-Voiso-Call-Id header we sent on the INVITE.
+    call_id = models.CharField(max_length=CALL_ID_MAX, blank=True)
+    call_record = models.ForeignKey(
+        CallRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="provider_reports"
+    )
+    transcript = models.JSONField(default=list, blank=True)  # [{"role", "text", "seconds"?}]
+    summary = models.TextField(blank=True)
+    recording_url = models.URLField(max_length=2000, blank=True)
+    ended_reason = models.CharField(max_length=200, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    objects = ProviderCallReportQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "provider_call_id"], name="reporting_report_unique_provider_call"
+            ),
+        ]
+        indexes = [models.Index(fields=["contact_center", "call_id"], name="reporting_report_call_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.provider_call_id}"
