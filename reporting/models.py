@@ -141,6 +141,8 @@ class CallRecord(models.Model):
     # Dialer references as the events carry them; the campaigns issue links them to its models.
     campaign_ref = models.CharField(max_length=64, blank=True)
     lead_ref = models.CharField(max_length=64, blank=True)
+    # The bot provider's id for this call, when bot.connected carried it (matches post-call reports).
+    provider_call_id = models.CharField(max_length=200, blank=True)
 
     started_at = models.DateTimeField(null=True, blank=True)
     bot_connected_at = models.DateTimeField(null=True, blank=True)
