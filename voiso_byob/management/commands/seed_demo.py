@@ -7,8 +7,10 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from routing.models import Queue
-from routing.services import create_queue
+from routing.models import Flow, PhoneNumber, Queue
+from routing.services import create_flow, create_phone_number, create_queue, publish_flow
+from virtual_agents.models import Provider, ProviderIntegration, VirtualAgent
+from virtual_agents.services import create_integration, create_virtual_agent
 from voiso_byob.models import ContactCenter, Membership, Role
 from voiso_byob.services import add_member, create_contact_center
 
@@ -29,6 +31,18 @@ QUEUES = [
     ("Support", "4400", ["chloe@acme.example", "dev@acme.example"]),
     ("Billing", "4500", ["ana@acme.example"]),
 ]
+# Two SIP bots (no provider account needed) answering the demo number's menu; each hands back
+# to its own queue when busy. What `manage.py simulate_calls` drives traffic through.
+INTEGRATION_LABEL = "Demo SIP bots"
+VIRTUAL_AGENTS = [
+    # name, extension, bot SIP URI, default handoff (queue extension), handoff targets
+    ("Sales assistant", "5001", "sip:sales-assistant@bots.example.com", "4323", ["4323", "4500"]),
+    ("Support assistant", "5002", "sip:support-assistant@bots.example.com", "4400", ["4400", "4500"]),
+]
+BOT_CAPACITY = 50
+FLOW_NAME = "Main line"
+# Ofcom's range for drama (+44 20 7946 0000 to 0999): never a real subscriber.
+DEMO_NUMBER = "+442079460000"
 BY = "manage.py seed_demo"
 
 
@@ -73,8 +87,87 @@ class Command(BaseCommand):
                     extension=extension,
                     members=[members[email] for email in emails],
                 )
+        self._seed_bots_and_number(center)
         self.stdout.write(
             f"Demo contact center {center.name} ({center.sip_domain}) is ready.\n"
             f"  administrator: {ADMIN_EMAIL} / {DEMO_PASSWORD}\n"
-            f"  supervisor:    {SUPERVISOR_EMAIL} / {DEMO_PASSWORD}"
+            f"  supervisor:    {SUPERVISOR_EMAIL} / {DEMO_PASSWORD}\n"
+            f"  number:        {DEMO_NUMBER} (menu: 1 sales assistant, 2 support assistant, 3 billing queue)"
         )
+
+    def _seed_bots_and_number(self, center: ContactCenter) -> None:
+        integration = ProviderIntegration.objects.for_center(center).filter(label=INTEGRATION_LABEL).first()
+        if integration is None:
+            integration = create_integration(
+                center=center, provider=Provider.GENERIC_SIP, label=INTEGRATION_LABEL, credentials=None, by=BY
+            )
+        agents = {agent.name: agent for agent in VirtualAgent.objects.for_center(center)}
+        for name, extension, sip_uri, default, targets in VIRTUAL_AGENTS:
+            if name not in agents:
+                agents[name] = create_virtual_agent(
+                    integration=integration,
+                    by=BY,
+                    name=name,
+                    sip_uri=sip_uri,
+                    extension=extension,
+                    max_concurrent_calls=BOT_CAPACITY,
+                    handoff_targets=targets,
+                    default_handoff=default,
+                    connect=True,
+                )
+        flow = Flow.objects.for_center(center).filter(name=FLOW_NAME).first()
+        if flow is None:
+            queues = {queue.name: queue for queue in Queue.objects.for_center(center)}
+            flow = create_flow(
+                center=center,
+                by=BY,
+                name=FLOW_NAME,
+                graph=_main_line(
+                    sales_bot=agents["Sales assistant"],
+                    support_bot=agents["Support assistant"],
+                    queues=queues,
+                ),
+            )
+            publish_flow(flow=flow, by=BY)
+        if not PhoneNumber.objects.filter(number=DEMO_NUMBER).exists():
+            create_phone_number(center=center, by=BY, number=DEMO_NUMBER, label="Main line", flow=flow)
+
+
+def _route(target_type: str, target_id: object, busy: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "route",
+        "config": {"target": {"type": target_type, "id": str(target_id)}},
+        "next": {"busy": busy} if busy else {},
+    }
+
+
+def _main_line(
+    *, sales_bot: VirtualAgent, support_bot: VirtualAgent, queues: dict[str, Queue]
+) -> dict[str, Any]:
+    """Welcome, a menu, and a bot per choice that falls back to its queue when at capacity."""
+    return {
+        "nodes": {
+            "start": {"type": "start", "next": {"next": "welcome"}},
+            "welcome": {
+                "type": "play",
+                "config": {"text": "Thanks for calling Acme."},
+                "next": {"next": "menu"},
+            },
+            "menu": {
+                "type": "menu",
+                "config": {"prompt": "Press 1 for sales, 2 for support, 3 for billing.", "max_tries": 2},
+                "next": {
+                    "1": "sales_bot",
+                    "2": "support_bot",
+                    "3": "billing",
+                    "invalid": "support_bot",
+                    "timeout": "support_bot",
+                },
+            },
+            "sales_bot": _route("virtual_agent", sales_bot.pk, busy="sales"),
+            "support_bot": _route("virtual_agent", support_bot.pk, busy="support"),
+            "sales": _route("queue", queues["Sales"].pk),
+            "support": _route("queue", queues["Support"].pk),
+            "billing": _route("queue", queues["Billing"].pk),
+        }
+    }
