@@ -1,5 +1,11 @@
-"""Websocket URL table. The live feed consumer (/ws/live/) arrives with the reporting issue."""
+"""Websocket URL table."""
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from reporting.consumers import LiveConsumer
+
+websocket_urlpatterns = [
+    path("ws/live/", LiveConsumer.as_asgi(), name="live_ws"),
+]
