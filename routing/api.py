@@ -10,14 +10,13 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.decorators import action, api_view, authentication_classes, permission_classes
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from routing import services
 from routing.models import Flow, PhoneNumber, Queue
-from routing.refer import resolve_refer
-from routing.route import route_call, simulate_flow
+from routing.route import simulate_flow
 from routing.serializers import (
     FlowSerializer,
     FlowVersionSerializer,
@@ -25,20 +24,14 @@ from routing.serializers import (
     PhoneNumberSerializer,
     ProblemSerializer,
     QueueSerializer,
-    ReferRequestSerializer,
-    ReferResponseSerializer,
     RestoreSerializer,
-    RouteRequestSerializer,
-    RouteResponseSerializer,
     SimulateSerializer,
     SimulationStepSerializer,
     queue_service_kwargs,
 )
 from voiso_byob.api import CenterScopedViewSet
-from voiso_byob.api_errors import error_body
-from voiso_byob.authentication import ApiKeyAuthentication, ReadOnlyPost, TelephonyAccess, api_access
+from voiso_byob.authentication import ReadOnlyPost
 from voiso_byob.errors import DomainError
-from voiso_byob.sip import ReferToError
 
 
 class QueueViewSet(CenterScopedViewSet):
@@ -79,46 +72,6 @@ class QueueViewSet(CenterScopedViewSet):
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         services.delete_queue(queue=self.get_object(), by=self.access.by)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-# --- the telephony contract: the SIP layer asks, we answer -------------------------------
-
-
-def _refused(exc: ReferToError) -> Response:
-    # HTTP carries the refusal; `sip_status` is what the switch answers the REFER with.
-    http_status = exc.sip_status if exc.sip_status in (400, 403, 404) else status.HTTP_409_CONFLICT
-    body = error_body(exc.code, exc.message, sip_status=exc.sip_status)
-    return Response(body, status=http_status)
-
-
-@extend_schema(
-    request=ReferRequestSerializer,
-    responses={200: ReferResponseSerializer},
-    summary="Is this REFER target valid, and where does it go?",
-    description=(
-        "Parses `refer_to` (RFC 3261/3515/3966, name-addr or addr-spec, `Replaces`) and resolves it in "
-        "the key's contact center. A refusal is a 4xx whose `error.sip_status` the switch answers the "
-        "REFER with: 400 malformed, 403 foreign domain or external transfers not allowed, 404 unknown "
-        "extension, 480 (HTTP 409) a disabled or disconnected virtual agent."
-    ),
-    tags=["telephony"],
-)
-@api_view(["POST"])
-@authentication_classes([ApiKeyAuthentication])
-@permission_classes([TelephonyAccess])
-def telephony_refer(request: Request) -> Response:
-    access = api_access(request)
-    assert access is not None  # TelephonyAccess ran first
-    serializer = ReferRequestSerializer(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    try:
-        target, destination = resolve_refer(access.center, serializer.validated_data["refer_to"])
-    except ReferToError as exc:
-        return _refused(exc)
-    body: dict[str, Any] = {"sip_status": 202, "destination": destination.as_dict()}
-    if target.replaces is not None:
-        body["replaces"] = asdict(target.replaces)
-    return Response(body)
 
 
 # --- numbers and flows -------------------------------------------------------------------
@@ -273,38 +226,3 @@ class FlowViewSet(CenterScopedViewSet):
         return Response(
             FlowVersionSerializer(services.restore_version(version=version, by=self.access.by)).data
         )
-
-
-@extend_schema(
-    request=RouteRequestSerializer,
-    responses={200: RouteResponseSerializer},
-    summary="Where does this call go?",
-    description=(
-        "Runs the published flow of the dialled number and returns the verbs the switch executes "
-        "(`play`, `gather`, `dial`, `voicemail`, `hangup`). A menu is answered by posting again with the "
-        "same `call_id` and `digits`. Unknown number → 404 `unknown_number`; digits for a call not waiting "
-        "at a menu → 409 `unknown_call`; a number without a published flow → 409 `no_published_flow`."
-    ),
-    tags=["telephony"],
-)
-@api_view(["POST"])
-@authentication_classes([ApiKeyAuthentication])
-@permission_classes([TelephonyAccess])
-def telephony_route(request: Request) -> Response:
-    access = api_access(request)
-    assert access is not None  # TelephonyAccess ran first
-    serializer = RouteRequestSerializer(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    data = serializer.validated_data
-    answer = route_call(
-        center=access.center,
-        call_id=data["call_id"],
-        to=data["to"],
-        caller=data["from"],
-        at=data.get("at") or timezone.now(),
-        digits=data.get("digits"),
-    )
-    body: dict[str, Any] = {"call_id": data["call_id"], "instructions": answer.instructions}
-    if answer.destination is not None:
-        body["destination"] = answer.destination
-    return Response(body)

@@ -1,18 +1,21 @@
 """Where an inbound call goes: the telephony route API's work, around the pure flow engine.
 
-Hot path, after warm-up: one SQL query (the dialled number with its contact center and
-flows). The API key comes from the shared cache, menu state lives in the shared cache
-per call, and compiled flows are kept in this process, keyed by the published version
-and the center's routing revision — so a publish (a new version id) or a change to any
-route target (a new revision) is seen by every process on its next call.
+Hot path, after warm-up: one SQL query (routing.hotpath: the API key, its contact center
+and the dialled number's flows), one cache write when the call waits at a menu (menu state
+lives in the shared cache per call) and one cache read when it answers one. Compiled flows
+are kept in this process, keyed by the published version and the center's routing
+revision — so a publish (a new version id) or a change to any route target (a new
+revision) is seen by every process on its next call.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from threading import Lock
 from typing import Any
 from uuid import UUID
@@ -31,8 +34,9 @@ from routing.flows.calls import (
     Target,
 )
 from routing.flows.engine import CompiledFlow, compile_flow
-from routing.flows.schedule import parse_schedule
-from routing.models import Flow, FlowVersion, PhoneNumber, Queue
+from routing.flows.schedule import Schedule, parse_schedule
+from routing.hotpath import DialledLine
+from routing.models import Flow, FlowVersion, Queue
 from virtual_agents.models import VirtualAgent
 from voiso_byob.errors import DomainError
 from voiso_byob.models import ContactCenter, Membership
@@ -167,23 +171,22 @@ def _state_key(center: ContactCenter, call_id: str) -> str:
 
 
 def route_call(
-    *, center: ContactCenter, call_id: str, to: str, caller: str, at: datetime, digits: str | None
+    *,
+    center: ContactCenter,
+    number: str,
+    line: DialledLine | None,
+    call_id: str,
+    caller: str,
+    at: datetime,
+    digits: str | None,
 ) -> RouteAnswer:
-    """Run the flow of the dialled number (or continue a call waiting at a menu)."""
-    try:
-        number = normalise_e164(to, field="to")
-    except DomainError:
-        raise DomainError(
-            "unknown_number", f"{to} is not a number of this contact center.", status=404
-        ) from None
-    phone = (
-        PhoneNumber.objects.select_related("contact_center", "flow__after_hours_flow")
-        .filter(number=number, contact_center_id=center.pk)
-        .first()
-    )
-    if phone is None:
+    """Run the flow of the dialled number (or continue a call waiting at a menu).
+
+    `center` and `line` come fresh from this request's query (routing.hotpath): the center's
+    routing revision and the flow's published version decide which compiled flow runs.
+    """
+    if line is None:
         raise DomainError("unknown_number", f"{number} is not a number of this contact center.", status=404)
-    center = phone.contact_center  # fresh: its routing revision decides the compiled flow
     state_key = _state_key(center, call_id)
     state: RunState | None = None
     if digits is not None:
@@ -204,7 +207,7 @@ def route_call(
             ) from None
         version_id = UUID(stored["version"])
     else:
-        version_id = _version_for(phone.flow, center, at)
+        version_id = _version_for(line, center, at)
     flow = compiled(version_id, center)
     result: RunResult = flow.run(
         CallInput(
@@ -227,17 +230,32 @@ def route_call(
     return RouteAnswer(result.instructions, result.destination, result.path)
 
 
-def _version_for(flow: Flow | None, center: ContactCenter, at: datetime) -> UUID:
+def dialled_number(to: str) -> str | None:
+    """`to` as E.164, or None when it cannot be one of our numbers."""
+    try:
+        return normalise_e164(to, field="to")
+    except DomainError:
+        return None
+
+
+def _version_for(line: DialledLine, center: ContactCenter, at: datetime) -> UUID:
     """The published version to run: the flow's, or its after-hours flow's outside business hours."""
-    if flow is None or flow.published_version_id is None:
+    if line.published_version_id is None:
         raise DomainError(
             "no_published_flow", "This number has no published flow; publish one and attach it.", status=409
         )
-    after = flow.after_hours_flow
-    is_chained = flow.business_hours and after is not None and after.published_version_id is not None
-    if is_chained and not parse_schedule(flow.business_hours).is_open(at, ZoneInfo(center.timezone)):
-        return after.published_version_id
-    return flow.published_version_id
+    if line.after_hours_version_id is not None and line.business_hours:
+        schedule = _business_hours(line.business_hours)
+        if schedule is not None and not schedule.is_open(at, ZoneInfo(center.timezone)):
+            return line.after_hours_version_id
+    return line.published_version_id
+
+
+@lru_cache(maxsize=256)
+def _business_hours(text: str) -> Schedule | None:
+    """Parsed once per distinct stored schedule (the text is the cache key, so edits are seen)."""
+    hours = json.loads(text)
+    return parse_schedule(hours) if hours else None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ the services' back (Django admin) can go unseen. A cache outage falls back to SQ
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
+from typing import Any
 
 from django.core.cache import cache
 from django.utils import timezone
@@ -52,13 +54,32 @@ def forget_api_keys(keys: Iterable[ApiKey]) -> None:
         )
 
 
+# Per process: key id → time of this process's last write of last_used_at.
+_touched: dict[Any, float] = {}
+
+
 def touch_api_key(key: ApiKey) -> None:
-    """Record use at most once a minute per key, decided in the shared cache, not by a SELECT."""
+    touch_api_key_id(key.pk)
+
+
+def touch_api_key_id(key_id: Any) -> None:
+    """Record use at most once a minute per key.
+
+    Each process remembers when it last recorded a key, so a busy key costs nothing most of
+    the time; when that memory says "due", the shared cache decides which process writes
+    (an UPDATE, not a SELECT), so several workers still write about once a minute together.
+    """
+    resolution = ApiKey.LAST_USED_RESOLUTION.total_seconds()
+    now = time.time()
+    last = _touched.get(key_id)
+    if last is not None and now - last < resolution:
+        return
+    if len(_touched) > 10_000:  # keys come and go; never let this grow without bound
+        _touched.clear()
+    _touched[key_id] = now
     try:
-        first_this_minute = cache.add(
-            f"apikey-used:{key.pk}", 1, timeout=int(ApiKey.LAST_USED_RESOLUTION.total_seconds())
-        )
+        first_this_minute = cache.add(f"apikey-used:{key_id}", 1, timeout=int(resolution))
     except Exception:
         first_this_minute = True
     if first_this_minute:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+        ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())

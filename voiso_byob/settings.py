@@ -112,6 +112,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # locks instead of failing with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if IS_POSTGRES:
+    # Only the telephony hot path (routing.hotpath) runs on server-side-binding cursors; psycopg
+    # prepares its statement on a connection's second use instead of planning it on every call.
+    # Django's other queries stay client-side (never prepared). Behind a transaction-pooling
+    # PgBouncer this needs max_prepared_statements (PgBouncer ≥ 1.21), or PREPARE_THRESHOLD=0
+    # to turn preparing off.
+    _threshold = env.int("PREPARE_THRESHOLD", default=2)
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = _threshold or None
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
@@ -127,12 +135,15 @@ else:
 # Shared by every process when Redis is there: API key lookups and menu state per call
 # live here, so the telephony hot path needs no SQL for them.
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "voiso_byob.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Flow http_request nodes may call private addresses only when this is on (tests, labs).
 FLOW_HTTP_ALLOW_PRIVATE = env.bool("FLOW_HTTP_ALLOW_PRIVATE", default=False)
+# Reporting: a caller who hangs up within this many seconds of the bot connecting (no handoff)
+# counts as abandoned in the bot, not contained (design.md "Metrics").
+BOT_ABANDON_SECONDS = env.int("BOT_ABANDON_SECONDS", default=10)
 
 AUTH_USER_MODEL = "voiso_byob.User"
 AUTH_PASSWORD_VALIDATORS = [

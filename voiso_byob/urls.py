@@ -5,7 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
-from routing.api import FlowViewSet, PhoneNumberViewSet, QueueViewSet, telephony_refer, telephony_route
+from routing.api import FlowViewSet, PhoneNumberViewSet, QueueViewSet
+from routing.telephony import telephony_refer, telephony_route
 from virtual_agents.api import IntegrationViewSet, VirtualAgentViewSet
 from voiso_byob import views
 from voiso_byob.api import MemberViewSet

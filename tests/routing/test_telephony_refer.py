@@ -231,3 +231,45 @@ def test_a_cache_outage_falls_back_to_the_database(telephony: Client, monkeypatc
     for method in ("get", "set", "add", "delete_many"):
         monkeypatch.setattr(cache, method, down)
     assert refer(telephony, "<sip:4323@acme.voiso.com>").status_code == 200
+
+
+# --- the plain-view plumbing both telephony endpoints share (voiso_byob.plain_api) --------
+
+
+@pytest.mark.parametrize("url", [URL, "/api/v1/telephony/route"])
+def test_other_methods_get_405_in_the_error_shape(telephony: Client, url: str) -> None:
+    response = telephony.get(url)
+    assert response.status_code == 405 and error_code(response) == "method_not_allowed"
+    assert "POST" in response["Allow"]
+
+
+@pytest.mark.parametrize("url", [URL, "/api/v1/telephony/route"])
+def test_only_json_bodies(telephony: Client, url: str) -> None:
+    response = telephony.post(url, {"call_id": "c"})  # form-encoded
+    assert response.status_code == 415 and error_code(response) == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("body", ["[]", '"text"', "42", "null"])
+def test_the_body_must_be_an_object(telephony: Client, body: str) -> None:
+    response = telephony.post(URL, body, content_type="application/json")
+    assert response.status_code == 400 and error_code(response) == "invalid"
+
+
+def test_a_stranger_learns_nothing_from_an_invalid_body(db) -> None:
+    # Authentication is decided before validation: a bad key gets 401 whatever the body.
+    response = Client().post(URL, "{}", content_type="application/json", HTTP_AUTHORIZATION="Bearer vbk_nope")
+    assert response.status_code == 401 and error_code(response) == "invalid_api_key"
+    assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_the_schema_still_describes_both_endpoints(anonymous: Client) -> None:
+    schema = anonymous.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    for path, request_schema in (
+        ("/api/v1/telephony/refer", "ReferRequestRequest"),
+        ("/api/v1/telephony/route", "RouteRequestRequest"),
+    ):
+        operation = schema["paths"][path]["post"]
+        assert operation["tags"] == ["telephony"]
+        body = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert body.endswith(request_schema)
+        assert "200" in operation["responses"]
