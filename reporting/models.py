@@ -132,6 +132,11 @@ class CallRecord(models.Model):
     virtual_agent = models.ForeignKey(
         VirtualAgent, null=True, blank=True, on_delete=models.SET_NULL, related_name="call_records"
     )
+    # The bot the call is on now (set by bot.connected, cleared by the call's end or a completed
+    # handoff elsewhere): routing's active-call counters move when it changes.
+    active_virtual_agent = models.ForeignKey(
+        VirtualAgent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # The queue the call was handed to (the last handoff that targeted a queue).
     queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     answered_by = models.ForeignKey(

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
+from reporting.api import telephony_events
 from routing.api import FlowViewSet, PhoneNumberViewSet, QueueViewSet
 from routing.telephony import telephony_refer, telephony_route
 from virtual_agents.api import IntegrationViewSet, VirtualAgentViewSet
@@ -41,6 +42,7 @@ urlpatterns = [
     # The SIP layer's endpoints, exactly as the telephony contract names them (no trailing slash).
     path("api/v1/telephony/route", telephony_route, name="telephony_route"),
     path("api/v1/telephony/refer", telephony_refer, name="telephony_refer"),
+    path("api/v1/telephony/events", telephony_events, name="telephony_events"),
     path("api/v1/", include(router.urls)),
     # The schema describes the API, not anyone's data: public, so clients can be generated.
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api_schema"),

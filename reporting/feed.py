@@ -1,0 +1,116 @@
+"""The live feed's messages: one per newly stored event, built after the batch is assembled.
+
+Ingestion sends them with `reporting.live.publish(center_id, messages)` once the transaction has
+committed, as one channel-layer message `{"type": "live.events", "messages": [...]}` per request,
+messages in cursor order. Each message is JSON-safe (times are ISO 8601 strings with an offset):
+
+    {
+      "cursor": 1234,                      # the CallEvent pk: increasing, for catch-up without duplicates
+      "event": {"id", "type", "call_id", "occurred_at", "data"},     # as the SIP layer sent it
+      "call": {"call_id", "direction", "from", "to", "status", "bot_outcome",
+               "started_at", "ended_at", "handoff_count"},           # the record after this batch
+      "virtual_agent": {"id", "name", "extension"} | null,
+      "handoff": {"sequence", "state", "refer_to",
+                  "target": {"type", "ref", "extension", "name", "error"},
+                  "context", "sip_status", "failure_reason",
+                  "requested_at", "accepted_at", "completed_at", "failed_at"} | null
+    }
+
+- `virtual_agent`: the bot the event names (bot.connected, handoff.requested), else the bot of
+  the handoff the event belongs to, else the call's bot; null when the call has none yet.
+- `handoff`: for handoff.* events, the handoff the event applied to (null for an accepted /
+  completed / failed with no earlier REFER in the call).
+- `call` and `handoff` show the state after the whole batch: a batch holding both
+  handoff.requested and handoff.accepted sends two messages that both show "accepted"; the
+  `event` of each says which step it reports. Events arriving late (an older occurred_at)
+  still get a new, higher cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from reporting.assemble import Assembly, HandoffFields, RecordFields
+from reporting.events import AgentInfo, EventIn, agent_ref_key
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def call_summary(call_id: str, record: RecordFields) -> dict[str, Any]:
+    return {
+        "call_id": call_id,
+        "direction": record.direction,
+        "from": record.from_number,
+        "to": record.to_number,
+        "status": record.status,
+        "bot_outcome": record.bot_outcome,
+        "started_at": _iso(record.started_at),
+        "ended_at": _iso(record.ended_at),
+        "handoff_count": record.handoff_count,
+    }
+
+
+def handoff_summary(handoff: HandoffFields) -> dict[str, Any]:
+    return {
+        "sequence": handoff.sequence,
+        "state": handoff.state,
+        "refer_to": handoff.refer_to,
+        "target": {
+            "type": handoff.target_type,
+            "ref": handoff.target_ref,
+            "extension": handoff.target_extension,
+            "name": handoff.target_name,
+            "error": handoff.target_error,
+        },
+        "context": dict(handoff.context),
+        "sip_status": handoff.sip_status,
+        "failure_reason": handoff.failure_reason,
+        "requested_at": _iso(handoff.requested_at),
+        "accepted_at": _iso(handoff.accepted_at),
+        "completed_at": _iso(handoff.completed_at),
+        "failed_at": _iso(handoff.failed_at),
+    }
+
+
+def _agent(info: AgentInfo | None) -> dict[str, Any] | None:
+    return {"id": info.id, "name": info.name, "extension": info.extension} if info else None
+
+
+def feed_messages(
+    new_events: Iterable[tuple[int, EventIn]],
+    assemblies: Mapping[str, Assembly],
+    agents: Mapping[str, AgentInfo],
+) -> list[dict[str, Any]]:
+    """One message per (cursor, event) pair, in the given order (see the module docstring)."""
+    by_id = {info.id: info for info in agents.values()}
+    messages: list[dict[str, Any]] = []
+    for cursor, event in new_events:
+        assembly = assemblies[event.call_id]
+        sequence = assembly.handoff_of_event.get(event.event_id)
+        handoff = assembly.handoffs[sequence - 1] if sequence else None
+        ref = event.data.get("virtual_agent")
+        key = agent_ref_key(ref) if isinstance(ref, str) else None
+        agent = agents.get(key) if key else None
+        if agent is None:
+            agent_id = (handoff.virtual_agent_id if handoff else None) or assembly.record.virtual_agent_id
+            agent = by_id.get(agent_id) if agent_id else None
+        messages.append(
+            {
+                "cursor": cursor,
+                "event": {
+                    "id": event.event_id,
+                    "type": event.type,
+                    "call_id": event.call_id,
+                    "occurred_at": _iso(event.occurred_at),
+                    "data": event.data,
+                },
+                "call": call_summary(event.call_id, assembly.record),
+                "virtual_agent": _agent(agent),
+                "handoff": handoff_summary(handoff) if handoff is not None else None,
+            }
+        )
+    return messages
