@@ -123,6 +123,12 @@ def seed_flow() -> None:
 # --- helpers -----------------------------------------------------------------------------------
 
 
+def worker_label(args: argparse.Namespace) -> str:
+    if args.worker_class == "gthread":
+        return f"gthread ({args.worker_threads} threads)"
+    return args.worker_class
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -283,6 +289,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-class", choices=["sync", "gthread"], default=WORKER_CLASS)
+    parser.add_argument("--worker-threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--keep-db", action="store_true", help="leave the voiso_bench database behind")
     parser.add_argument("--seed-flow", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -337,7 +345,8 @@ def main() -> int:
             "--workers",
             str(args.workers),
             "--worker-class",
-            WORKER_CLASS,
+            args.worker_class,
+            *(["--threads", str(args.worker_threads)] if args.worker_class == "gthread" else []),
             "--bind",
             f"127.0.0.1:{port}",
             # Gunicorn 27's control socket defaults to one path per user; the bench's server needs none.
@@ -388,7 +397,7 @@ def main() -> int:
                 failures.append(f"{name}: {result['ratio']:.2f} x minimal < {TARGET_RATIO}")
         print()
         print(
-            f"gunicorn {args.workers} x {WORKER_CLASS} workers, wrk -t{args.threads} -c{args.connections} "
+            f"gunicorn {args.workers} x {worker_label(args)} workers, wrk -t{args.threads} -c{args.connections} "
             f"-d{args.duration:.0f}s, PostgreSQL + Redis, DEBUG off"
         )
         header = f"{'endpoint':<34} {'req/s':>8} {'x minimal':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
@@ -427,7 +436,8 @@ def main() -> int:
                         "command": " ".join([Path(gunicorn_cmd[0]).name, *gunicorn_cmd[1:]]),
                         "gunicorn": version_of([str(GUNICORN), "--version"]),
                         "workers": args.workers,
-                        "worker_class": WORKER_CLASS,
+                        "worker_class": args.worker_class,
+                        "worker_threads": args.worker_threads if args.worker_class == "gthread" else None,
                         "settings": {
                             k: env[k]
                             for k in ("DEBUG", "CONN_MAX_AGE", "ROOT_URLCONF", "REDIS_URL", "ALLOWED_HOSTS")
