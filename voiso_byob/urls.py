@@ -6,6 +6,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
 from reporting.api import telephony_events
+from reporting.calls_api import CallViewSet
 from routing.api import FlowViewSet, PhoneNumberViewSet, QueueViewSet
 from routing.telephony import telephony_refer, telephony_route
 from virtual_agents.api import IntegrationViewSet, VirtualAgentViewSet
@@ -19,6 +20,7 @@ router.register("flows", FlowViewSet, basename="flow")
 router.register("members", MemberViewSet, basename="member")
 router.register("integrations", IntegrationViewSet, basename="integration")
 router.register("virtual-agents", VirtualAgentViewSet, basename="virtual-agent")
+router.register("calls", CallViewSet, basename="call")
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -38,6 +40,7 @@ urlpatterns = [
     path("campaigns/", views.section, {"name": "campaigns"}, name="campaigns"),
     path("reports/", views.section, {"name": "reports"}, name="reports"),
     path("live/", views.section, {"name": "live"}, name="live"),
+    path("calls/", include("reporting.urls")),
     path("routing/", include("routing.urls")),
     # The SIP layer's endpoints, exactly as the telephony contract names them (no trailing slash).
     path("api/v1/telephony/route", telephony_route, name="telephony_route"),

@@ -1,0 +1,141 @@
+"""Call records as the calls API shows them (read-only)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from reporting.models import CallEvent, CallRecord, Direction, Handoff, ProviderCallReport
+from reporting.queries import MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, PAGE_SIZE
+
+
+class CallFilterQuerySerializer(serializers.Serializer):
+    """The query string of `GET /api/v1/calls/`, for the schema. Validation is reporting.forms'."""
+
+    date_from = serializers.DateField(required=False, help_text="First day (in the center's timezone).")
+    date_to = serializers.DateField(required=False, help_text="Last day, inclusive.")
+    direction = serializers.ChoiceField(choices=Direction.choices, required=False)
+    virtual_agent = serializers.UUIDField(required=False)
+    queue = serializers.UUIDField(required=False)
+    handed_off = serializers.ChoiceField(choices=["true", "false"], required=False)
+    number = serializers.CharField(required=False, help_text="Part of the caller's or the called number.")
+    after = serializers.CharField(
+        required=False, max_length=MAX_CURSOR_LENGTH, help_text="The opaque cursor from a page's `next`."
+    )
+    page_size = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_PAGE_SIZE, help_text=f"Default {PAGE_SIZE}."
+    )
+
+
+class NamedRefSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+
+
+class AnsweredBySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField(source="user.display_name")
+
+
+class CallRecordSerializer(serializers.ModelSerializer):
+    virtual_agent = NamedRefSerializer(allow_null=True)
+    queue = NamedRefSerializer(allow_null=True)
+    answered_by = AnsweredBySerializer(allow_null=True)
+    url = serializers.HyperlinkedIdentityField(
+        view_name="call-detail", lookup_field="call_id", lookup_url_kwarg="call_id"
+    )
+
+    class Meta:
+        model = CallRecord
+        fields = [
+            "call_id",
+            "url",
+            "status",
+            "direction",
+            "from_number",
+            "to_number",
+            "virtual_agent",
+            "queue",
+            "answered_by",
+            "answered_extension",
+            "campaign_ref",
+            "lead_ref",
+            "provider_call_id",
+            "started_at",
+            "bot_connected_at",
+            "handoff_requested_at",
+            "agent_connected_at",
+            "ended_at",
+            "total_seconds",
+            "bot_seconds",
+            "queue_wait_seconds",
+            "human_seconds",
+            "end_reason",
+            "hangup_by",
+            "recording_url",
+            "bot_outcome",
+            "handoff_count",
+            "event_count",
+        ]
+        read_only_fields = fields
+
+
+class CallPageSerializer(serializers.Serializer):
+    """For the schema: one page of `GET /api/v1/calls/`."""
+
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last one.")
+    results = CallRecordSerializer(many=True)
+
+
+class HandoffSerializer(serializers.ModelSerializer):
+    virtual_agent = serializers.UUIDField(source="virtual_agent_id", allow_null=True)
+
+    class Meta:
+        model = Handoff
+        fields = [
+            "sequence",
+            "state",
+            "virtual_agent",
+            "refer_to",
+            "referred_by",
+            "context",
+            "target_type",
+            "target_ref",
+            "target_extension",
+            "target_name",
+            "target_error",
+            "requested_at",
+            "accepted_at",
+            "completed_at",
+            "failed_at",
+            "sip_status",
+            "failure_reason",
+            "answered_by",
+        ]
+        read_only_fields = fields
+
+
+class CallEventSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="event_id", help_text="The SIP layer's event id.")
+
+    class Meta:
+        model = CallEvent
+        fields = ["id", "type", "occurred_at", "received_at", "data"]
+        read_only_fields = fields
+
+
+class ProviderReportSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ProviderCallReport
+        fields = ["provider", "provider_call_id", "summary", "transcript", "recording_url", "ended_reason"]
+        read_only_fields = fields
+
+
+class CallDetailSerializer(CallRecordSerializer):
+    handoffs = HandoffSerializer(many=True)
+    # Set by the view: events have no foreign key to the record (they may arrive before it).
+    events = CallEventSerializer(many=True, source="timeline")
+    provider_reports = ProviderReportSerializer(many=True)
+
+    class Meta(CallRecordSerializer.Meta):
+        fields = [*CallRecordSerializer.Meta.fields, "handoffs", "events", "provider_reports"]
+        read_only_fields = fields

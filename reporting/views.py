@@ -1,0 +1,244 @@
+"""The calls browser: the list with its filters, the CSV export, and one call's page.
+
+Who reads calls: administrators and supervisors of the contact center, as for every report
+(design.md: supervisors "read reports and call records, listen to recordings"). Agents get
+403: they have no portal pages beyond their profile, and call records carry other agents'
+calls, callers' numbers, recordings and transcripts. Another center's call is a 404.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+
+from reporting.forms import CallFilterForm
+from reporting.models import CallEvent, CallRecord, CallRecordQuerySet, ProviderCallReport
+from reporting.queries import PAGE_SIZE, filtered_calls, in_list_order, keyset_page
+from voiso_byob.access import member_required, require_membership
+from voiso_byob.models import ContactCenter
+
+
+def get_call_for_user(request: HttpRequest, call_id: str) -> CallRecord:
+    membership = require_membership(request)
+    return get_object_or_404(
+        CallRecord.objects.for_center(membership.contact_center).with_details(), call_id=call_id
+    )
+
+
+def _listed(records: CallRecordQuerySet) -> CallRecordQuerySet:
+    # The columns name the bot, the queue and the answering agent: one join each, no N+1.
+    return records.select_related("virtual_agent", "queue", "answered_by__user")
+
+
+@member_required
+@require_GET
+def call_list(request: HttpRequest) -> HttpResponse:
+    membership = require_membership(request)
+    center = membership.contact_center
+    form = CallFilterForm(request.GET, center=center)
+    page = None
+    if form.is_valid():
+        page = keyset_page(_listed(filtered_calls(center, form.filters())), after=form.cursor, size=PAGE_SIZE)
+    template = "reporting/calls.html"
+    if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
+        template += "#list"
+    with timezone.override(ZoneInfo(center.timezone)):
+        response = render(
+            request,
+            template,
+            {"form": form, "page": page, "center": center, "is_paged": bool(request.GET.get("after"))},
+            status=200 if page is not None else 400,
+        )
+    # One URL answers with the page or its list partial (htmx): caches must tell them apart.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+# --- CSV export -------------------------------------------------------------------------------
+
+CSV_COLUMNS = [
+    "call_id",
+    "started_at",
+    "direction",
+    "from",
+    "to",
+    "virtual_agent",
+    "outcome",
+    "handoffs",
+    "queue",
+    "answered_by",
+    "answered_extension",
+    "duration_seconds",
+    "bot_seconds",
+    "queue_wait_seconds",
+    "human_seconds",
+    "end_reason",
+    "hangup_by",
+    "status",
+    "recording_url",
+]
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection);
+# callers' numbers, end reasons and names all come from outside.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: object) -> str:
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(FORMULA_TRIGGERS) else text
+
+
+class _Echo:
+    """csv.writer writes each row to this and gets the line back, so nothing accumulates."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).isoformat() if moment else ""
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def csv_row(record: CallRecord, zone: ZoneInfo) -> list[str]:
+    answered = record.answered_by
+    cells: list[object] = [
+        record.call_id,
+        _local(record.started_at, zone),
+        record.direction,
+        record.from_number,
+        record.to_number,
+        record.virtual_agent.name if record.virtual_agent else "",
+        record.bot_outcome,
+        record.handoff_count,
+        record.queue.name if record.queue else "",
+        answered.user.display_name if answered else "",
+        record.answered_extension,
+        _seconds(record.total_seconds),
+        _seconds(record.bot_seconds),
+        _seconds(record.queue_wait_seconds),
+        _seconds(record.human_seconds),
+        record.end_reason,
+        record.hangup_by,
+        record.status,
+        record.recording_url,
+    ]
+    return [csv_safe(cell) for cell in cells]
+
+
+def csv_lines(records: Iterable[CallRecord], zone: ZoneInfo) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for record in records:
+        yield writer.writerow(csv_row(record, zone))
+
+
+@member_required
+@require_GET
+def call_export(request: HttpRequest) -> HttpResponse:
+    """The list's filtered calls as CSV, streamed: rows are read in chunks as they are sent."""
+    membership = require_membership(request)
+    center = membership.contact_center
+    form = CallFilterForm(request.GET, center=center)
+    if not form.is_valid():
+        return render(
+            request, "reporting/calls.html", {"form": form, "page": None, "center": center}, status=400
+        )
+    records = in_list_order(_listed(filtered_calls(center, form.filters())))
+    response = StreamingHttpResponse(
+        csv_lines(records, ZoneInfo(center.timezone)), content_type="text/csv; charset=utf-8"
+    )
+    stamp = timezone.now().astimezone(ZoneInfo(center.timezone)).strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="calls-{center.slug}-{stamp}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- one call ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    event: CallEvent
+    seconds: float | None  # since the call started (or its first event)
+    data: str  # pretty JSON
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    role: str
+    text: str
+    seconds: float | None
+
+
+def timeline(events: list[CallEvent], start: datetime | None) -> list[TimelineEntry]:
+    origin = start or (events[0].occurred_at if events else None)
+    return [
+        TimelineEntry(
+            event=event,
+            seconds=(event.occurred_at - origin).total_seconds() if origin else None,
+            data=json.dumps(event.data, indent=2, ensure_ascii=False) if event.data else "",
+        )
+        for event in events
+    ]
+
+
+def transcript_lines(transcript: Any) -> list[TranscriptLine]:
+    """Providers' transcripts as lines; anything malformed is shown as text, never an error."""
+    if not isinstance(transcript, list):
+        return []
+    lines = []
+    for turn in transcript:
+        if isinstance(turn, dict):
+            seconds = turn.get("seconds")
+            lines.append(
+                TranscriptLine(
+                    role=str(turn.get("role") or ""),
+                    text=str(turn.get("text") or ""),
+                    seconds=float(seconds) if isinstance(seconds, int | float) else None,
+                )
+            )
+        else:
+            lines.append(TranscriptLine(role="", text=str(turn), seconds=None))
+    return lines
+
+
+def recording_of(record: CallRecord, reports: list[ProviderCallReport]) -> str:
+    """The SIP layer's recording, else the bot provider's; only http(s) reaches the player."""
+    candidates = [record.recording_url, *(report.recording_url for report in reports)]
+    return next((url for url in candidates if url and url.startswith(("https://", "http://"))), "")
+
+
+def call_context(center: ContactCenter, record: CallRecord) -> dict[str, Any]:
+    events = list(CallEvent.objects.for_call(center, record.call_id))
+    reports = list(record.provider_reports.select_related("integration").order_by("-received_at"))
+    return {
+        "center": center,
+        "record": record,
+        "handoffs": list(record.handoffs.all()),
+        "timeline": timeline(events, record.started_at),
+        "reports": [(report, transcript_lines(report.transcript)) for report in reports],
+        "recording_url": recording_of(record, reports),
+    }
+
+
+@member_required
+@require_GET
+def call_detail(request: HttpRequest, call_id: str) -> HttpResponse:
+    record = get_call_for_user(request, call_id)
+    center = require_membership(request).contact_center  # cached on the request by the helper
+    with timezone.override(ZoneInfo(center.timezone)):
+        return render(request, "reporting/call_detail.html", call_context(center, record))
