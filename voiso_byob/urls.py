@@ -39,7 +39,7 @@ urlpatterns = [
     path("virtual-agents/", include("virtual_agents.urls")),
     path("campaigns/", views.section, {"name": "campaigns"}, name="campaigns"),
     path("reports/", views.section, {"name": "reports"}, name="reports"),
-    path("live/", views.section, {"name": "live"}, name="live"),
+    path("live/", include("reporting.live_urls")),
     path("calls/", include("reporting.urls")),
     path("routing/", include("routing.urls")),
     # The SIP layer's endpoints, exactly as the telephony contract names them (no trailing slash).

@@ -117,10 +117,6 @@ SECTIONS = {
         "Containment, handoff success and queue service level for bot-handled calls, and the "
         "call records with their transcripts and recordings.",
     ),
-    "live": (
-        "Live",
-        "The live feed of bot calls in progress and bot-to-human handoffs as they happen.",
-    ),
 }
 
 
