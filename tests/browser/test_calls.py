@@ -1,0 +1,115 @@
+"""A supervisor filters the calls list in the browser, pages on, and opens a call's page."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from reporting.models import BotOutcome, Direction, HandoffState, TargetType
+from reporting.queries import PAGE_SIZE
+from tests.browser.conftest import snap
+from tests.conftest import Persona
+from tests.factories import PASSWORD, make_queue
+from tests.reporting.factories import T0, make_bot, make_call, make_event, make_handoff, make_report
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_supervisor_filters_calls_and_opens_one(browser_page, supervisor: Persona) -> None:
+    center = supervisor.center
+    bot = make_bot(center, "Billing bot")
+    queue = make_queue(center, "Billing queue")
+    for i in range(PAGE_SIZE + 2):
+        make_call(
+            center,
+            call_id=f"routine-{i}",
+            started_at=T0 + timedelta(minutes=i),
+            bot_outcome=BotOutcome.CONTAINED,
+        )
+    make_call(
+        center, call_id="dialer-1", direction=Direction.OUTBOUND, to_number="+15554440001", started_at=T0
+    )
+    record = make_call(
+        center,
+        call_id="dispute@pbx.example",
+        from_number="+15558675309",
+        virtual_agent=bot,
+        queue=queue,
+        started_at=T0 + timedelta(hours=3),
+        recording_url="https://recordings.example/dispute.wav",
+    )
+    make_handoff(
+        record,
+        virtual_agent=bot,
+        refer_to=f"sip:{queue.extension.digits}@acme.voiso.com",
+        context={"X-Intent": "billing_dispute"},
+        target_type=TargetType.QUEUE,
+        target_name="Billing queue",
+        state=HandoffState.COMPLETED,
+        requested_at=T0 + timedelta(hours=3, seconds=40),
+        completed_at=T0 + timedelta(hours=3, seconds=42),
+    )
+    make_event(center, record.call_id, "call.started", record.started_at, direction="inbound")
+    make_event(
+        center,
+        record.call_id,
+        "handoff.requested",
+        record.started_at + timedelta(seconds=40),
+        refer_to="sip:x",
+    )
+    make_report(
+        record,
+        summary="Disputes a double charge.",
+        transcript=[{"role": "user", "text": "I was charged twice"}],
+    )
+
+    page = browser_page
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", supervisor.user.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
+    page.click("nav.mainnav >> text=Calls")
+    page.wait_for_url("**/calls/")
+    rows = page.locator("#list tbody tr")
+    assert rows.count() == PAGE_SIZE
+    assert "dispute@pbx.example" not in rows.first.inner_text()  # the link text is the start time
+    snap(page, "calls-list")
+
+    # Filtering swaps the list in place (htmx) and keeps the filter in the address.
+    page.select_option("select[name=direction]", "outbound")
+    page.wait_for_url("**/calls/?*direction=outbound*")
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1")
+    assert "+15554440001" in rows.first.inner_text()
+
+    page.select_option("select[name=direction]", "")
+    page.fill("input[name=number]", "867 5309")
+    page.wait_for_url("**number=867*")
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1")
+    assert "Billing bot" in rows.first.inner_text() and "Billing queue" in rows.first.inner_text()
+    snap(page, "calls-filtered")
+
+    # Back to all calls: the next page continues where the first ended.
+    page.fill("input[name=number]", "")
+    page.wait_for_function(f"document.querySelectorAll('#list tbody tr').length === {PAGE_SIZE}")
+    page.click("text=Older calls →")
+    page.wait_for_url("**after=*")
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 4")
+    assert "+15554440001" in page.locator("#list").inner_text()
+    page.click("text=← Newest calls")
+    page.wait_for_function(f"document.querySelectorAll('#list tbody tr').length === {PAGE_SIZE}")
+
+    # Open the handed-off call.
+    page.click("#list tbody tr:first-child a")
+    page.wait_for_url("**/calls/dispute@pbx.example/")
+    assert "Call dispute@pbx.example" in page.locator("h1").inner_text()
+    assert page.locator("audio[controls]").get_attribute("src") == "https://recordings.example/dispute.wav"
+    handoffs = page.locator("section", has_text="Handoffs").inner_text()
+    assert "Completed" in handoffs and "billing_dispute" in handoffs and "Billing queue" in handoffs
+    assert "I was charged twice" in page.locator(".transcript").inner_text()
+    assert "Disputes a double charge." in page.locator(".summary").inner_text()
+    timeline = page.locator("table.timeline tbody tr")
+    assert timeline.count() == 2
+    assert "call.started" in timeline.nth(0).inner_text() and "+40.0 s" in timeline.nth(1).inner_text()
+    snap(page, "call-detail")
