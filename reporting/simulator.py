@@ -25,7 +25,7 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +69,9 @@ class SimulatorConfig:
     sip_domain: str  # the center's, e.g. "acme.voiso.com": bots REFER to sip:{ext}@{sip_domain}
     numbers: tuple[str, ...]  # the DIDs callers dial
     refer_targets: tuple[ReferTarget, ...] = ()
+    # A bot's own handoff targets, by its id or extension (as dial instructions name it); a bot
+    # not listed hands off to `refer_targets`.
+    bot_targets: Mapping[str, tuple[ReferTarget, ...]] = field(default_factory=dict)
     rate: float = 1.0  # calls per second
     duration: float = 60.0  # seconds of arrivals; 0 = until stop()
     handoff_share: float = 0.3  # of the calls a bot answers
@@ -89,7 +92,7 @@ class SimulatorConfig:
             raise SimulatorError("The duration must be 0 (until stopped) or a positive number of seconds.")
         if not 0 <= self.handoff_share <= 1:
             raise SimulatorError("The handoff share is between 0 and 1.")
-        if self.handoff_share > 0 and not self.refer_targets:
+        if self.handoff_share > 0 and not (self.refer_targets or any(self.bot_targets.values())):
             raise SimulatorError("Handoffs need at least one extension to refer calls to.")
         if not (self.time_scale >= 0 and math.isfinite(self.time_scale)):
             raise SimulatorError("The time scale must be 0 or more.")
@@ -111,7 +114,7 @@ class CallPlan:
     outcome: str  # with a bot: "contained" | "abandoned" | "handoff"
     bot_seconds: float  # with the bot before it ends, refers or the caller hangs up
     contained_hangup_by: str
-    refer_target: ReferTarget | None
+    refer_pick: float  # picks the handoff target among the bot's (see choose_target)
     language: str
     handoff_result: str  # "answered" | "abandoned" (in the queue) | "failed" (final NOTIFY ≥ 300)
     failure: tuple[str, int]
@@ -132,8 +135,6 @@ def plan_call(config: SimulatorConfig, index: int) -> CallPlan:
         "abandoned": rng.uniform(1, 6),  # hung up on the bot within seconds
         "contained": rng.uniform(15, 90),
     }[outcome]
-    targets = config.refer_targets
-    target = rng.choices(targets, weights=[t.weight for t in targets])[0] if targets else None
     result = rng.choices(("answered", "abandoned", "failed"), weights=(80, 10, 10))[0]
     return CallPlan(
         index=index,
@@ -144,7 +145,7 @@ def plan_call(config: SimulatorConfig, index: int) -> CallPlan:
         outcome=outcome,
         bot_seconds=bot_seconds,
         contained_hangup_by=rng.choices(("bot", "caller"), weights=(7, 3))[0],
-        refer_target=target,
+        refer_pick=rng.random(),
         language=rng.choice(LANGUAGES),
         handoff_result=result,
         failure=rng.choice(USER_FAILURES + QUEUE_FAILURES),
@@ -161,6 +162,17 @@ def arrival_gaps(config: SimulatorConfig) -> Callable[[], float]:
     """Seconds between two arrivals: exponential, so arrivals are a Poisson process."""
     rng = random.Random(f"{config.seed}:arrivals") if config.seed is not None else random.Random()  # noqa: S311
     return lambda: rng.expovariate(config.rate)
+
+
+def choose_target(targets: tuple[ReferTarget, ...], pick: float) -> ReferTarget:
+    """The target at `pick` (0 to 1) along the targets' cumulative weights."""
+    total = sum(target.weight for target in targets)
+    point = pick * total
+    for target in targets:
+        point -= target.weight
+        if point < 0:
+            return target
+    return targets[-1]
 
 
 def menu_digits(prompt: str, pick: float) -> str:
@@ -183,6 +195,7 @@ def make_event(kind: str, call_id: str, data: dict[str, Any], at: datetime | Non
 @dataclass
 class Stats:
     calls_started: int = 0
+    arrival_seconds: float = 0.0  # how long new calls kept arriving
     calls_ended: int = 0
     bot_calls: int = 0
     route_failures: int = 0
@@ -222,8 +235,9 @@ class Stats:
     def totals(self, elapsed: float) -> str:
         reasons = ", ".join(f"{reason} {n}" for reason, n in self.end_reasons.most_common()) or "-"
         lines = [
-            f"Simulated {self.calls_started} calls in {elapsed:.1f} s "
-            f"({self.calls_started / elapsed if elapsed else 0:.2f}/s); {self.calls_ended} ended.",
+            f"Simulated {self.calls_started} calls arriving over {self.arrival_seconds:.1f} s "
+            f"({self.calls_started / self.arrival_seconds if self.arrival_seconds else 0:.2f}/s); "
+            f"{self.calls_ended} ended after {elapsed:.1f} s.",
             f"  with a bot: {self.bot_calls}; route failures: {self.route_failures}",
             f"  handoffs: {self.handoffs_requested} requested, {self.handoffs_accepted} accepted, "
             f"{self.handoffs_completed} completed, {self.handoffs_failed} failed, "
@@ -337,18 +351,24 @@ class Simulator:
         started = time.monotonic()
         due = started
         index = 0
-        while not self.is_stopping:
-            due += gap()
-            if self.config.duration and due - started >= self.config.duration:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), max(0.0, due - time.monotonic()))
-            if self.is_stopping:
-                return
-            task = asyncio.create_task(self._call(plan_call(self.config, index)))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            index += 1
+        try:
+            while not self.is_stopping:
+                due += gap()
+                if self.config.duration and due - started >= self.config.duration:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), max(0.0, due - time.monotonic()))
+                if self.is_stopping:
+                    return
+                task = asyncio.create_task(self._call(plan_call(self.config, index)))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                index += 1
+        finally:
+            elapsed = time.monotonic() - started
+            self.stats.arrival_seconds = (
+                elapsed if self.is_stopping or not self.config.duration else self.config.duration
+            )
 
     # --- one call ---------------------------------------------------------------------------
 
@@ -533,8 +553,10 @@ class _Call:
 
     async def hand_off(self, bot: str, bot_uri: str) -> None:
         sim, plan = self.sim, self.plan
-        target = plan.refer_target
-        assert target is not None  # config.check(): handoffs need targets
+        targets = sim.config.bot_targets.get(bot) or sim.config.refer_targets
+        if not targets:  # this bot has nowhere to hand calls: it keeps them
+            return await self.end("completed", plan.contained_hangup_by)
+        target = choose_target(targets, plan.refer_pick)
         context = {"X-Reason": target.reason, "X-Language": plan.language}
         query = "&".join(f"{name}={quote(value, safe='')}" for name, value in context.items())
         refer_to = f"<sip:{target.extension}@{sim.config.sip_domain}?{query}>"
@@ -588,7 +610,7 @@ class _Call:
     def pick_agent(self, target: ReferTarget | None) -> str | None:
         agents = target.agents if target is not None else ()
         if not agents:
-            agents = tuple(a for t in self.sim.config.refer_targets for a in t.agents)
+            agents = tuple(sorted({a for t in self.sim.config.refer_targets for a in t.agents}))
         return agents[int(self.plan.agent_pick * len(agents))] if agents else None
 
     async def end(self, reason: str, hangup_by: str) -> None:

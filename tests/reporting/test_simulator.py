@@ -32,6 +32,7 @@ from reporting.simulator import (
     SimulatorError,
     Stats,
     arrival_gaps,
+    choose_target,
     make_event,
     menu_digits,
     plan_call,
@@ -88,8 +89,9 @@ def test_the_handoff_share_decides_the_bot_outcomes(share: float) -> None:
     others = {plan.outcome for plan in plans} - {"handoff"}
     assert others == (set() if share == 1.0 else {"contained", "abandoned"})
     # Queues weigh four times a person: about 80 % of handoffs go to the queue.
-    to_queue = sum(plan.refer_target.extension == "4323" for plan in plans) / len(plans)
-    assert 0.75 < to_queue < 0.85
+    targets = config().refer_targets
+    to_queue = sum(choose_target(targets, plan.refer_pick).extension == "4323" for plan in plans) / len(plans)
+    assert 0.76 < to_queue < 0.84
 
 
 def test_arrivals_are_poisson_at_the_rate() -> None:
@@ -261,9 +263,9 @@ def switchboard(live_server: Any) -> Iterator[Switchboard]:
     yield from serve(live_server, keep_events=True)
 
 
-def simulate(board: Switchboard, key: str, **overrides: Any) -> Stats:
+def simulate(url: str, key: str, **overrides: Any) -> Stats:
     values: dict[str, Any] = {
-        "base_url": board.url,
+        "base_url": url,
         "api_key": key,
         "refer_targets": (
             ReferTarget("4323", "sales", ("1001", "1002"), 4.0),
@@ -291,7 +293,7 @@ def telephony_key(center: ContactCenter) -> str:
 def test_calls_run_the_demo_flow_and_every_bot_hands_off(
     demo: ContactCenter, switchboard: Switchboard
 ) -> None:
-    stats = simulate(switchboard, telephony_key(demo), handoff_share=1.0, seed=11)
+    stats = simulate(switchboard.url, telephony_key(demo), handoff_share=1.0, seed=11)
 
     assert switchboard.problems == []
     calls = switchboard.by_call()
@@ -337,7 +339,7 @@ def test_calls_run_the_demo_flow_and_every_bot_hands_off(
 
 
 def test_no_handoffs_at_share_zero(demo: ContactCenter, switchboard: Switchboard) -> None:
-    stats = simulate(switchboard, telephony_key(demo), handoff_share=0.0, seed=12)
+    stats = simulate(switchboard.url, telephony_key(demo), handoff_share=0.0, seed=12)
 
     kinds = [event["type"] for events in switchboard.by_call().values() for event in events]
     assert stats.bot_calls > 0 and kinds.count("bot.connected") == stats.bot_calls
@@ -350,7 +352,7 @@ def test_a_refused_refer_is_reported_as_a_failed_handoff(
     demo: ContactCenter, switchboard: Switchboard
 ) -> None:
     stats = simulate(
-        switchboard,
+        switchboard.url,
         telephony_key(demo),
         handoff_share=1.0,
         refer_targets=(ReferTarget("5999", "sales"),),  # no such extension at acme
@@ -368,7 +370,7 @@ def test_a_refused_refer_is_reported_as_a_failed_handoff(
 
 def test_another_centers_key_reaches_nothing_of_acme(demo: ContactCenter, switchboard: Switchboard) -> None:
     globex = make_center("globex", name="Globex", admin_email="admin@globex.example")
-    stats = simulate(switchboard, telephony_key(globex), handoff_share=1.0, duration=0.5, seed=14)
+    stats = simulate(switchboard.url, telephony_key(globex), handoff_share=1.0, duration=0.5, seed=14)
 
     assert stats.calls_started > 0 and stats.route_failures == stats.calls_started
     assert stats.bot_calls == stats.handoffs_requested == 0
@@ -378,7 +380,7 @@ def test_another_centers_key_reaches_nothing_of_acme(demo: ContactCenter, switch
 
 def test_a_wrong_key_stops_the_run_before_any_call(demo: ContactCenter, switchboard: Switchboard) -> None:
     with pytest.raises(SimulatorError, match="refused the API key"):
-        simulate(switchboard, "vbk_00000000_nope")
+        simulate(switchboard.url, "vbk_00000000_nope")
     assert [path for path, _ in switchboard.requests] == [ROUTE_PATH]
 
 
@@ -458,11 +460,17 @@ def test_the_command_finds_the_demo_numbers_and_targets(demo: ContactCenter, liv
     finally:
         next(board_iter, None)
     assert f"Simulating calls to {DEMO_NUMBER} at 10/s" in out.text
-    assert "Simulated " in out.text and " calls in " in out.text
-    refers = [body["refer_to"] for path, body in board.requests if path == REFER_PATH]
-    # The demo's queues and agents, at acme's SIP domain.
-    extensions = {refer.split("@")[0].removeprefix("<sip:") for refer in refers}
-    assert refers and extensions <= {"4323", "4400", "4500", "1001", "1002", "1003", "1004"}
+    assert "Simulated " in out.text and " calls arriving over 1.0 s" in out.text
+    refers = [body for path, body in board.requests if path == REFER_PATH]
+    assert refers
+    # Each demo bot hands off to the targets of its own transfer tool (seed_demo), at acme's domain.
+    allowed = {
+        "<sip:sales-assistant@bots.example.com>": {"4323", "4500"},
+        "<sip:support-assistant@bots.example.com>": {"4400", "4500"},
+    }
+    for body in refers:
+        extension, domain = body["refer_to"].removeprefix("<sip:").split("?")[0].split("@")
+        assert domain == "acme.voiso.com" and extension in allowed[body["referred_by"]], body
     assert ApiKey.objects.get(contact_center=demo, name="Traffic simulator").revoked_at is not None
 
 

@@ -22,6 +22,7 @@ from django.utils.text import slugify
 
 from reporting.simulator import ReferTarget, Simulator, SimulatorConfig, SimulatorError, Stats
 from routing.models import PhoneNumber, Queue
+from virtual_agents.models import VirtualAgent
 from voiso_byob.errors import DomainError
 from voiso_byob.models import ApiKey, ApiKeyScope, ContactCenter, Membership, Role
 from voiso_byob.phone import normalise_e164
@@ -96,6 +97,7 @@ class Command(BaseCommand):
         center = ContactCenter.objects.filter(slug=slug).first()
         numbers = self._numbers(center, options["number"])
         targets = self._targets(center, options["refer_to"], options["agent"])
+        bot_targets = self._bot_targets(center, targets) if not options["refer_to"] else {}
         try:
             domain = center.sip_domain if center is not None else sip_domain(slug)
         except ValueError:
@@ -116,6 +118,7 @@ class Command(BaseCommand):
                 sip_domain=domain,
                 numbers=tuple(numbers),
                 refer_targets=tuple(targets),
+                bot_targets=bot_targets,
                 rate=options["rate"],
                 duration=options["duration"],
                 handoff_share=options["handoff_share"],
@@ -187,6 +190,31 @@ class Command(BaseCommand):
         ]
         return targets
 
+    def _bot_targets(
+        self, center: ContactCenter | None, targets: list[ReferTarget]
+    ) -> dict[str, tuple[ReferTarget, ...]]:
+        """Each bot hands off to the targets configured in its transfer tool, as a real bot does."""
+        if center is None:
+            return {}
+        by_extension = {target.extension: target for target in targets}
+        bots: dict[str, tuple[ReferTarget, ...]] = {}
+        agents = (
+            VirtualAgent.objects.for_center(center)
+            .select_related("extension")
+            .prefetch_related("handoff_targets__extension")
+        )
+        for agent in agents:
+            own = tuple(
+                by_extension[t.extension.digits]
+                for t in agent.handoff_targets.all()
+                if t.extension is not None and t.extension.digits in by_extension
+            )
+            if own:
+                bots[str(agent.pk)] = own
+                if agent.extension is not None:
+                    bots[agent.extension.digits] = own
+        return bots
+
     def _run(self, config: SimulatorConfig) -> Stats:
         try:
             simulator = Simulator(config, write=self._write)
@@ -220,12 +248,17 @@ class Command(BaseCommand):
                 self._write("Stopping: ending the calls in progress (interrupt again to abort).")
                 simulator.stop()
 
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # An ignored SIGINT stays ignored: `make run` starts this in the background and stops it
+        # with SIGTERM after Ctrl-C, so the calls end while the server still answers.
+        signals = [signal.SIGTERM]
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signals.append(signal.SIGINT)
+        for signum in signals:
             loop.add_signal_handler(signum, interrupted)
         try:
             return await simulator.run()
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in signals:
                 loop.remove_signal_handler(signum)
 
     def _write(self, line: str) -> None:
