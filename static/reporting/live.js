@@ -155,7 +155,7 @@
     for (const [name, value] of Object.entries(attrs || {})) {
       if (value !== null && value !== undefined && value !== false) node.setAttribute(name, value);
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
