@@ -315,7 +315,20 @@ class ProviderCallReport(models.Model):
                 fields=["integration", "provider_call_id"], name="reporting_report_unique_provider_call"
             ),
         ]
-        indexes = [models.Index(fields=["contact_center", "call_id"], name="reporting_report_call_idx")]
+        indexes = [
+            models.Index(fields=["contact_center", "call_id"], name="reporting_report_call_idx"),
+            # attach_pending_reports: unmatched reports of a center by our call id / the provider's.
+            models.Index(
+                fields=["contact_center", "call_id"],
+                condition=Q(call_record__isnull=True),
+                name="reporting_report_wait_call_idx",
+            ),
+            models.Index(
+                fields=["contact_center", "provider_call_id"],
+                condition=Q(call_record__isnull=True),
+                name="reporting_report_wait_prov_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.provider} {self.provider_call_id}"

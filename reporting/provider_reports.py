@@ -1,34 +1,171 @@
-"""Matching provider post-call reports and call records, whichever arrives first."""
+"""Provider post-call reports: stored once per provider call, matched to call records
+whichever arrives first.
+
+A report always names the provider's call id, and our call id when the provider echoed the
+X-Voiso-Call-Id header we put on the INVITE; a record carries our call id and, once
+`bot.connected` told it, the provider's call id. A report with our call id matches only the
+record of that call id (it is authoritative); one without matches the record whose
+provider call id is the report's. Always within the report's contact center.
+
+Races: a webhook and the events of its call may be stored by two transactions at once,
+neither able to see the other's uncommitted row. So each side looks once inside its
+transaction (the usual case, nothing in flight) and once more after its commit: under READ
+COMMITTED a statement sees everything committed before it started, so whichever of the two
+commits second finds the other's row.
+
+Transcript turns are `{"role": "bot" | "caller", "text", "seconds"?}` (seconds into the call).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from reporting.models import CallRecord, ProviderCallReport
+from virtual_agents.models import ProviderIntegration
+from virtual_agents.webhooks import ProviderReport
+
+logger = logging.getLogger(__name__)
 
 
-def attach_pending_reports(records: Iterable[CallRecord]) -> int:
-    """Link unmatched reports to these records (by our call id or the provider's). Returns how many."""
-    by_call_id: dict[str, CallRecord] = {}
-    by_provider_id: dict[str, CallRecord] = {}
-    center_id = None
+@dataclass(frozen=True)
+class StoredReport:
+    report: ProviderCallReport
+    is_new: bool
+
+
+def _merge(stored: ProviderCallReport, report: ProviderReport) -> None:
+    """What this delivery says, over what earlier ones said. Absent parts never erase.
+
+    Retell sends `call_ended` then `call_analyzed` (the same call, now with the summary), in
+    either order on retries; a re-sent ElevenLabs or Vapi report carries the same content.
+    """
+    if report.call_id:
+        stored.call_id = report.call_id
+    if report.transcript:
+        stored.transcript = report.transcript
+    if report.summary:
+        stored.summary = report.summary
+    if report.recording_url:
+        stored.recording_url = report.recording_url
+    if report.ended_reason:
+        stored.ended_reason = report.ended_reason
+
+
+def _find_record_id(report: ProviderCallReport) -> int | None:
+    records = CallRecord.objects.filter(contact_center_id=report.contact_center_id)
+    if report.call_id:
+        # (contact_center, call_id) is the record's unique key.
+        return records.filter(call_id=report.call_id).values_list("pk", flat=True).first()
+    return (
+        records.filter(provider_call_id=report.provider_call_id)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def _match_after_commit(report_id: int) -> None:
+    report = ProviderCallReport.objects.filter(pk=report_id, call_record__isnull=True).first()
+    if report is None:
+        return
+    record_id = _find_record_id(report)
+    if record_id is not None:
+        ProviderCallReport.objects.filter(pk=report_id, call_record__isnull=True).update(
+            call_record_id=record_id, updated=timezone.now()
+        )
+
+
+def store_report(*, integration: ProviderIntegration, report: ProviderReport) -> StoredReport:
+    """Create or update the integration's report for this provider call, and match it.
+
+    Idempotent: a re-sent webhook updates the one row. Race-safe: the row is inserted with
+    INSERT … ON CONFLICT DO NOTHING on (integration, provider_call_id), then locked, so two
+    deliveries arriving together merge one after the other instead of failing or duplicating.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        ProviderCallReport.objects.bulk_create(
+            [
+                ProviderCallReport(
+                    contact_center_id=integration.contact_center_id,
+                    integration=integration,
+                    provider=integration.provider,
+                    provider_call_id=report.provider_call_id,
+                    received_at=now,
+                    updated=now,
+                )
+            ],
+            ignore_conflicts=True,
+        )
+        stored = ProviderCallReport.objects.select_for_update().get(
+            integration=integration, provider_call_id=report.provider_call_id
+        )
+        # ON CONFLICT DO NOTHING reports no pk either way; the row we inserted carries our `now`.
+        is_new = stored.received_at == now
+        _merge(stored, report)
+        if stored.call_record_id is None:
+            stored.call_record_id = _find_record_id(stored)
+        stored.updated = now
+        stored.save()
+    if stored.call_record_id is None:
+        # Runs now when called outside a transaction, else once the caller's commits.
+        report_id = stored.pk
+        transaction.on_commit(lambda: _match_after_commit(report_id), robust=True)
+    return StoredReport(report=stored, is_new=is_new)
+
+
+def _attach(records: list[CallRecord]) -> int:
+    by_center: dict[object, tuple[dict[str, CallRecord], dict[str, CallRecord]]] = defaultdict(
+        lambda: ({}, {})
+    )
     for record in records:
-        center_id = record.contact_center_id
+        by_call_id, by_provider_id = by_center[record.contact_center_id]
         by_call_id[record.call_id] = record
         if record.provider_call_id:
             by_provider_id[record.provider_call_id] = record
-    if center_id is None:
-        return 0
-    pending = ProviderCallReport.objects.filter(contact_center_id=center_id, call_record__isnull=True).filter(
-        Q(call_id__in=list(by_call_id)) | Q(provider_call_id__in=list(by_provider_id))
-    )
     matched = 0
-    for report in pending.only("id", "call_id", "provider_call_id"):
-        record = by_call_id.get(report.call_id) or by_provider_id.get(report.provider_call_id)
-        if record is not None:
-            matched += ProviderCallReport.objects.filter(pk=report.pk, call_record__isnull=True).update(
-                call_record=record
+    now = timezone.now()
+    for center_id, (by_call_id, by_provider_id) in by_center.items():
+        # Served by the partial indexes on unmatched reports: few rows however large the table.
+        lookup = Q(call_id__in=list(by_call_id))
+        if by_provider_id:
+            lookup |= Q(call_id="", provider_call_id__in=list(by_provider_id))
+        pending = (
+            ProviderCallReport.objects.unmatched()
+            .filter(contact_center_id=center_id)
+            .filter(lookup)
+            .values_list("pk", "call_id", "provider_call_id")
+        )
+        report_ids: dict[int, list[int]] = defaultdict(list)
+        for report_id, call_id, provider_call_id in pending:
+            record = by_call_id.get(call_id) if call_id else by_provider_id.get(provider_call_id)
+            if record is not None:
+                report_ids[record.pk].append(report_id)
+        for record_id, ids in report_ids.items():
+            # `call_record IS NULL` again: a concurrent webhook may have matched it meanwhile.
+            matched += ProviderCallReport.objects.filter(pk__in=ids, call_record__isnull=True).update(
+                call_record_id=record_id, updated=now
             )
+    return matched
+
+
+def attach_pending_reports(records: Iterable[CallRecord]) -> int:
+    """Link unmatched reports to these (just assembled) records. Returns how many now.
+
+    Ingestion calls it inside the transaction that stored the records; it looks again once
+    that transaction commits, for a report whose webhook was being stored at the same time.
+    """
+    records = [record for record in records if record.pk is not None]
+    if not records:
+        return 0
+    matched = _attach(records)
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(lambda: _attach(records), robust=True)
     return matched

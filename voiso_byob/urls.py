@@ -7,6 +7,7 @@ from rest_framework.routers import SimpleRouter
 
 from reporting.api import telephony_events
 from reporting.calls_api import CallViewSet
+from reporting.webhooks import provider_webhook
 from routing.api import FlowViewSet, PhoneNumberViewSet, QueueViewSet
 from routing.telephony import telephony_refer, telephony_route
 from virtual_agents.api import IntegrationViewSet, VirtualAgentViewSet
@@ -46,6 +47,10 @@ urlpatterns = [
     path("api/v1/telephony/route", telephony_route, name="telephony_route"),
     path("api/v1/telephony/refer", telephony_refer, name="telephony_refer"),
     path("api/v1/telephony/events", telephony_events, name="telephony_events"),
+    # Bot providers' post-call reports; the provider's signature is the authentication.
+    path(
+        "api/v1/webhooks/<str:provider>/<uuid:integration_id>/", provider_webhook, name="provider_webhook"
+    ),
     path("api/v1/", include(router.urls)),
     # The schema describes the API, not anyone's data: public, so clients can be generated.
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api_schema"),

@@ -174,6 +174,14 @@ class Migration(migrations.Migration):
             model_name='providercallreport',
             index=models.Index(fields=['contact_center', 'call_id'], name='reporting_report_call_idx'),
         ),
+        migrations.AddIndex(
+            model_name='providercallreport',
+            index=models.Index(condition=models.Q(('call_record__isnull', True)), fields=['contact_center', 'call_id'], name='reporting_report_wait_call_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='providercallreport',
+            index=models.Index(condition=models.Q(('call_record__isnull', True)), fields=['contact_center', 'provider_call_id'], name='reporting_report_wait_prov_idx'),
+        ),
         migrations.AddConstraint(
             model_name='providercallreport',
             constraint=models.UniqueConstraint(fields=('integration', 'provider_call_id'), name='reporting_report_unique_provider_call'),
