@@ -46,6 +46,7 @@ class IntegrationViewSet(ByobGatedViewSet):
             label=data["label"],
             credentials=data.get("credentials"),
             by=self.access.by,
+            webhook_secret=data.get("webhook_secret"),
         )
 
     def perform_update(self, serializer: IntegrationSerializer) -> None:
@@ -55,6 +56,7 @@ class IntegrationViewSet(ByobGatedViewSet):
             by=self.access.by,
             label=data.get("label"),
             credentials=data.get("credentials"),
+            webhook_secret=data.get("webhook_secret"),
         )
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -33,6 +33,14 @@ class IntegrationEditForm(forms.Form):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Leave empty to keep the current key. A new key is verified before it is saved.",
     )
+    # Write-only like the key: the page says only whether one is set.
+    webhook_secret = forms.CharField(
+        label="Webhook secret",
+        max_length=512,
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="The signing secret of the provider's post-call webhook. Leave empty to keep it.",
+    )
 
 
 def _extension_choices(center: ContactCenter, *, exclude: Extension | None = None) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
 from virtual_agents.models import HandoffTarget, Provider, ProviderIntegration, VirtualAgent
+from virtual_agents.webhooks import has_webhook_secret, webhook_url
 
 
 class IntegrationSerializer(serializers.ModelSerializer):
@@ -20,6 +21,21 @@ class IntegrationSerializer(serializers.ModelSerializer):
     credentials_hint = serializers.CharField(
         read_only=True, help_text="The key's last characters, e.g. …a1f9"
     )
+    webhook_secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=512,
+        help_text=(
+            "Write-only: the secret the provider signs post-call webhooks with (ElevenLabs, Vapi; "
+            "for Retell the API key with the webhook badge, when it is not this integration's key). "
+            "Sets or replaces it; empty keeps the current one; never returned."
+        ),
+    )
+    webhook_secret_set = serializers.SerializerMethodField(help_text="Whether a webhook secret is stored.")
+    webhook_url = serializers.SerializerMethodField(
+        help_text="Where the provider posts post-call reports; null for a generic SIP bot."
+    )
 
     class Meta:
         model = ProviderIntegration
@@ -29,12 +45,22 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "label",
             "credentials",
             "credentials_hint",
+            "webhook_secret",
+            "webhook_secret_set",
+            "webhook_url",
             "status",
             "last_verified_at",
             "last_error",
             "created",
         ]
         read_only_fields = ["id", "status", "last_verified_at", "last_error", "created"]
+
+    def get_webhook_secret_set(self, integration: ProviderIntegration) -> bool:
+        return has_webhook_secret(integration)
+
+    def get_webhook_url(self, integration: ProviderIntegration) -> str | None:
+        request = self.context.get("request")
+        return webhook_url(integration, request) if request is not None else None
 
     def validate_provider(self, value: str) -> str:
         if self.instance is not None and value != self.instance.provider:

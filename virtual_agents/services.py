@@ -25,6 +25,7 @@ from virtual_agents.models import (
 )
 from virtual_agents.providers import adapter_for
 from virtual_agents.providers.base import ProviderAdapter, ProviderAgent, ProviderError, TransferTarget
+from virtual_agents.webhooks import WEBHOOK_PROVIDERS
 from voiso_byob.crypto import mask
 from voiso_byob.errors import DomainError
 from voiso_byob.models import AuditEvent, ContactCenter, Extension, ExtensionKind
@@ -83,9 +84,28 @@ def _clean_credentials(provider: str, credentials: dict[str, Any] | None) -> dic
     return {"api_key": api_key}
 
 
+def _clean_webhook_secret(provider: str, secret: str) -> str:
+    if provider not in WEBHOOK_PROVIDERS:
+        raise DomainError(
+            "invalid", "This provider sends no webhooks, so it has no webhook secret.", field="webhook_secret"
+        )
+    secret = secret.strip()
+    if not 8 <= len(secret) <= 512 or any(ch.isspace() for ch in secret):
+        raise DomainError(
+            "invalid", "Paste the signing secret exactly as the provider shows it.", field="webhook_secret"
+        )
+    return secret
+
+
 @transaction.atomic
 def create_integration(
-    *, center: ContactCenter, provider: str, label: str, credentials: dict[str, Any] | None, by: Actor
+    *,
+    center: ContactCenter,
+    provider: str,
+    label: str,
+    credentials: dict[str, Any] | None,
+    by: Actor,
+    webhook_secret: str | None = None,
 ) -> ProviderIntegration:
     """Verify the credentials live, then store them encrypted. A refused key stores nothing."""
     require_byob(center)
@@ -95,8 +115,9 @@ def create_integration(
         label, among=ProviderIntegration.objects.for_center(center), field="label", what="integration"
     )
     credentials = _clean_credentials(provider, credentials)
+    extra = {"webhook_secret": _clean_webhook_secret(provider, webhook_secret)} if webhook_secret else {}
     integration = ProviderIntegration(
-        contact_center=center, provider=provider, label=label, credentials=credentials
+        contact_center=center, provider=provider, label=label, credentials={**credentials, **extra}
     )
     try:
         adapter(integration).verify()
@@ -112,7 +133,12 @@ def create_integration(
         action="integration.created",
         target=integration,
         # Never the credentials; the hint says which key without revealing it.
-        changes={"provider": provider, "label": label, "credentials": integration.credentials_hint or None},
+        changes={
+            "provider": provider,
+            "label": label,
+            "credentials": integration.credentials_hint or None,
+            **({"webhook_secret": "set"} if extra else {}),
+        },
     )
     return integration
 
@@ -151,9 +177,17 @@ def update_integration(
     by: Actor,
     label: str | None = None,
     credentials: dict[str, Any] | None = None,
+    webhook_secret: str | None = None,
 ) -> ProviderIntegration:
-    """Rename, or replace the key (verified live before it is stored)."""
+    """Rename, replace the key (verified live before it is stored), or set the webhook secret.
+
+    The webhook secret signs the provider's post-call reports (reporting.webhooks). It is
+    stored encrypted with the key, set or replaced, never shown: the audit row says only that
+    it changed.
+    """
     require_byob(integration.contact_center)
+    if webhook_secret:
+        webhook_secret = _clean_webhook_secret(integration.provider, webhook_secret)
     changes: dict[str, Any] = {}
     if label is not None and label.strip() != integration.label:
         new_label = unique_name(
@@ -175,11 +209,16 @@ def update_integration(
                 raise _provider_failed(exc, field="api_key") from None
             hint = mask(cleaned["api_key"])
             changes["credentials"] = {"from": integration.credentials_hint or None, "to": hint}
-            integration.credentials = cleaned
+            # A new API key keeps the webhook secret: they are set separately.
+            integration.credentials = {**integration.credentials, **cleaned}
             integration.credentials_hint = hint
             integration.status = IntegrationStatus.CONNECTED
             integration.last_error = ""
             integration.last_verified_at = timezone.now()
+    if webhook_secret and webhook_secret != integration.credentials.get("webhook_secret"):
+        was_set = bool(integration.credentials.get("webhook_secret"))
+        changes["webhook_secret"] = "replaced" if was_set else "set"
+        integration.credentials = {**integration.credentials, "webhook_secret": webhook_secret}
     if changes:
         integration.save()
         AuditEvent.record(

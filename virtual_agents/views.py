@@ -17,6 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from virtual_agents import services
 from virtual_agents.forms import IntegrationEditForm, IntegrationForm, VirtualAgentForm
 from virtual_agents.models import Provider, ProviderIntegration, VirtualAgent
+from virtual_agents.webhooks import WEBHOOK_PROVIDERS, has_webhook_secret, webhook_url
 from voiso_byob.access import member_required, require_membership
 from voiso_byob.errors import DomainError
 from voiso_byob.forms import run_service
@@ -351,7 +352,12 @@ def integration_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     return render(
         request,
         "virtual_agents/providerintegration_detail.html",
-        {"integration": integration, "agents": integration.virtual_agents.select_related("extension")},
+        {
+            "integration": integration,
+            "agents": integration.virtual_agents.select_related("extension"),
+            "webhook_url": webhook_url(integration, request),
+            "has_webhook_secret": has_webhook_secret(integration),
+        },
     )
 
 
@@ -380,6 +386,14 @@ def integration_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
     form = IntegrationEditForm(request.POST or None, initial={"label": integration.label})
     if not integration.has_api:
         del form.fields["api_key"]
+    if integration.provider not in WEBHOOK_PROVIDERS:
+        del form.fields["webhook_secret"]
+    elif integration.provider == Provider.RETELL:
+        form.fields["webhook_secret"].label = "Webhook key"
+        form.fields["webhook_secret"].help_text = (
+            "Retell signs webhooks with the API key that has the webhook badge. Paste it only if it "
+            "is not the key above; leave empty to keep the current setting."
+        )
     if request.method == "POST" and form.is_valid():
         updated = run_service(
             form,
@@ -390,6 +404,7 @@ def integration_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
                 credentials={"api_key": form.cleaned_data.get("api_key")}
                 if form.cleaned_data.get("api_key")
                 else None,
+                webhook_secret=form.cleaned_data.get("webhook_secret") or None,
             ),
         )
         if updated is not None:

@@ -270,6 +270,8 @@ def test_list_and_retrieve_never_include_credentials(
         "provider",
         "label",
         "credentials_hint",
+        "webhook_secret_set",
+        "webhook_url",
         "status",
         "last_verified_at",
         "last_error",
