@@ -28,7 +28,9 @@ from voiso_byob.models import ContactCenter, Membership, Role
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def feed_message(cursor: int, call_id: str = "call-1", event_type: str = "handoff.requested") -> dict[str, Any]:
+def feed_message(
+    cursor: int, call_id: str = "call-1", event_type: str = "handoff.requested"
+) -> dict[str, Any]:
     """One message in the shape reporting.feed builds (see reporting.live)."""
     return {
         "cursor": cursor,

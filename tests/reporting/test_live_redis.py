@@ -11,6 +11,7 @@ import os
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
@@ -19,6 +20,7 @@ from django.db import connection
 from bench.live_latency import LiveSocket, daphne, free_port
 from reporting.live import publish
 from tests.conftest import Persona
+from tests.reporting.conftest import call_events, make_bot
 from tests.reporting.test_live_consumer import feed_message
 from voiso_byob.models import ContactCenter
 
@@ -84,3 +86,32 @@ def test_another_server_refuses_an_agent_and_anonymous_with_their_close_codes(ag
 
     with daphne(port, server_env()):
         assert async_to_sync(scenario)() == (4403, 4401)
+
+
+def test_an_event_posted_to_one_server_reaches_a_socket_on_another(
+    supervisor: Persona, acme: ContactCenter, api_keys: dict[str, str]
+) -> None:
+    bot = make_bot(acme)
+    events = call_events("cross-1", refer_to=None)[:2]
+    ports = [free_port(), free_port()]
+
+    async def scenario() -> tuple[int, Any]:
+        sock = await LiveSocket.connect("127.0.0.1", ports[1], cookie=cookie(supervisor))
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                response = await client.post(
+                    f"http://127.0.0.1:{ports[0]}/api/v1/telephony/events",
+                    json={"events": events},
+                    headers={"Authorization": f"Bearer {api_keys['telephony']}"},
+                )
+            return response.status_code, await sock.receive_json(timeout=5)
+        finally:
+            await sock.close()
+
+    env = server_env()
+    with daphne(ports[0], env), daphne(ports[1], env):
+        status, received = async_to_sync(scenario)()
+
+    assert status == 202
+    assert [m["event"]["id"] for m in received["messages"]] == [e["id"] for e in events]
+    assert received["messages"][1]["virtual_agent"]["id"] == str(bot.pk)
