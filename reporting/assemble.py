@@ -1,8 +1,9 @@
 """Folding a call's events into its record and handoffs. Pure: no database, no clock.
 
-`assemble()` takes *all* stored events of one call and what the database knows about the
-names they use (`Lookups`: virtual agents, Refer-To targets, agents' extensions, dialled
-numbers), and returns the record's fields and the handoffs. Events are first put in one fixed
+`assemble()` takes *all* stored events of one call, each with the `refs` ingestion resolved
+when it stored the event (`Refs`: the virtual agent, the Refer-To target, the answering
+agent's membership, the dialled number), and returns the record's fields and the handoffs.
+Events are first put in one fixed
 total order, `(occurred_at, TYPE_RANK[type], event_id)`, and duplicates (same event id) are
 dropped, so the result depends only on the *set* of events: any arrival order, re-sent events
 or a call split across requests give the same record. Ingestion re-folds a call whenever new
@@ -38,7 +39,8 @@ when the caller hung up within `bot_abandon_seconds` of the bot connecting, cont
 otherwise; blank while undecided or for calls that never reached a bot.
 
 `active_virtual_agent_id` is the bot the call is on now, for routing's capacity counters: set
-by `bot.connected`, cleared by `call.ended` or by a completed handoff to anything but that bot.
+by `bot.connected`, cleared by a completed handoff to anything but that bot; none once the call
+has ended.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from reporting.events import AgentInfo, agent_ref_key
+from reporting.events import AgentInfo
 
 TYPE_RANK = {
     "call.started": 0,
@@ -69,6 +71,7 @@ class StoredEvent:
     type: str
     occurred_at: datetime
     data: Mapping[str, Any]
+    refs: Mapping[str, Any] = field(default_factory=dict)  # see `refs_for()`
     cursor: int = 0  # the CallEvent pk (feed messages); never part of the fold
 
 
@@ -93,19 +96,50 @@ class Number:
     flow_id: str | None
 
 
-@dataclass
-class Lookups:
-    """What the database says about names in the events; built by reporting.ingest."""
+def refs_for(
+    *,
+    agent: AgentInfo | None = None,
+    target: Target | None = None,
+    membership_id: str | None = None,
+    number: Number | None = None,
+) -> dict[str, Any]:
+    """An event's `refs` (JSON): what its names resolved to in the contact center when stored.
 
-    agents: Mapping[str, AgentInfo] = field(default_factory=dict)  # by agent_ref_key()
-    targets: Mapping[str, Target] = field(default_factory=dict)  # by Refer-To as received
-    members: Mapping[str, str] = field(default_factory=dict)  # agent extension → membership id
-    numbers: Mapping[str, Number] = field(default_factory=dict)  # call.started `to` as received
-    bot_abandon_seconds: float = 10.0
+    {"virtual_agent": {"id", "name", "extension"}}   bot.connected, handoff.requested
+    {"target": {"type", "ref", "extension", "name", "error"}}   handoff.requested
+    {"membership_id": "<uuid>"}   agent.connected, when the extension is an agent's
+    {"phone_number_id": "<uuid>", "flow_id": "<uuid>" | null}   inbound call.started to our number
+    """
+    refs: dict[str, Any] = {}
+    if agent is not None:
+        refs["virtual_agent"] = {"id": agent.id, "name": agent.name, "extension": agent.extension}
+    if target is not None:
+        refs["target"] = {
+            "type": target.type,
+            "ref": target.ref,
+            "extension": target.extension,
+            "name": target.name,
+            "error": target.error,
+        }
+    if membership_id is not None:
+        refs["membership_id"] = membership_id
+    if number is not None:
+        refs["phone_number_id"], refs["flow_id"] = number.phone_number_id, number.flow_id
+    return refs
 
-    def agent(self, ref: Any) -> AgentInfo | None:
-        key = agent_ref_key(ref) if isinstance(ref, str) else None
-        return self.agents.get(key) if key else None
+
+@dataclass(frozen=True, slots=True)
+class FoldSettings:
+    bot_abandon_seconds: float = 10.0  # settings.BOT_ABANDON_SECONDS
+
+
+# The name reporting.live first used for the fold's second argument (then a table of lookups).
+Lookups = FoldSettings
+
+
+def _agent_of(event: StoredEvent) -> AgentInfo | None:
+    agent = event.refs.get("virtual_agent")
+    return AgentInfo(agent["id"], agent["name"], agent["extension"]) if agent else None
 
 
 @dataclass(slots=True)
@@ -174,6 +208,7 @@ class Assembly:
     handoffs: list[HandoffFields]
     # event id → the handoff sequence a handoff.* event applied to (feed messages).
     handoff_of_event: dict[str, int]
+    agents: dict[str, AgentInfo]  # the virtual agents the events named, by id (feed messages)
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -186,7 +221,7 @@ def _ref_text(value: Any) -> str:
     return str(value) if value is not None else ""
 
 
-def assemble(events: Iterable[StoredEvent], lookups: Lookups) -> Assembly:
+def assemble(events: Iterable[StoredEvent], fold: FoldSettings | None = None) -> Assembly:
     """The record and handoffs of one call from all its events (see the module docstring)."""
     unique: dict[str, StoredEvent] = {}
     for event in sorted(events, key=order_key):
@@ -196,6 +231,7 @@ def assemble(events: Iterable[StoredEvent], lookups: Lookups) -> Assembly:
     record = RecordFields(event_count=len(ordered))
     handoffs: list[HandoffFields] = []
     handoff_of_event: dict[str, int] = {}
+    agents: dict[str, AgentInfo] = {}
     first_handoff_agent: str | None = None
     active: str | None = None
 
@@ -211,11 +247,12 @@ def assemble(events: Iterable[StoredEvent], lookups: Lookups) -> Assembly:
                 record.to_number = data.get("to") or ""
                 record.campaign_ref = _ref_text(data.get("campaign_id"))
                 record.lead_ref = _ref_text(data.get("lead_id"))
-                number = lookups.numbers.get(record.to_number) if record.direction == "inbound" else None
-                if number is not None:
-                    record.phone_number_id, record.flow_id = number.phone_number_id, number.flow_id
+                record.phone_number_id = event.refs.get("phone_number_id")
+                record.flow_id = event.refs.get("flow_id")
         elif kind == "bot.connected":
-            agent = lookups.agent(data.get("virtual_agent"))
+            agent = _agent_of(event)
+            if agent is not None:
+                agents[agent.id] = agent
             if record.bot_connected_at is None:
                 record.bot_connected_at = event.occurred_at
                 record.virtual_agent_id = agent.id if agent else None
@@ -224,9 +261,11 @@ def assemble(events: Iterable[StoredEvent], lookups: Lookups) -> Assembly:
             if agent is not None:
                 active = agent.id
         elif kind == "handoff.requested":
-            agent = lookups.agent(data.get("virtual_agent"))
+            agent = _agent_of(event)
+            if agent is not None:
+                agents[agent.id] = agent
             refer_to = data.get("refer_to") or ""
-            target = lookups.targets.get(refer_to, Target(error="unresolved"))
+            target = Target(**event.refs.get("target", {"error": "unresolved"}))
             handoff = HandoffFields(
                 sequence=len(handoffs) + 1,
                 virtual_agent_id=agent.id if agent else None,
@@ -271,7 +310,7 @@ def assemble(events: Iterable[StoredEvent], lookups: Lookups) -> Assembly:
             if record.agent_connected_at is None:
                 record.agent_connected_at = event.occurred_at
                 record.answered_extension = data.get("extension") or ""
-                record.answered_by_id = lookups.members.get(record.answered_extension)
+                record.answered_by_id = event.refs.get("membership_id")
         elif kind == "call.ended":
             if record.ended_at is None:
                 record.ended_at = event.occurred_at
@@ -284,15 +323,16 @@ def assemble(events: Iterable[StoredEvent], lookups: Lookups) -> Assembly:
 
     if record.virtual_agent_id is None:
         record.virtual_agent_id = first_handoff_agent
-    record.active_virtual_agent_id = active
+    # An ended call is on no bot, even when a skewed clock dates a bot.connected after the end.
+    record.active_virtual_agent_id = active if record.ended_at is None else None
     record.handoff_count = len(handoffs)
     for handoff in reversed(handoffs):
         if handoff.target_type == "queue":
             record.queue_id = handoff.target_ref
             break
     _durations(record, handoffs, ordered)
-    record.bot_outcome = _bot_outcome(record, lookups.bot_abandon_seconds)
-    return Assembly(record, handoffs, handoff_of_event)
+    record.bot_outcome = _bot_outcome(record, (fold or FoldSettings()).bot_abandon_seconds)
+    return Assembly(record, handoffs, handoff_of_event, agents)
 
 
 def _durations(record: RecordFields, handoffs: list[HandoffFields], ordered: list[StoredEvent]) -> None:

@@ -80,24 +80,32 @@ def _agent(info: AgentInfo | None) -> dict[str, Any] | None:
     return {"id": info.id, "name": info.name, "extension": info.extension} if info else None
 
 
+def _agent_named(event: EventIn, assembly: Assembly) -> AgentInfo | None:
+    """The bot the event itself names (bot.connected, handoff.requested), as the fold resolved it."""
+    ref = event.data.get("virtual_agent")
+    key = agent_ref_key(ref) if isinstance(ref, str) else None
+    if key is None:
+        return None
+    kind, value = key.split(":", 1)
+    for agent in assembly.agents.values():
+        if (kind == "id" and agent.id == value) or (kind == "ext" and agent.extension == value):
+            return agent
+    return None
+
+
 def feed_messages(
-    new_events: Iterable[tuple[int, EventIn]],
-    assemblies: Mapping[str, Assembly],
-    agents: Mapping[str, AgentInfo],
+    new_events: Iterable[tuple[int, EventIn]], assemblies: Mapping[str, Assembly]
 ) -> list[dict[str, Any]]:
     """One message per (cursor, event) pair, in the given order (see the module docstring)."""
-    by_id = {info.id: info for info in agents.values()}
     messages: list[dict[str, Any]] = []
     for cursor, event in new_events:
         assembly = assemblies[event.call_id]
         sequence = assembly.handoff_of_event.get(event.event_id)
         handoff = assembly.handoffs[sequence - 1] if sequence else None
-        ref = event.data.get("virtual_agent")
-        key = agent_ref_key(ref) if isinstance(ref, str) else None
-        agent = agents.get(key) if key else None
+        agent = _agent_named(event, assembly)
         if agent is None:
             agent_id = (handoff.virtual_agent_id if handoff else None) or assembly.record.virtual_agent_id
-            agent = by_id.get(agent_id) if agent_id else None
+            agent = assembly.agents.get(agent_id) if agent_id else None
         messages.append(
             {
                 "cursor": cursor,

@@ -41,11 +41,12 @@ from reporting.assemble import (
     HANDOFF_FIELDS,
     RECORD_FIELDS,
     Assembly,
-    Lookups,
+    FoldSettings,
     Number,
     StoredEvent,
     Target,
     assemble,
+    refs_for,
 )
 from reporting.events import AgentInfo, EventIn, agent_ref_key, find_virtual_agents
 from reporting.feed import feed_messages
@@ -102,7 +103,8 @@ def _ingest(center: ContactCenter, events: Sequence[EventIn], agents: dict[str, 
     unique: dict[str, EventIn] = {}
     for event in events:
         unique.setdefault(event.event_id, event)  # a repeated id inside one batch: the first wins
-    inserted = _insert_events(center, sorted(unique.values(), key=lambda e: e.event_id))
+    refs = resolve_refs(center, unique.values(), agents)
+    inserted = _insert_events(center, sorted(unique.values(), key=lambda e: e.event_id), refs)
     result = IngestResult(accepted=len(inserted), duplicates=len(events) - len(inserted))
     if not inserted:
         return result  # nothing new: a retried request changes nothing
@@ -110,39 +112,52 @@ def _ingest(center: ContactCenter, events: Sequence[EventIn], agents: dict[str, 
     call_ids = sorted({unique[event_id].call_id for event_id in inserted})
     _create_missing_records(center, call_ids)
     locked = {
-        row[1]: row
+        row.call_id: row
         for row in CallRecord.objects.select_for_update()
         .filter(contact_center=center, call_id__in=call_ids)
         .order_by("call_id")
-        .values_list("id", "call_id", "active_virtual_agent_id", "handoff_count")
+        .values_list(
+            "id",
+            "call_id",
+            "active_virtual_agent_id",
+            "handoff_count",
+            "event_count",
+            "provider_call_id",
+            named=True,
+        )
     }
     stored = _load_events(center, call_ids)
-    lookups = build_lookups(center, [e for call in stored.values() for e in call], agents)
-    assemblies = {call_id: assemble(stored[call_id], lookups) for call_id in call_ids}
+    fold = FoldSettings(bot_abandon_seconds=float(settings.BOT_ABANDON_SECONDS))
+    assemblies = {call_id: assemble(stored[call_id], fold) for call_id in call_ids}
 
-    now = timezone.now()
-    _update_records([(locked[call_id][0], assembly) for call_id, assembly in assemblies.items()], updated=now)
-    _write_handoffs(center, [(locked[call_id][0], a) for call_id, a in assemblies.items()])
+    _update_records([(locked[call_id].id, a) for call_id, a in assemblies.items()], updated=timezone.now())
+    # A handoff's fields come from handoff.* events only: calls without a new one keep theirs.
+    with_handoff_news = {unique[i].call_id for i in inserted if unique[i].type.startswith("handoff.")}
+    _write_handoffs(center, [(locked[c].id, a) for c, a in assemblies.items() if c in with_handoff_news])
     for call_id, assembly in assemblies.items():
-        record_pk, _, _, previous_handoffs = locked[call_id]
-        if previous_handoffs > len(assembly.handoffs):  # cannot happen with append-only events; kept exact
-            Handoff.objects.filter(call_record_id=record_pk, sequence__gt=len(assembly.handoffs)).delete()
+        if locked[call_id].handoff_count > len(assembly.handoffs):  # impossible with append-only events
+            Handoff.objects.filter(
+                call_record=locked[call_id].id, sequence__gt=len(assembly.handoffs)
+            ).delete()
+    # A waiting provider report can only match a record that is new or got its provider call id now.
     attach_pending_reports(
         CallRecord(
-            id=locked[call_id][0],
+            id=locked[call_id].id,
             contact_center_id=center.pk,
             call_id=call_id,
             provider_call_id=assembly.record.provider_call_id,
         )
         for call_id, assembly in assemblies.items()
+        if locked[call_id].event_count == 0
+        or locked[call_id].provider_call_id != assembly.record.provider_call_id
     )
 
     deltas = active_call_deltas(
-        (_str_or_none(locked[call_id][2]), a.record.active_virtual_agent_id)
+        (_str_or_none(locked[call_id].active_virtual_agent_id), a.record.active_virtual_agent_id)
         for call_id, a in assemblies.items()
     )
     new_events = [(inserted[event_id], unique[event_id]) for event_id in sorted(inserted, key=inserted.get)]
-    transaction.on_commit(lambda: _after_commit(center.pk, new_events, assemblies, lookups.agents, deltas))
+    transaction.on_commit(lambda: _after_commit(center.pk, new_events, assemblies, deltas))
     return result
 
 
@@ -164,10 +179,14 @@ def _pk_value(value: Any) -> Any:
     return uuid.UUID(str(value)).hex
 
 
-def _insert_events(center: ContactCenter, events: list[EventIn]) -> dict[str, int]:
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _insert_events(center: ContactCenter, events: list[EventIn], refs: Mapping[str, Any]) -> dict[str, int]:
     """Insert what is new; event id → pk of each row this statement inserted."""
     table = _q(CallEvent._meta.db_table)
-    names = ["contact_center", "event_id", "type", "call_id", "occurred_at", "received_at", "data"]
+    names = ["contact_center", "event_id", "type", "call_id", "occurred_at", "received_at", "data", "refs"]
     columns = ", ".join(_column(CallEvent, n) for n in names)
     center_id = _pk_value(center.pk)
     adapt = connection.ops.adapt_datetimefield_value
@@ -183,8 +202,8 @@ def _insert_events(center: ContactCenter, events: list[EventIn]) -> dict[str, in
             params: list[Any] = []
             for e in chunk:
                 params += [center_id, e.event_id, e.type, e.call_id, adapt(e.occurred_at), received]
-                params.append(json.dumps(e.data, ensure_ascii=False, separators=(",", ":")))
-            rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+                params += [_json(e.data), _json(refs.get(e.event_id, {}))]
+            rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
             cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {rows} {conflict}", params)  # noqa: S608
             inserted.update((event_id, pk) for pk, event_id in cursor.fetchall())
     return inserted
@@ -226,10 +245,10 @@ def _create_missing_records(center: ContactCenter, call_ids: list[str]) -> None:
 def _load_events(center: ContactCenter, call_ids: list[str]) -> dict[str, list[StoredEvent]]:
     stored: dict[str, list[StoredEvent]] = {call_id: [] for call_id in call_ids}
     rows = CallEvent.objects.filter(contact_center=center, call_id__in=call_ids).values_list(
-        "id", "event_id", "type", "call_id", "occurred_at", "data"
+        "id", "event_id", "type", "call_id", "occurred_at", "data", "refs"
     )
-    for pk, event_id, kind, call_id, occurred_at, data in rows:
-        stored[call_id].append(StoredEvent(event_id, kind, occurred_at, data, pk))
+    for pk, event_id, kind, call_id, occurred_at, data, refs in rows:
+        stored[call_id].append(StoredEvent(event_id, kind, occurred_at, data, refs, pk))
     return stored
 
 
@@ -239,6 +258,19 @@ def _adapter(field: models.Field) -> Callable[[Any], Any]:
     if isinstance(field, models.ForeignKey) and isinstance(field.target_field, models.UUIDField):
         return _pk_value
     return lambda value: value
+
+
+def _existing(field: models.Field, value: str) -> str:
+    """SQL for a foreign key's value that is NULL when the row it names is gone.
+
+    `refs` keep the ids an event resolved to when it was stored; the bot, queue, agent or number
+    may have been deleted since (their foreign keys are SET_NULL), and a re-fold must not write
+    a dangling id. One primary-key probe per column, inside the same statement.
+    """
+    if not isinstance(field, models.ForeignKey):
+        return value
+    table, pk = _q(field.related_model._meta.db_table), _q(field.related_model._meta.pk.column)
+    return f"(SELECT {pk} FROM {table} WHERE {pk} = {value})"  # noqa: S608
 
 
 def _update_records(rows: list[tuple[int, Assembly]], *, updated: Any) -> None:
@@ -255,7 +287,7 @@ def _update_records(rows: list[tuple[int, Assembly]], *, updated: Any) -> None:
     columns = ", ".join(_q(n) for n in names)
     assign = (
         "SET "
-        + ", ".join(f"{_q(f.column)} = v.{_q(f.column)}" for f in fields)
+        + ", ".join(f"{_q(f.column)} = {_existing(f, f'v.{_q(f.column)}')}" for f in fields)
         + f" FROM v WHERE {table}.{_q(pk_field.column)} = v.{_q('id')}"
     )
     with connection.cursor() as cursor:
@@ -282,7 +314,7 @@ def _write_handoffs(center: ContactCenter, rows: list[tuple[int, Assembly]]) -> 
     if not items:
         return
     center_id = _pk_value(center.pk)
-    row = "(" + ", ".join(["%s"] * len(names)) + ")"
+    row = "(%s, %s, %s, " + ", ".join(_existing(f, "%s") for f in fields) + ")"
     table = _q(Handoff._meta.db_table)
     columns = ", ".join(_q(n) for n in names)
     upsert = f"ON CONFLICT ({_q('call_record_id')}, {_q('sequence')}) DO UPDATE SET " + ", ".join(
@@ -307,39 +339,41 @@ def _write_handoffs(center: ContactCenter, rows: list[tuple[int, Assembly]]) -> 
 # --- what the events' names refer to ------------------------------------------------------
 
 
-def build_lookups(
-    center: ContactCenter, events: Iterable[StoredEvent], agents: Mapping[str, AgentInfo] | None = None
-) -> Lookups:
-    """Resolve every name the events use, with one query per kind of name (none when unused)."""
-    agent_refs: set[str] = set()
+def resolve_refs(
+    center: ContactCenter, events: Iterable[EventIn], agents: Mapping[str, AgentInfo] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each event's `refs` (see reporting.assemble.refs_for): one query per kind of name used."""
+    events = list(events)
     refer_tos: set[str] = set()
     extensions: set[str] = set()
-    numbers: set[str] = set()
+    dialled: set[str] = set()
+    agent_refs: set[str] = set()
     for e in events:
-        data = e.data
-        if "virtual_agent" in data and isinstance(data["virtual_agent"], str):
-            agent_refs.add(data["virtual_agent"])
-        if e.type == "handoff.requested" and isinstance(data.get("refer_to"), str):
-            refer_tos.add(data["refer_to"])
-        elif e.type == "agent.connected" and isinstance(data.get("extension"), str):
-            extensions.add(data["extension"])
-        elif (
-            e.type == "call.started"
-            and data.get("direction") == "inbound"
-            and isinstance(data.get("to"), str)
-        ):
-            numbers.add(data["to"])
+        if "virtual_agent" in e.data:
+            agent_refs.add(e.data["virtual_agent"])
+        if e.type == "handoff.requested":
+            refer_tos.add(e.data["refer_to"])
+        elif e.type == "agent.connected":
+            extensions.add(e.data["extension"])
+        elif e.type == "call.started" and e.data.get("direction") == "inbound":
+            dialled.add(e.data["to"])
     known = dict(agents or {})
     missing = {ref for ref in agent_refs if agent_ref_key(ref) not in known}
     if missing:
         known.update(find_virtual_agents(center, missing))
-    return Lookups(
-        agents=known,
-        targets=resolve_targets(center, refer_tos),
-        members=_members(center, extensions),
-        numbers=_numbers(center, numbers),
-        bot_abandon_seconds=float(settings.BOT_ABANDON_SECONDS),
-    )
+    targets = resolve_targets(center, refer_tos)
+    members = _members(center, extensions)
+    numbers = _numbers(center, dialled)
+    refs: dict[str, dict[str, Any]] = {}
+    for e in events:
+        ref = e.data.get("virtual_agent")
+        refs[e.event_id] = refs_for(
+            agent=known.get(agent_ref_key(ref) or "") if isinstance(ref, str) else None,
+            target=targets.get(e.data["refer_to"]) if e.type == "handoff.requested" else None,
+            membership_id=members.get(e.data["extension"]) if e.type == "agent.connected" else None,
+            number=numbers.get(e.data["to"]) if e.type == "call.started" else None,
+        )
+    return refs
 
 
 def resolve_targets(center: ContactCenter, refer_tos: Iterable[str]) -> dict[str, Target]:
@@ -436,12 +470,11 @@ def _after_commit(
     center_id: Any,
     new_events: list[tuple[int, EventIn]],
     assemblies: dict[str, Assembly],
-    agents: Mapping[str, AgentInfo],
     deltas: dict[str, int],
 ) -> None:
     apply_active_deltas(deltas)
     try:
-        messages = feed_messages(new_events, assemblies, agents)
+        messages = feed_messages(new_events, assemblies)
     except Exception:  # a bug here must not turn a stored, committed batch into a 500
         logger.exception("ingest: could not build live feed messages")
         return

@@ -54,6 +54,10 @@ class CallEvent(models.Model):
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField(default=timezone.now)
     data = models.JSONField(default=dict, blank=True)
+    # What the names in `data` resolved to when the event was stored (virtual agent, Refer-To
+    # target, answering agent, dialled number): records are folded from these, so a call's
+    # history does not change when configuration changes later (reporting.ingest).
+    refs = models.JSONField(default=dict, blank=True)
 
     objects = CallEventQuerySet.as_manager()
 

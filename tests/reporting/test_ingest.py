@@ -1,0 +1,348 @@
+"""reporting.ingest through the events API: records, handoffs, the feed, counters, reports, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reporting.ingest import active_call_deltas, active_key, apply_active_deltas
+from reporting.live import group_name
+from reporting.models import CallEvent, CallRecord, Handoff, ProviderCallReport
+from routing.route import active_calls
+from routing.services import create_phone_number
+from tests.reporting.conftest import call_events, event, make_bot, post_events
+
+
+def record_snapshot() -> dict[str, dict[str, Any]]:
+    skip = {"id", "updated"}
+    return {r["call_id"]: {k: v for k, v in r.items() if k not in skip} for r in CallRecord.objects.values()}
+
+
+def handoff_snapshot() -> list[dict[str, Any]]:
+    rows = Handoff.objects.values(*[f.attname for f in Handoff._meta.concrete_fields], "call_record__call_id")
+    return sorted(
+        ({k: v for k, v in h.items() if k not in ("id", "call_record_id")} for h in rows),
+        key=lambda h: (h["call_record__call_id"], h["sequence"]),
+    )
+
+
+def wipe() -> None:
+    Handoff.objects.all().delete()
+    CallRecord.objects.all().delete()
+    CallEvent.objects.all().delete()
+
+
+@pytest.fixture
+def scene(acme, bot, sales, agent) -> None:
+    """acme with the Billing bot (7001), the Sales queue (4323), an agent (1001) and a number."""
+    create_phone_number(center=acme, by="tests", number="+442079460018", label="main")
+
+
+# --- the record --------------------------------------------------------------------------------
+
+
+def test_the_record_links_number_bot_queue_and_agent(acme, scene, switch: Client, bot, sales, agent) -> None:
+    events = call_events("c1")
+    events[0]["data"]["to"] = "+44 20 7946 0018"  # as dialled: normalised to find the number
+    assert post_events(switch, events).status_code == 202
+    record = CallRecord.objects.select_related("phone_number").get()
+    assert record.phone_number.number == "+442079460018" and record.flow_id is None
+    assert (record.virtual_agent, record.queue, record.answered_by) == (bot, sales, agent.membership)
+    assert record.provider_call_id == "prov-c1" and record.bot_outcome == "handed_off"
+    handoff = Handoff.objects.get()
+    assert (handoff.target_type, handoff.target_ref, handoff.target_name, handoff.state) == (
+        "queue",
+        str(sales.pk),
+        "Sales",
+        "completed",
+    )
+    assert handoff.context == {"X-Intent": "billing"} and handoff.virtual_agent == bot
+
+
+@pytest.mark.parametrize(
+    ("refer_to", "target_type", "target_error"),
+    [
+        ("<sip:1001@acme.voiso.com>", "user", ""),
+        ("<tel:+1-212-555-0199>", "external", ""),
+        ("<sip:7001@acme.voiso.com>", "virtual_agent", ""),
+        ("<sip:5555@acme.voiso.com>", "", "unknown_extension"),
+        ("<sip:4323@globex.voiso.com>", "", "foreign_domain"),
+        ("not a uri", "", "malformed_uri"),
+    ],
+)
+def test_handoff_targets_resolve_like_the_refer_api(
+    scene, switch: Client, agent, bot, refer_to: str, target_type: str, target_error: str
+) -> None:
+    data = {"virtual_agent": "7001", "refer_to": refer_to}
+    assert post_events(switch, event("handoff.requested", "c1", 0, **data)).status_code == 202
+    handoff = Handoff.objects.get()
+    assert (handoff.target_type, handoff.target_error, handoff.refer_to) == (
+        target_type,
+        target_error,
+        refer_to,
+    )
+    expected_ref = {
+        "user": str(agent.membership.pk),
+        "external": "+12125550199",
+        "virtual_agent": str(bot.pk),
+    }
+    assert handoff.target_ref == expected_ref.get(target_type, "")
+
+
+def test_events_of_one_call_in_many_requests_give_the_one_request_record(scene, switch: Client) -> None:
+    events = call_events("c1")
+    post_events(switch, events)
+    expected = (record_snapshot(), handoff_snapshot())
+    wipe()
+    for one in reversed(events):
+        assert post_events(switch, one).json() == {"accepted": 1, "duplicates": 0}
+    assert (record_snapshot(), handoff_snapshot()) == expected
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), cuts=st.lists(st.integers(1, 30), max_size=6))
+def test_any_order_and_batching_with_duplicates_gives_the_same_records(
+    scene, switch: Client, seed: int, cuts: list[int]
+) -> None:
+    rng = random.Random(seed)
+    events = (
+        call_events("a")
+        + call_events("b", refer_to="<sip:1001@acme.voiso.com>", agent_extension="1001")
+        + call_events("c", outcome="failed")
+        + call_events("d", refer_to=None)
+    )
+    wipe()
+    post_events(switch, sorted(events, key=lambda e: e["occurred_at"]))
+    expected = (record_snapshot(), handoff_snapshot())
+    wipe()
+    arrival = events + rng.sample(events, k=rng.randint(0, len(events)))  # some sent twice
+    rng.shuffle(arrival)
+    bounds = sorted({0, len(arrival), *(c for c in cuts if c < len(arrival))})
+    for start, end in itertools.pairwise(bounds):
+        assert post_events(switch, arrival[start:end]).status_code == 202
+    assert (record_snapshot(), handoff_snapshot()) == expected
+    assert CallEvent.objects.count() == len(events)
+
+
+def test_single_event_posts_take_a_few_queries(scene, switch: Client, django_assert_max_num_queries) -> None:
+    events = {e["type"]: e for e in call_events("c1")}
+    post_events(switch, [events["call.started"], events["bot.connected"]])  # the key is cached now
+    # savepoint, event, record (insert-if-missing, lock), the call's events, record update, release;
+    # + the bot (validation), the Refer-To (resolution, owner), the handoff upsert.
+    with django_assert_max_num_queries(11):
+        assert post_events(switch, events["handoff.requested"]).status_code == 202
+    with django_assert_max_num_queries(7):
+        assert post_events(switch, events["call.ended"]).status_code == 202
+    assert CallRecord.objects.get().status == "ended" and Handoff.objects.count() == 1
+
+
+# --- after commit: the live feed ----------------------------------------------------------------
+
+
+def listen(center: Any) -> tuple[Any, str]:
+    """A channel in the center's live group, as a Live page socket would be."""
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(group_name(center.pk), channel)
+    return layer, channel
+
+
+def heard(layer: Any, channel: str, quiet: float = 0.3) -> list[dict[str, Any]]:
+    """Every message the channel has, until `quiet` seconds pass without one (one event loop)."""
+
+    async def collect() -> list[dict[str, Any]]:
+        messages = []
+        try:
+            while True:
+                messages.append(await asyncio.wait_for(layer.receive(channel), quiet))
+        except TimeoutError:
+            return messages
+
+    return async_to_sync(collect)()
+
+
+def test_each_new_event_reaches_the_centers_feed_after_commit(
+    acme, scene, switch: Client, bot, sales, django_capture_on_commit_callbacks
+) -> None:
+    layer, channel = listen(acme)
+    events = call_events("c1")[:4]  # started, bot, handoff requested, accepted
+    with django_capture_on_commit_callbacks(execute=True):
+        post_events(switch, events)
+    with django_capture_on_commit_callbacks(execute=True):
+        post_events(switch, events)  # a retried request stores nothing and sends nothing
+    [message] = heard(layer, channel)
+    assert message["type"] == "live.events"
+    feed = message["messages"]
+    assert [m["event"]["id"] for m in feed] == [e["id"] for e in sorted(events, key=lambda e: e["id"])]
+    assert [m["cursor"] for m in feed] == sorted(CallEvent.objects.values_list("pk", flat=True))
+    requested = next(m for m in feed if m["event"]["type"] == "handoff.requested")
+    assert requested["event"] == {**events[2], "occurred_at": "2026-05-01T09:30:30+00:00"}
+    assert requested["call"] == {
+        "call_id": "c1",
+        "direction": "inbound",
+        "from": "+442079460999",
+        "to": "+442079460018",
+        "status": "in_progress",
+        "bot_outcome": "handed_off",
+        "started_at": "2026-05-01T09:30:00+00:00",
+        "ended_at": None,
+        "handoff_count": 1,
+    }
+    assert requested["virtual_agent"] == {"id": str(bot.pk), "name": "Billing bot", "extension": "7001"}
+    assert requested["handoff"] == {
+        "sequence": 1,
+        "state": "accepted",  # the state after the batch; the event says which step this is
+        "refer_to": "<sip:4323@acme.voiso.com>",
+        "target": {"type": "queue", "ref": str(sales.pk), "extension": "4323", "name": "Sales", "error": ""},
+        "context": {"X-Intent": "billing"},
+        "sip_status": 202,
+        "failure_reason": "",
+        "requested_at": "2026-05-01T09:30:30+00:00",
+        "accepted_at": "2026-05-01T09:30:30.200000+00:00",
+        "completed_at": None,
+        "failed_at": None,
+    }
+    started = next(m for m in feed if m["event"]["type"] == "call.started")
+    assert started["handoff"] is None and started["virtual_agent"]["id"] == str(bot.pk)
+
+
+def test_another_centers_group_hears_nothing(
+    acme, globex, scene, switch: Client, django_capture_on_commit_callbacks
+) -> None:
+    layer, channel = listen(globex)
+    with django_capture_on_commit_callbacks(execute=True):
+        post_events(switch, call_events("c1"))
+    assert heard(layer, channel) == []
+
+
+def test_nothing_is_broadcast_before_commit(
+    acme, scene, switch: Client, django_capture_on_commit_callbacks
+) -> None:
+    layer, channel = listen(acme)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        post_events(switch, call_events("c1")[:1])
+    assert callbacks  # queued for the commit...
+    assert heard(layer, channel) == []  # ...and not sent before it
+
+
+def test_with_redis_down_events_are_still_accepted_and_stored(
+    settings, scene, switch: Client, django_capture_on_commit_callbacks
+) -> None:
+    # Port 9 (discard) on localhost: nothing listens, connections are refused at once.
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:9/0"]},
+        }
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_events(switch, call_events("c1"))
+    assert response.status_code == 202 and response.json()["accepted"] == 8
+    assert CallRecord.objects.get().status == "ended"
+
+
+# --- after commit: routing's active-call counters ---------------------------------------------
+
+
+def test_active_call_counters_follow_the_bot(
+    scene, switch: Client, bot, django_capture_on_commit_callbacks
+) -> None:
+    events = {e["type"]: e for e in call_events("c1")}
+    other = call_events("c2", refer_to=None)
+
+    def post(*batch: dict[str, Any]) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert post_events(switch, list(batch)).status_code == 202
+
+    post(events["call.started"], events["bot.connected"])
+    assert active_calls(str(bot.pk)) == 1
+    post(other[0], other[1])
+    assert active_calls(str(bot.pk)) == 2
+    post(events["bot.connected"])  # a retry moves nothing
+    assert active_calls(str(bot.pk)) == 2
+    post(events["handoff.requested"], events["handoff.accepted"])
+    assert active_calls(str(bot.pk)) == 2  # asked to transfer, still on the bot
+    post(events["handoff.completed"])
+    assert active_calls(str(bot.pk)) == 1  # left for the queue
+    post(*other[2:])  # c2 ends
+    assert active_calls(str(bot.pk)) == 0
+    post(events["call.ended"])
+    assert active_calls(str(bot.pk)) == 0
+
+
+def test_a_call_ended_before_its_bot_connected_event_arrives_never_counts(
+    scene, switch: Client, bot, django_capture_on_commit_callbacks
+) -> None:
+    events = call_events("c1", refer_to=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        post_events(switch, [e for e in events if e["type"] == "call.ended"])
+        post_events(switch, events)
+    assert active_calls(str(bot.pk)) == 0
+
+
+def test_counter_deltas_and_the_floor() -> None:
+    assert active_call_deltas([(None, "a"), ("a", None), (None, "a"), ("b", "a"), ("c", "c")]) == {
+        "a": 2,
+        "b": -1,
+    }
+    apply_active_deltas({"x": -2})
+    assert cache.get(active_key("x")) == 0
+    apply_active_deltas({"x": 3})
+    apply_active_deltas({"x": -1})
+    assert cache.get(active_key("x")) == 2
+
+
+def test_a_cache_outage_does_not_fail_ingestion(
+    scene, switch: Client, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    def down(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("cache is down")
+
+    post_events(switch, call_events("warm-up")[:1])  # the API key is cached before the outage
+    monkeypatch.setattr(cache, "add", down)
+    monkeypatch.setattr(cache, "incr", down)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_events(switch, call_events("c1")[:2])
+    assert response.status_code == 202 and CallRecord.objects.get(call_id="c1").active_virtual_agent_id
+
+
+# --- provider reports waiting for their call --------------------------------------------------
+
+
+def test_a_report_that_arrived_first_is_attached_when_the_record_appears(
+    acme, scene, switch: Client, bot
+) -> None:
+    by_call_id = ProviderCallReport.objects.create(
+        contact_center=acme,
+        integration=bot.integration,
+        provider="generic_sip",
+        provider_call_id="x1",
+        call_id="c1",
+    )
+    by_provider_id = ProviderCallReport.objects.create(
+        contact_center=acme, integration=bot.integration, provider="generic_sip", provider_call_id="prov-c2"
+    )
+    post_events(switch, call_events("c1") + call_events("c2"))
+    by_call_id.refresh_from_db()
+    by_provider_id.refresh_from_db()
+    assert by_call_id.call_record == CallRecord.objects.get(call_id="c1")
+    assert by_provider_id.call_record == CallRecord.objects.get(call_id="c2")
+
+
+def test_a_bot_without_extension_is_named_by_id(acme, scene, switch: Client) -> None:
+    bot = make_bot(acme, name="Quiet bot", extension=None)
+    assert (
+        post_events(switch, event("bot.connected", "c1", 0, virtual_agent=str(bot.pk).upper())).status_code
+        == 202
+    )
+    assert CallRecord.objects.get().virtual_agent == bot
