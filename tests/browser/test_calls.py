@@ -90,6 +90,15 @@ def test_supervisor_filters_calls_and_opens_one(browser_page, supervisor: Person
     assert "Billing bot" in rows.first.inner_text() and "Billing queue" in rows.first.inner_text()
     snap(page, "calls-filtered")
 
+    # A range that ends before it starts is refused (400) and says why, in place of the list.
+    page.fill("input[name=date_from]", "2025-03-15")
+    page.fill("input[name=date_to]", "2025-03-14")
+    page.wait_for_selector("#list .form-errors")
+    assert "The end date is before the start date." in page.locator("#list").inner_text()
+    page.fill("input[name=date_from]", "")
+    page.fill("input[name=date_to]", "")
+    page.wait_for_selector("#list table")
+
     # Back to all calls: the next page continues where the first ended.
     page.fill("input[name=number]", "")
     page.wait_for_function(f"document.querySelectorAll('#list tbody tr').length === {PAGE_SIZE}")
