@@ -465,6 +465,9 @@ def main() -> int:
         import django
 
         django.setup()
+        import logging
+
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per POST otherwise
         ports = [free_port(), free_port()]
         with daphne(ports[0], env), daphne(ports[1], env):
             started = time.monotonic()
