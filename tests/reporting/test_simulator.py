@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import signal
 import threading
 import uuid
 from collections import defaultdict
@@ -145,11 +147,12 @@ def test_no_handoffs_need_no_targets() -> None:
 
 class Switchboard(ThreadingHTTPServer):
     """Forwards to `upstream`; keeps event batches itself (`keep_events`) or forwards them and
-    answers 502 to the first attempt of every batch (`lose_first_answers`), as a lost answer."""
+    loses the answer to the first attempt of every batch (`lose_first_answers`): a 502, or
+    ("close") the connection closed without an answer."""
 
     daemon_threads = True
 
-    def __init__(self, upstream: str, *, keep_events: bool, lose_first_answers: bool = False) -> None:
+    def __init__(self, upstream: str, *, keep_events: bool, lose_first_answers: str = "") -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.upstream = upstream
         self.keep_events = keep_events
@@ -229,7 +232,10 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.lock:
                 is_first_attempt = first not in self.server.lost
                 self.server.lost.add(first)
-            if is_first_attempt:  # stored upstream, but the simulator never hears it
+            if is_first_attempt and self.server.lose_first_answers == "close":
+                self.close_connection = True  # stored upstream; the simulator gets no answer at all
+                return None
+            if is_first_attempt:  # stored upstream, but the simulator hears a failure
                 return self.reply(502, b'{"error": {"code": "bad_gateway", "message": "lost"}}')
         self.reply(upstream.status_code, upstream.content)
 
@@ -471,6 +477,32 @@ def test_the_command_finds_the_demo_numbers_and_targets(demo: ContactCenter, liv
     for body in refers:
         extension, domain = body["refer_to"].removeprefix("<sip:").split("?")[0].split("@")
         assert domain == "acme.voiso.com" and extension in allowed[body["referred_by"]], body
+    assert ApiKey.objects.get(contact_center=demo, name="Traffic simulator").revoked_at is not None
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_ends_the_calls_and_the_run_cleanly(
+    demo: ContactCenter, switchboard: Switchboard, signum: signal.Signals
+) -> None:
+    out = _Output()
+    # The command runs until interrupted; this process sends itself the signal a second in.
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signum))
+    timer.start()
+    try:
+        call_command(
+            "simulate_calls",
+            *("--url", switchboard.url, "--rate", "20", "--duration", "0", "--connections", "1"),
+            stdout=out,
+        )
+    finally:
+        timer.cancel()
+
+    assert "Stopping: ending the calls in progress" in out.text
+    calls = switchboard.by_call()
+    assert len(calls) > 5
+    for events in calls.values():
+        ended = [event["data"] for event in events if event["type"] == "call.ended"]
+        assert ended == [{"end_reason": "simulator_stopped", "hangup_by": "system"}]
     assert ApiKey.objects.get(contact_center=demo, name="Traffic simulator").revoked_at is not None
 
 

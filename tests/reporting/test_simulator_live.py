@@ -87,8 +87,9 @@ def test_at_handoff_share_zero_no_call_is_handed_off(demo: ContactCenter, live_s
     assert outcomes <= {BotOutcome.CONTAINED, BotOutcome.ABANDONED_IN_BOT}
 
 
-def test_retried_batches_duplicate_nothing(demo: ContactCenter, live_server: Any) -> None:
-    board_iter = serve(live_server, keep_events=False, lose_first_answers=True)
+@pytest.mark.parametrize("lost_as", ["502", "close"])
+def test_retried_batches_duplicate_nothing(demo: ContactCenter, live_server: Any, lost_as: str) -> None:
+    board_iter = serve(live_server, keep_events=False, lose_first_answers=lost_as)
     board: Switchboard = next(board_iter)
     try:
         key = telephony_key(demo)
