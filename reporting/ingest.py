@@ -16,56 +16,41 @@ One transaction per request:
    active-call counters that routing reads (`va-active:<id>` in the cache).
 Deadlocks and serialization failures retry the whole transaction a few times.
 
-The statements are hand-written (table and column names from the models) and portable:
-PostgreSQL and SQLite ≥ 3.35 both take ON CONFLICT … RETURNING and UPDATE … FROM a VALUES CTE.
+The statements are in reporting.ingest_sql (PostgreSQL: whole columns as array parameters;
+SQLite ≥ 3.35: multi-row VALUES, also with ON CONFLICT … RETURNING and UPDATE … FROM).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import OperationalError, connection, models, transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from reporting import live
-from reporting.assemble import (
-    HANDOFF_FIELDS,
-    RECORD_FIELDS,
-    Assembly,
-    FoldSettings,
-    Number,
-    StoredEvent,
-    Target,
-    assemble,
-    refs_for,
-)
+from reporting import ingest_sql, live
+from reporting.assemble import Assembly, FoldSettings, Number, Target, assemble, refs_for
 from reporting.events import AgentInfo, EventIn, agent_ref_key, find_virtual_agents
 from reporting.feed import feed_messages
-from reporting.models import CallEvent, CallRecord, Handoff
+from reporting.models import CallRecord, Handoff
 from reporting.provider_reports import attach_pending_reports
 from routing.models import PhoneNumber
-from routing.refer import resolve_refer
+from routing.refer import Destination, ExtensionOwner, destination_for
 from voiso_byob.errors import DomainError
 from voiso_byob.models import ContactCenter, Extension, Membership
 from voiso_byob.phone import normalise_e164
-from voiso_byob.sip import ReferToError
+from voiso_byob.sip import ReferTo, ReferToError, parse_refer_to
 
 logger = logging.getLogger(__name__)
 
 ATTEMPTS = 5
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
-ROWS_PER_STATEMENT = 500  # keeps SQLite under its bound-parameter limit
-# The statements below are built from the models' table and column names (never from input);
-# every value is a bound parameter.
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +89,14 @@ def _ingest(center: ContactCenter, events: Sequence[EventIn], agents: dict[str, 
     for event in events:
         unique.setdefault(event.event_id, event)  # a repeated id inside one batch: the first wins
     refs = resolve_refs(center, unique.values(), agents)
-    inserted = _insert_events(center, sorted(unique.values(), key=lambda e: e.event_id), refs)
+    ordered = sorted(unique.values(), key=lambda e: e.event_id)
+    inserted = ingest_sql.insert_events(center.pk, ordered, refs, timezone.now())
     result = IngestResult(accepted=len(inserted), duplicates=len(events) - len(inserted))
     if not inserted:
         return result  # nothing new: a retried request changes nothing
 
     call_ids = sorted({unique[event_id].call_id for event_id in inserted})
-    _create_missing_records(center, call_ids)
+    ingest_sql.create_missing_records(center.pk, call_ids, timezone.now())
     locked = {
         row.call_id: row
         for row in CallRecord.objects.select_for_update()
@@ -126,14 +112,16 @@ def _ingest(center: ContactCenter, events: Sequence[EventIn], agents: dict[str, 
             named=True,
         )
     }
-    stored = _load_events(center, call_ids)
+    stored = ingest_sql.load_events(center.pk, call_ids)
     fold = FoldSettings(bot_abandon_seconds=float(settings.BOT_ABANDON_SECONDS))
     assemblies = {call_id: assemble(stored[call_id], fold) for call_id in call_ids}
 
-    _update_records([(locked[call_id].id, a) for call_id, a in assemblies.items()], updated=timezone.now())
+    ingest_sql.update_records([(locked[c].id, a) for c, a in assemblies.items()], updated=timezone.now())
     # A handoff's fields come from handoff.* events only: calls without a new one keep theirs.
     with_handoff_news = {unique[i].call_id for i in inserted if unique[i].type.startswith("handoff.")}
-    _write_handoffs(center, [(locked[c].id, a) for c, a in assemblies.items() if c in with_handoff_news])
+    ingest_sql.upsert_handoffs(
+        center.pk, [(locked[c].id, a) for c, a in assemblies.items() if c in with_handoff_news]
+    )
     for call_id, assembly in assemblies.items():
         if locked[call_id].handoff_count > len(assembly.handoffs):  # impossible with append-only events
             Handoff.objects.filter(
@@ -159,181 +147,6 @@ def _ingest(center: ContactCenter, events: Sequence[EventIn], agents: dict[str, 
     new_events = [(inserted[event_id], unique[event_id]) for event_id in sorted(inserted, key=inserted.get)]
     transaction.on_commit(lambda: _after_commit(center.pk, new_events, assemblies, deltas))
     return result
-
-
-# --- statements --------------------------------------------------------------------------
-
-
-def _q(name: str) -> str:
-    return connection.ops.quote_name(name)
-
-
-def _column(model: type[models.Model], name: str) -> str:
-    return _q(model._meta.get_field(name).column)
-
-
-def _pk_value(value: Any) -> Any:
-    """A UUID primary/foreign key as the backend stores it (SQLite: 32 hex digits)."""
-    if value is None or connection.features.has_native_uuid_field:
-        return None if value is None else str(value)
-    return uuid.UUID(str(value)).hex
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _insert_events(center: ContactCenter, events: list[EventIn], refs: Mapping[str, Any]) -> dict[str, int]:
-    """Insert what is new; event id → pk of each row this statement inserted."""
-    table = _q(CallEvent._meta.db_table)
-    names = ["contact_center", "event_id", "type", "call_id", "occurred_at", "received_at", "data", "refs"]
-    columns = ", ".join(_column(CallEvent, n) for n in names)
-    center_id = _pk_value(center.pk)
-    adapt = connection.ops.adapt_datetimefield_value
-    received = adapt(timezone.now())
-    conflict = (
-        f"ON CONFLICT ({_column(CallEvent, 'contact_center')}, {_column(CallEvent, 'event_id')}) "
-        f"DO NOTHING RETURNING {_column(CallEvent, 'id')}, {_column(CallEvent, 'event_id')}"
-    )
-    inserted: dict[str, int] = {}
-    with connection.cursor() as cursor:
-        for start in range(0, len(events), ROWS_PER_STATEMENT):
-            chunk = events[start : start + ROWS_PER_STATEMENT]
-            params: list[Any] = []
-            for e in chunk:
-                params += [center_id, e.event_id, e.type, e.call_id, adapt(e.occurred_at), received]
-                params += [_json(e.data), _json(refs.get(e.event_id, {}))]
-            rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
-            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {rows} {conflict}", params)  # noqa: S608
-            inserted.update((event_id, pk) for pk, event_id in cursor.fetchall())
-    return inserted
-
-
-def _create_missing_records(center: ContactCenter, call_ids: list[str]) -> None:
-    """An empty record for each call that has none yet, in call_id order (see the module docstring)."""
-    fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(_q(f.column) for f in fields)
-    now = timezone.now()
-    template: list[Any] = []
-    call_index = 0
-    for index, f in enumerate(fields):
-        if f.name == "contact_center":
-            template.append(_pk_value(center.pk))
-        elif f.name == "call_id":
-            template.append(None)
-            call_index = index
-        elif f.name == "updated":
-            template.append(connection.ops.adapt_datetimefield_value(now))
-        else:
-            template.append(f.get_db_prep_save(f.get_default(), connection))
-    unique = f"{_column(CallRecord, 'contact_center')}, {_column(CallRecord, 'call_id')}"
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    table = _q(CallRecord._meta.db_table)
-    with connection.cursor() as cursor:
-        for start in range(0, len(call_ids), ROWS_PER_STATEMENT // 2):
-            chunk = call_ids[start : start + ROWS_PER_STATEMENT // 2]
-            params: list[Any] = []
-            for call_id in chunk:
-                values = list(template)
-                values[call_index] = call_id
-                params += values
-            rows = ", ".join([row] * len(chunk))
-            sql = f"INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT ({unique}) DO NOTHING"  # noqa: S608
-            cursor.execute(sql, params)
-
-
-def _load_events(center: ContactCenter, call_ids: list[str]) -> dict[str, list[StoredEvent]]:
-    stored: dict[str, list[StoredEvent]] = {call_id: [] for call_id in call_ids}
-    rows = CallEvent.objects.filter(contact_center=center, call_id__in=call_ids).values_list(
-        "id", "event_id", "type", "call_id", "occurred_at", "data", "refs"
-    )
-    for pk, event_id, kind, call_id, occurred_at, data, refs in rows:
-        stored[call_id].append(StoredEvent(event_id, kind, occurred_at, data, refs, pk))
-    return stored
-
-
-def _adapter(field: models.Field) -> Callable[[Any], Any]:
-    if isinstance(field, models.DateTimeField):
-        return connection.ops.adapt_datetimefield_value
-    if isinstance(field, models.ForeignKey) and isinstance(field.target_field, models.UUIDField):
-        return _pk_value
-    return lambda value: value
-
-
-def _existing(field: models.Field, value: str) -> str:
-    """SQL for a foreign key's value that is NULL when the row it names is gone.
-
-    `refs` keep the ids an event resolved to when it was stored; the bot, queue, agent or number
-    may have been deleted since (their foreign keys are SET_NULL), and a re-fold must not write
-    a dangling id. One primary-key probe per column, inside the same statement.
-    """
-    if not isinstance(field, models.ForeignKey):
-        return value
-    table, pk = _q(field.related_model._meta.db_table), _q(field.related_model._meta.pk.column)
-    return f"(SELECT {pk} FROM {table} WHERE {pk} = {value})"  # noqa: S608
-
-
-def _update_records(rows: list[tuple[int, Assembly]], *, updated: Any) -> None:
-    """All assembled records in one UPDATE … FROM (VALUES …) per chunk."""
-    fields = [CallRecord._meta.get_field(name) for name in (*RECORD_FIELDS, "updated")]
-    attrs = [*RECORD_FIELDS, "updated"]
-    pk_field = CallRecord._meta.pk
-    adapters = [_adapter(f) for f in fields]
-    is_pg = connection.vendor == "postgresql"
-    casts = [f"::{f.db_type(connection)}" if is_pg else "" for f in [pk_field, *fields]]
-    row = "(" + ", ".join(f"%s{cast}" for cast in casts) + ")"
-    names = ["id", *[f.column for f in fields]]
-    table = _q(CallRecord._meta.db_table)
-    columns = ", ".join(_q(n) for n in names)
-    assign = (
-        "SET "
-        + ", ".join(f"{_q(f.column)} = {_existing(f, f'v.{_q(f.column)}')}" for f in fields)
-        + f" FROM v WHERE {table}.{_q(pk_field.column)} = v.{_q('id')}"
-    )
-    with connection.cursor() as cursor:
-        step = ROWS_PER_STATEMENT // 4
-        for start in range(0, len(rows), step):
-            chunk = rows[start : start + step]
-            params: list[Any] = []
-            for pk, assembly in chunk:
-                record = assembly.record
-                params.append(pk)
-                for attr, adapt in zip(attrs, adapters, strict=True):
-                    params.append(adapt(updated if attr == "updated" else getattr(record, attr)))
-            values = ", ".join([row] * len(chunk))
-            cursor.execute(f"WITH v ({columns}) AS (VALUES {values}) UPDATE {table} {assign}", params)
-
-
-def _write_handoffs(center: ContactCenter, rows: list[tuple[int, Assembly]]) -> None:
-    """Upsert every handoff by (record, sequence): one statement per chunk."""
-    attrs = [a for a in HANDOFF_FIELDS if a != "sequence"]
-    fields = [Handoff._meta.get_field(a) for a in attrs]
-    adapters = [_adapter(f) for f in fields]
-    names = ["contact_center_id", "call_record_id", "sequence", *[f.column for f in fields]]
-    items = [(pk, h) for pk, assembly in rows for h in assembly.handoffs]
-    if not items:
-        return
-    center_id = _pk_value(center.pk)
-    row = "(%s, %s, %s, " + ", ".join(_existing(f, "%s") for f in fields) + ")"
-    table = _q(Handoff._meta.db_table)
-    columns = ", ".join(_q(n) for n in names)
-    upsert = f"ON CONFLICT ({_q('call_record_id')}, {_q('sequence')}) DO UPDATE SET " + ", ".join(
-        f"{_q(f.column)} = excluded.{_q(f.column)}" for f in fields
-    )
-    with connection.cursor() as cursor:
-        step = ROWS_PER_STATEMENT // 4
-        for start in range(0, len(items), step):
-            chunk = items[start : start + step]
-            params: list[Any] = []
-            for record_pk, handoff in chunk:
-                params += [center_id, record_pk, handoff.sequence]
-                for attr, adapt in zip(attrs, adapters, strict=True):
-                    value = getattr(handoff, attr)
-                    params.append(
-                        json.dumps(value, ensure_ascii=False) if attr == "context" else adapt(value)
-                    )
-            values = ", ".join([row] * len(chunk))
-            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values} {upsert}", params)  # noqa: S608
 
 
 # --- what the events' names refer to ------------------------------------------------------
@@ -377,25 +190,54 @@ def resolve_refs(
 
 
 def resolve_targets(center: ContactCenter, refer_tos: Iterable[str]) -> dict[str, Target]:
-    """Each Refer-To resolved as the refer API resolves it; refusals keep their error code."""
-    destinations: dict[str, Any] = {}
+    """Each Refer-To resolved exactly as the refer API does (routing.refer), with one query in all."""
+    parsed: dict[str, ReferTo] = {}
     targets: dict[str, Target] = {}
     for refer_to in refer_tos:
         try:
-            _, destinations[refer_to] = resolve_refer(center, refer_to)
+            parsed[refer_to] = parse_refer_to(refer_to)
         except ReferToError as exc:
             targets[refer_to] = Target(error=exc.code)
-    digits = {d.extension for d in destinations.values() if d.extension}
-    owners: dict[str, str] = {}
-    if digits:
-        rows = Extension.objects.filter(contact_center=center, digits__in=digits).values_list(
-            "digits", "queue__id", "membership__id", "virtual_agent__id"
-        )
-        owners = {row[0]: str(next(pk for pk in row[1:] if pk is not None)) for row in rows if any(row[1:])}
-    for refer_to, d in destinations.items():
-        ref = d.number or owners.get(d.extension or "", "")
-        targets[refer_to] = Target(d.type, ref, d.extension or "", d.name or "", "")
+    owners, owner_ids = _extension_owners(center, {t.extension for t in parsed.values() if t.extension})
+    for refer_to, target in parsed.items():
+        try:
+            destination: Destination = destination_for(center, target, owners.get(target.extension or ""))
+        except ReferToError as exc:
+            targets[refer_to] = Target(error=exc.code)
+            continue
+        ref = destination.number or owner_ids.get(destination.extension or "", "")
+        targets[refer_to] = Target(destination.type, ref, destination.extension or "", destination.name or "")
     return targets
+
+
+def _extension_owners(
+    center: ContactCenter, digits: set[str]
+) -> tuple[dict[str, ExtensionOwner], dict[str, str]]:
+    """routing.refer's view of each extension's owner, and the owner's id (queue, membership or bot)."""
+    if not digits:
+        return {}, {}
+    owners: dict[str, ExtensionOwner] = {}
+    ids: dict[str, str] = {}
+    rows = Extension.objects.filter(contact_center=center, digits__in=digits).select_related(
+        "queue", "membership__user", "virtual_agent"
+    )
+    for extension in rows:
+        queue = getattr(extension, "queue", None)
+        member = getattr(extension, "membership", None)
+        agent = getattr(extension, "virtual_agent", None)
+        owners[extension.digits] = ExtensionOwner.from_columns(
+            kind=extension.kind,
+            digits=extension.digits,
+            queue_name=queue.name if queue else None,
+            user_name=member.user.display_name if member else None,
+            agent_name=agent.name if agent else None,
+            agent_sip_uri=agent.sip_uri if agent else "",
+            agent_ready=bool(agent and agent.is_enabled and agent.is_connected),
+        )
+        owner = queue or member or agent
+        if owner is not None:
+            ids[extension.digits] = str(owner.pk)
+    return owners, ids
 
 
 def _members(center: ContactCenter, extensions: set[str]) -> dict[str, str]:

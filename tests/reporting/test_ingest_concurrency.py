@@ -140,5 +140,6 @@ def test_locks_are_taken_in_call_id_order(acme, bot, switch: Client) -> None:
         q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "reporting_callevent"')
     ]
     ids = [e["id"] for e in events]
-    positions = [inserts[0].index(f"'{event_id}'") for event_id in sorted(ids)]
+    # Each id once in the statement (a VALUES row or an array element), found with its delimiters.
+    positions = [re.search(rf"[{{,'\"]{re.escape(i)}[}},'\"]", inserts[0]).start() for i in sorted(ids)]
     assert positions == sorted(positions)  # rows inserted in event id order
