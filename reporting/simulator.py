@@ -79,7 +79,7 @@ class SimulatorConfig:
     time_scale: float = 1.0  # multiplies every pause in a call (0.01 in tests)
     report_every: float = 10.0  # seconds between summary lines; 0 = none
     connections: int = 20
-    max_attempts: int = 5
+    max_attempts: int = 8  # about 15 s of backoff in all: outlasts the dev server's reload
     request_timeout: float = 10.0
     startup_timeout: float = 60.0  # how long to wait for the server to answer at all
 
@@ -213,7 +213,9 @@ class Stats:
     rejected: int = 0  # 4xx answers the simulator did not expect
     end_reasons: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
-    latencies: list[float] = field(default_factory=list)  # seconds, since the last summary line
+    # Seconds per request as the simulator saw them (waiting for a free connection included),
+    # since the last summary line.
+    latencies: list[float] = field(default_factory=list)
 
     @property
     def calls_active(self) -> int:
@@ -315,31 +317,38 @@ class Simulator:
         return self.stats
 
     async def _wait_for_server(self) -> None:
-        """Until the server answers; then check the key and that both APIs exist."""
+        """Until the server answers at all; then check the key and that both APIs exist.
+
+        The probes are empty bodies: with a good key they are refused as invalid (400) and
+        store nothing; 401/403 means the key, 404/405 a wrong URL or an older server.
+        """
         deadline = time.monotonic() + self.config.startup_timeout
         while True:
             try:
-                response = await self._http().post(ROUTE_PATH, json={})
+                route = await self._http().post(ROUTE_PATH, json={})
                 break
             except httpx.TransportError as exc:
-                if time.monotonic() > deadline or self.is_stopping:
+                if self.is_stopping:
+                    return
+                if time.monotonic() > deadline:
                     raise SimulatorError(
                         f"No answer from {self.config.base_url} ({type(exc).__name__}); "
                         "is the server running?"
                     ) from None
                 await asyncio.sleep(0.5)
-        for path in (ROUTE_PATH, EVENTS_PATH):
-            if path != ROUTE_PATH:
-                response = await self._http().post(path, json={"events": []})
-            if response.status_code in (401, 403):
-                raise SimulatorError(
-                    f"The server refused the API key (HTTP {response.status_code}, {_error_code(response)}): "
-                    "it needs scope telephony, on the database this server uses."
-                )
-            if response.status_code in (404, 405):
-                raise SimulatorError(
-                    f"{self.config.base_url}{path} does not exist (HTTP {response.status_code})."
-                )
+        self._check_probe(ROUTE_PATH, route)
+        self._check_probe(EVENTS_PATH, await self._http().post(EVENTS_PATH, json={"events": []}))
+
+    def _check_probe(self, path: str, response: httpx.Response) -> None:
+        if response.status_code in (401, 403):
+            raise SimulatorError(
+                f"The server refused the API key (HTTP {response.status_code}, {_error_code(response)}): "
+                "it needs scope telephony, on the database this server uses."
+            )
+        if response.status_code in (404, 405):
+            raise SimulatorError(
+                f"{self.config.base_url}{path} does not exist (HTTP {response.status_code})."
+            )
 
     async def _report(self, started: float) -> None:
         while True:
@@ -380,7 +389,7 @@ class Simulator:
         except _Stopped:
             await call.end("simulator_stopped", "system")
         except Exception as exc:  # a bug or a malformed answer must not end the whole run
-            self._error(f"call crashed: {type(exc).__name__}: {exc}")
+            self.note_error(f"call crashed: {type(exc).__name__}: {exc}")
         finally:
             self.stats.calls_ended += 1
 
@@ -422,7 +431,7 @@ class Simulator:
             self.stats.retries += 1
             await asyncio.sleep(min(0.1 * 2**attempt, 5.0) * (0.5 + self._backoff.random()))
         self.stats.gave_up += 1
-        self._error(f"{failure} (gave up after {self.config.max_attempts} attempts)")
+        self.note_error(f"{failure} (gave up after {self.config.max_attempts} attempts)")
         return None
 
     async def send(self, events: list[dict[str, Any]]) -> None:
@@ -436,11 +445,11 @@ class Simulator:
             self.stats.duplicates += int(body.get("duplicates", 0))
         else:
             self.stats.rejected += 1
-            self._error(
+            self.note_error(
                 f"events: HTTP {response.status_code} {_error_code(response)} {_error_detail(response)}"
             )
 
-    def _error(self, message: str) -> None:
+    def note_error(self, message: str) -> None:
         message = message.strip()
         if message not in self.stats.errors:
             self.write(f"error: {message}")  # the first of a kind at once; then only counted
@@ -517,7 +526,7 @@ class _Call:
             return None
         if response.status_code != 200:
             self.sim.stats.rejected += 1
-            self.sim._error(f"route: HTTP {response.status_code} {_error_code(response)}")
+            self.sim.note_error(f"route: HTTP {response.status_code} {_error_code(response)}")
             return None
         return response.json()
 
