@@ -57,7 +57,8 @@ def _not_found() -> Response:
 
 
 class WebhookAck(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["stored", "ignored"])
+    # A plain string, not an enum: another "status" enum would collide in the schema's names.
+    status = serializers.CharField(help_text='"stored", or "ignored" for events without a report.')
     event = serializers.CharField(help_text="The provider's event or message type.")
     report = serializers.IntegerField(required=False, help_text="The stored report's id.")
     is_new = serializers.BooleanField(required=False)
