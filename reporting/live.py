@@ -21,12 +21,13 @@ from uuid import UUID
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.utils import timezone
 
-from reporting.assemble import Lookups, StoredEvent, assemble
-from reporting.events import AgentInfo, agent_ref_key, find_virtual_agents
-from reporting.feed import call_summary, handoff_summary
-from reporting.models import CallEvent, CallRecord, Handoff
+from reporting.assemble import FoldSettings, StoredEvent, assemble
+from reporting.events import EventIn
+from reporting.feed import feed_messages
+from reporting.models import CallEvent
 from virtual_agents.models import VirtualAgent
 from voiso_byob.models import ContactCenter
 
@@ -84,6 +85,7 @@ def catch_up(center: ContactCenter, *, since: datetime) -> CatchUp:
 
 
 def agent_summary(agent: VirtualAgent | None) -> dict[str, Any] | None:
+    """A virtual agent as feed messages show it."""
     if agent is None:
         return None
     return {
@@ -93,77 +95,28 @@ def agent_summary(agent: VirtualAgent | None) -> dict[str, Any] | None:
     }
 
 
-def _agent_info_summary(info: AgentInfo) -> dict[str, Any]:
-    return {"id": info.id, "name": info.name, "extension": info.extension}
-
-
 def stored_feed_messages(center: ContactCenter, events: Sequence[CallEvent]) -> list[dict[str, Any]]:
-    """What ingestion published for these stored events, rebuilt from the records as they are now.
+    """The feed messages of these stored events, built as ingestion builds them.
 
-    `call` and `handoff` show the current state (not the state right after each event): the
-    page keeps the furthest state it has seen, so replaying never moves anything backwards.
+    Each call is folded again from all its stored events (with the names they resolved to
+    when stored), and the messages come from reporting.feed: so `call` and `handoff` show
+    the state now, which the page merges without ever moving a stage backwards.
     """
     call_ids = {event.call_id for event in events}
-    records = {
-        record.call_id: record
-        for record in CallRecord.objects.for_center(center)
-        .filter(call_id__in=call_ids)
-        .select_related("virtual_agent__extension")
-    }
-    handoffs = {
-        (handoff.call_record_id, handoff.sequence): handoff
-        for handoff in Handoff.objects.for_center(center)
-        .filter(call_record__in=list(records.values()))
-        .select_related("virtual_agent__extension")
-    }
-    handoff_of_event = _handoff_of_event(center, call_ids)
-    refs = {ref for event in events if isinstance(ref := event.data.get("virtual_agent"), str)}
-    agents = find_virtual_agents(center, refs)
-
-    messages = []
-    for event in events:
-        record = records.get(event.call_id)
-        if record is None:  # events and their record commit together; never expected
-            continue
-        sequence = handoff_of_event.get(event.event_id)
-        handoff = handoffs.get((record.pk, sequence)) if sequence else None
-        # The same bot the published message named: the event's, else the handoff's, else the call's.
-        ref = event.data.get("virtual_agent")
-        named = agents.get(agent_ref_key(ref) or "") if isinstance(ref, str) else None
-        if named is not None:
-            agent = _agent_info_summary(named)
-        else:
-            agent = agent_summary((handoff.virtual_agent if handoff else None) or record.virtual_agent)
-        messages.append(
-            {
-                "cursor": event.pk,
-                "event": {
-                    "id": event.event_id,
-                    "type": event.type,
-                    "call_id": event.call_id,
-                    "occurred_at": event.occurred_at.isoformat(),
-                    "data": event.data,
-                },
-                # The model rows carry the same field names as the fold's dataclasses.
-                "call": call_summary(record.call_id, record),  # type: ignore[arg-type]
-                "virtual_agent": agent,
-                "handoff": handoff_summary(handoff) if handoff is not None else None,  # type: ignore[arg-type]
-            }
-        )
-    return messages
-
-
-def _handoff_of_event(center: ContactCenter, call_ids: set[str]) -> dict[str, int]:
-    """Which handoff (sequence) each handoff.* event of these calls applied to, by the fold's own rule."""
     by_call: dict[str, list[StoredEvent]] = defaultdict(list)
     rows = (
         CallEvent.objects.for_center(center)
-        .filter(call_id__in=call_ids, type__startswith="handoff.")
-        .values_list("call_id", "event_id", "type", "occurred_at", "data")
+        .filter(call_id__in=call_ids)
+        .values_list("call_id", "event_id", "type", "occurred_at", "data", "refs")
     )
-    for call_id, event_id, kind, occurred_at, data in rows:
-        by_call[call_id].append(StoredEvent(event_id=event_id, type=kind, occurred_at=occurred_at, data=data))
-    mapping: dict[str, int] = {}
-    for stored in by_call.values():
-        mapping.update(assemble(stored, Lookups()).handoff_of_event)
-    return mapping
+    for call_id, event_id, kind, occurred_at, data, refs in rows:
+        by_call[call_id].append(
+            StoredEvent(event_id=event_id, type=kind, occurred_at=occurred_at, data=data, refs=refs)
+        )
+    fold = FoldSettings(bot_abandon_seconds=float(settings.BOT_ABANDON_SECONDS))
+    assemblies = {call_id: assemble(stored, fold) for call_id, stored in by_call.items()}
+    new_events = [
+        (event.pk, EventIn(event.event_id, event.type, event.call_id, event.occurred_at, event.data))
+        for event in events
+    ]
+    return feed_messages(new_events, assemblies)

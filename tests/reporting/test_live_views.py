@@ -321,6 +321,8 @@ def test_catch_up_returns_what_the_socket_carried(
     with django_capture_on_commit_callbacks(execute=True):
         assert post_events(switch, call_events("call-1")).status_code == 202
     published = async_to_sync(layer.receive)(channel)["messages"]
+    # Configuration changing later does not rewrite what the events said when they were stored.
+    VirtualAgent.objects.filter(pk=bot.pk).update(name="Renamed bot")
 
     response = supervisor.client.get(EVENTS, since(NOW - timedelta(seconds=1)))
 
@@ -335,6 +337,7 @@ def test_catch_up_returns_what_the_socket_carried(
         "handoff.accepted",
     ]
     assert body["messages"] == json.loads(json.dumps(published))
+    assert {m["virtual_agent"]["name"] for m in body["messages"] if m["virtual_agent"]} == {"Billing bot"}
 
 
 def test_catch_up_covers_events_since_the_time_asked_less_the_margin(
