@@ -19,6 +19,7 @@ import json
 import operator
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -182,14 +183,7 @@ def create_missing_records(center_id: Any, call_ids: list[str], now: datetime) -
     columns = ", ".join(_q(f.column) for f in fields)
     table = _q(CallRecord._meta.db_table)
     unique = f"{_col(CallRecord, 'contact_center')}, {_col(CallRecord, 'call_id')}"
-    defaults: list[Any] = []
-    for f in fields:
-        if f.name == "contact_center":
-            defaults.append(pk_value(center_id))
-        elif f.name == "updated":
-            defaults.append(connection.ops.adapt_datetimefield_value(now))
-        elif f.name != "call_id":
-            defaults.append(f.get_db_prep_save(f.get_default(), connection))
+    defaults = _record_defaults(center_id, fields, now)
     with connection.cursor() as cursor:
         if _is_pg():
             select = ", ".join("c" if f.name == "call_id" else "%s" for f in fields)
@@ -215,29 +209,176 @@ def create_missing_records(center_id: Any, call_ids: list[str], now: datetime) -
             cursor.execute(sql, params)
 
 
-def update_records(rows: list[tuple[int, Assembly]], *, updated: datetime) -> None:
-    """Every assembled record in one UPDATE … FROM (a JSON recordset, or a VALUES CTE)."""
-    fields = [CallRecord._meta.get_field(name) for name in RECORD_FIELDS]
-    pk = CallRecord._meta.pk
+@dataclass(frozen=True, slots=True)
+class LockedRecord:
+    """A call's record as it was when this transaction locked it."""
+
+    id: int
+    call_id: str
+    active_virtual_agent_id: str | None
+    handoff_count: int
+    event_count: int
+    provider_call_id: str
+
+
+_LOCKED = ["id", "call_id", "active_virtual_agent", "handoff_count", "event_count", "provider_call_id"]
+
+
+def store_and_lock(
+    center_id: Any, events: Sequence[EventIn], refs: dict[str, Any], now: datetime
+) -> tuple[dict[str, int], dict[str, LockedRecord]]:
+    """Insert the new events (in the given order), then create and lock the records of their calls.
+
+    Returns event id → pk of each inserted event, and the locked records by call id. Records are
+    created and locked in call_id order: concurrent requests for the same calls queue on them
+    instead of deadlocking. PostgreSQL does it all in one statement: the events' INSERT, then an
+    INSERT … ON CONFLICT DO UPDATE of the records, which locks an existing row (waiting for its
+    holder to commit) and returns it as it is then.
+    """
+    if not _is_pg():
+        inserted = insert_events(center_id, events, refs, now)
+        if not inserted:
+            return inserted, {}
+        call_ids = sorted({e.call_id for e in events if e.event_id in inserted})
+        create_missing_records(center_id, call_ids, now)
+        rows = (
+            CallRecord.objects.select_for_update()
+            .filter(contact_center_id=center_id, call_id__in=call_ids)
+            .order_by("call_id")
+            .values_list(*[CallRecord._meta.get_field(n).attname for n in _LOCKED])
+        )
+        return inserted, {row[1]: LockedRecord(*row[:2], _str(row[2]), *row[3:]) for row in rows}
+    event_table, record_table = _q(CallEvent._meta.db_table), _q(CallRecord._meta.db_table)
+    event_columns = ", ".join(
+        _col(CallEvent, n)
+        for n in [
+            "contact_center",
+            "event_id",
+            "type",
+            "call_id",
+            "occurred_at",
+            "received_at",
+            "data",
+            "refs",
+        ]
+    )
+    rows = _rows_from_json(
+        [("e", "text"), ("t", "text"), ("c", "text"), ("o", "timestamptz"), ("d", "jsonb"), ("f", "jsonb")]
+    )
+    fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
+    defaults = _record_defaults(center_id, fields, now)
+    select = ", ".join("c" if f.name == "call_id" else "%s" for f in fields)
+    updated = _col(CallRecord, "updated")
+    returning = ", ".join(_col(CallRecord, n) for n in _LOCKED)
+    sql = (
+        f"WITH ev AS (INSERT INTO {event_table} ({event_columns}) "  # noqa: S608
+        f"SELECT %s, e, t, c, o, %s, d, f FROM {rows} "
+        f"ON CONFLICT ({_col(CallEvent, 'contact_center')}, {_col(CallEvent, 'event_id')}) DO NOTHING "
+        f"RETURNING {_col(CallEvent, 'id')} AS id, {_col(CallEvent, 'event_id')} AS event_id, "
+        f"{_col(CallEvent, 'call_id')} AS c), "
+        f"rec AS (INSERT INTO {record_table} ({', '.join(_q(f.column) for f in fields)}) "
+        f"SELECT {select} FROM (SELECT DISTINCT c FROM ev) AS calls ORDER BY c "
+        f"ON CONFLICT ({_col(CallRecord, 'contact_center')}, {_col(CallRecord, 'call_id')}) "
+        f"DO UPDATE SET {updated} = {record_table}.{updated} RETURNING {returning}) "
+        "SELECT (SELECT json_agg(json_build_array(id, event_id)) FROM ev), "
+        f"(SELECT json_agg(json_build_array({returning})) FROM rec)"
+    )
+    payload = [
+        [e.event_id, e.type, e.call_id, e.occurred_at.isoformat(), e.data, refs.get(e.event_id, {})]
+        for e in events
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pk_value(center_id), now, _json(payload), *defaults])
+        inserted_json, locked_json = cursor.fetchone()
+    inserted_rows = _loaded(inserted_json) or []
+    locked_rows = _loaded(locked_json) or []
+    return (
+        {event_id: pk for pk, event_id in inserted_rows},
+        {row[1]: LockedRecord(row[0], row[1], row[2], *row[3:]) for row in locked_rows},
+    )
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _loaded(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _record_defaults(center_id: Any, fields: list[models.Field], now: datetime) -> list[Any]:
+    """Every column of a new, empty record but call_id, in `fields` order."""
+    defaults: list[Any] = []
+    for f in fields:
+        if f.name == "contact_center":
+            defaults.append(pk_value(center_id))
+        elif f.name == "updated":
+            defaults.append(connection.ops.adapt_datetimefield_value(now))
+        elif f.name != "call_id":
+            defaults.append(f.get_db_prep_save(f.get_default(), connection))
+    return defaults
+
+
+def write_fold(
+    center_id: Any,
+    records: list[tuple[int, Assembly]],
+    handoffs: list[tuple[int, Assembly]],
+    *,
+    updated: datetime,
+) -> None:
+    """The assembled records, and the handoffs of `handoffs` (one statement on PostgreSQL)."""
+    update_sql, update_params = _update_records_pg(records, updated=updated) if _is_pg() else ("", [])
+    handoff_sql, handoff_params = _upsert_handoffs_pg(center_id, handoffs) if _is_pg() else ("", [])
+    if not _is_pg():
+        update_records(records, updated=updated)
+        upsert_handoffs(center_id, handoffs)
+        return
+    with connection.cursor() as cursor:
+        if handoff_sql:
+            cursor.execute(
+                f"WITH u AS ({update_sql} RETURNING 1) {handoff_sql}", [*update_params, *handoff_params]
+            )
+        else:
+            cursor.execute(update_sql, update_params)
+
+
+def _record_update_parts() -> tuple[list[models.Field], str, str, list[int]]:
+    fields = [
+        CallRecord._meta.pk,
+        *[CallRecord._meta.get_field(n) for n in RECORD_FIELDS],
+        CallRecord._meta.get_field("updated"),
+    ]
     table = _q(CallRecord._meta.db_table)
-    names = ["id", *[f.column for f in fields], CallRecord._meta.get_field("updated").column]
-    all_fields = [pk, *fields, CallRecord._meta.get_field("updated")]
-    sets = ", ".join(f"{_q(f.column)} = {_existing(f, f'v.{_q(f.column)}')}" for f in all_fields[1:])
-    where = f"{table}.{_q(pk.column)} = v.{_q('id')}"
+    sets = ", ".join(f"{_q(f.column)} = {_existing(f, f'v.{_q(f.column)}')}" for f in fields[1:])
+    datetimes = [i for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)]
+    return fields, table, sets, datetimes
+
+
+def _update_records_pg(rows: list[tuple[int, Assembly]], *, updated: datetime) -> tuple[str, list[Any]]:
+    fields, table, sets, datetimes = _record_update_parts()
     values_of = operator.attrgetter(*RECORD_FIELDS)
     values = [[record_pk, *values_of(assembly.record), updated] for record_pk, assembly in rows]
-    datetimes = [i for i, f in enumerate(all_fields) if isinstance(f, models.DateTimeField)]
+    derived = _rows_from_json([(_q(f.column if i else "id"), _record_type(f)) for i, f in enumerate(fields)])
+    where = f"{table}.{_q(fields[0].column)} = v.{_q('id')}"
+    return f"UPDATE {table} SET {sets} FROM {derived} WHERE {where}", [_json_rows(values, datetimes)]  # noqa: S608
+
+
+def update_records(rows: list[tuple[int, Assembly]], *, updated: datetime) -> None:
+    """Every assembled record in one UPDATE … FROM (a JSON derived table, or a VALUES CTE)."""
+    if _is_pg():
+        sql, params = _update_records_pg(rows, updated=updated)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        return
+    fields, table, sets, _ = _record_update_parts()
+    names = ["id", *[f.column for f in fields[1:]]]
+    values_of = operator.attrgetter(*RECORD_FIELDS)
+    values = [[record_pk, *values_of(assembly.record), updated] for record_pk, assembly in rows]
+    where = f"{table}.{_q(fields[0].column)} = v.{_q('id')}"
+    adapters = [_adapter(f) for f in fields]
+    row = "(" + ", ".join(["%s"] * len(names)) + ")"
+    step = CHUNK // 4
     with connection.cursor() as cursor:
-        if _is_pg():
-            derived = _rows_from_json(
-                [(_q(n), _record_type(f)) for n, f in zip(names, all_fields, strict=True)]
-            )
-            sql = f"UPDATE {table} SET {sets} FROM {derived} WHERE {where}"  # noqa: S608
-            cursor.execute(sql, [_json_rows(values, datetimes)])
-            return
-        adapters = [_adapter(f) for f in all_fields]
-        row = "(" + ", ".join(["%s"] * len(names)) + ")"
-        step = CHUNK // 4
         for start in range(0, len(values), step):
             chunk = values[start : start + step]
             sql = (
@@ -252,14 +393,9 @@ def update_records(rows: list[tuple[int, Assembly]], *, updated: datetime) -> No
             cursor.execute(sql, params)
 
 
-def upsert_handoffs(center_id: Any, rows: list[tuple[int, Assembly]]) -> None:
-    """Every handoff of these records by (record, sequence): inserted, or updated in place."""
+def _handoff_parts() -> tuple[list[str], list[models.Field], str, str, str]:
     attrs = [a for a in HANDOFF_FIELDS if a != "sequence"]
     fields = [Handoff._meta.get_field(a) for a in attrs]
-    items = [(record_pk, h) for record_pk, assembly in rows for h in assembly.handoffs]
-    if not items:
-        return
-    center = pk_value(center_id)
     table = _q(Handoff._meta.db_table)
     record_col, sequence_col = _col(Handoff, "call_record"), _col(Handoff, "sequence")
     columns = ", ".join(
@@ -268,25 +404,44 @@ def upsert_handoffs(center_id: Any, rows: list[tuple[int, Assembly]]) -> None:
     upsert = f"ON CONFLICT ({record_col}, {sequence_col}) DO UPDATE SET " + ", ".join(
         f"{_q(f.column)} = excluded.{_q(f.column)}" for f in fields
     )
+    return attrs, fields, table, columns, upsert
+
+
+def _upsert_handoffs_pg(center_id: Any, rows: list[tuple[int, Assembly]]) -> tuple[str, list[Any]]:
+    attrs, fields, table, columns, upsert = _handoff_parts()
     values_of = operator.attrgetter(*attrs)
-    values = [[record_pk, h.sequence, *values_of(h)] for record_pk, h in items]
+    values = [
+        [record_pk, h.sequence, *values_of(h)] for record_pk, assembly in rows for h in assembly.handoffs
+    ]
+    if not values:
+        return "", []
+    kinds = [("r", "bigint"), ("s", "smallint"), *[(f"c{i}", _record_type(f)) for i, f in enumerate(fields)]]
+    datetimes = [i + 2 for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)]
+    select = ", ".join(["%s", "r", "s", *[_existing(f, f"c{i}") for i, f in enumerate(fields)]])
+    sql = f"INSERT INTO {table} ({columns}) SELECT {select} FROM {_rows_from_json(kinds)} {upsert}"  # noqa: S608
+    return sql, [pk_value(center_id), _json_rows(values, datetimes)]
+
+
+def upsert_handoffs(center_id: Any, rows: list[tuple[int, Assembly]]) -> None:
+    """Every handoff of these records by (record, sequence): inserted, or updated in place."""
+    if _is_pg():
+        sql, params = _upsert_handoffs_pg(center_id, rows)
+        if sql:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+        return
+    attrs, fields, table, columns, upsert = _handoff_parts()
+    values_of = operator.attrgetter(*attrs)
+    values = [
+        [record_pk, h.sequence, *values_of(h)] for record_pk, assembly in rows for h in assembly.handoffs
+    ]
+    if not values:
+        return
+    center = pk_value(center_id)
+    adapters = [_adapter(f) for f in fields]
+    row = "(%s, %s, %s, " + ", ".join(_existing(f, "%s") for f in fields) + ")"
+    step = CHUNK // 4
     with connection.cursor() as cursor:
-        if _is_pg():
-            kinds = [
-                ("r", "bigint"),
-                ("s", "smallint"),
-                *[(f"c{i}", _record_type(f)) for i, f in enumerate(fields)],
-            ]
-            datetimes = [i + 2 for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)]
-            select = ", ".join(["%s", "r", "s", *[_existing(f, f"c{i}") for i, f in enumerate(fields)]])
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT {select} FROM {_rows_from_json(kinds)} {upsert}",  # noqa: S608
-                [center, _json_rows(values, datetimes)],
-            )
-            return
-        adapters = [_adapter(f) for f in fields]
-        row = "(%s, %s, %s, " + ", ".join(_existing(f, "%s") for f in fields) + ")"
-        step = CHUNK // 4
         for start in range(0, len(values), step):
             chunk = values[start : start + step]
             sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))} {upsert}"  # noqa: S608

@@ -131,15 +131,13 @@ def test_locks_are_taken_in_call_id_order(acme, bot, switch: Client) -> None:
     events = many_calls("z", 3)
     with CaptureQueriesContext(connection) as queries:
         post_events(switch, list(reversed(events)))
-    locking = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
-    assert len(locking) == 1
-    # Ordered by the second selected column, call_id.
-    assert re.match(r'SELECT [^,]+, "reporting_callrecord"\."call_id" AS "call_id"', locking[0])
-    assert locking[0].endswith("ORDER BY 2 ASC FOR UPDATE")
-    inserts = [
-        q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "reporting_callevent"')
+    [statement] = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith("WITH ev AS (INSERT INTO")
     ]
-    ids = [e["id"] for e in events]
-    # Each id once in the statement (a VALUES row or an array element), found with its delimiters.
-    positions = [re.search(rf"[{{,'\"]{re.escape(i)}[}},'\"]", inserts[0]).start() for i in sorted(ids)]
-    assert positions == sorted(positions)  # rows inserted in event id order
+    # Records are created, or locked by ON CONFLICT DO UPDATE, in call_id order...
+    assert re.search(
+        r"FROM \(SELECT DISTINCT c FROM ev\) AS calls ORDER BY c ON CONFLICT .* DO UPDATE SET", statement
+    )
+    # ...and the events go in in event id order (each id once, found with its JSON quotes).
+    positions = [statement.index(f'"{event_id}"') for event_id in sorted(e["id"] for e in events)]
+    assert positions == sorted(positions)

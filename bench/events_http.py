@@ -1,0 +1,505 @@
+"""Events API speed over HTTP, served as production serves it, beside what any event store must do.
+
+    .venv/bin/python bench/events_http.py [--duration 15] [--warmup 3] [--connections 32] [--threads 2]
+                                          [--workers 2] [--batches 80] [--batch 500] [--clients 4] [--keep-db]
+
+What it does, in one run (about two minutes):
+  1. drops and recreates the PostgreSQL database `voiso_bench_events` (BENCH_PG_URL, default
+     postgres://postgres@127.0.0.1:5432/postgres, is where it connects to do that), migrates it and
+     seeds it in a subprocess: contact center `acme` with two bots (7001, 7002), queues Sales 4323 /
+     Support 4400, five agents and a number (bench/events_day.py `seed_center`), and a telephony key;
+  2. serves `voiso_byob.wsgi:application` with gunicorn, 2 sync workers, DEBUG off, CONN_MAX_AGE=600,
+     Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/11: cache, API keys, live feed) and
+     ROOT_URLCONF=bench.urls: the real URLs plus `POST /bench/events-minimal` (bench/events_views.py):
+     one indexed SELECT for the API key and one INSERT of the raw event, nothing else;
+  3. single events: wrk (2 threads, 32 connections, 15 s, bench/events_wrk.lua) posts one event per
+     request — calls cycling started → bot → REFER → 202 → NOTIFY 200 → ended, unique ids — to the
+     minimal view, to /api/v1/telephony/events, and to the minimal view again (the ratio is to the
+     mean of the two; a drift > 15 % between them is flagged);
+  4. batches: the same PostgreSQL takes a generated day's events (--batches x --batch, in time order)
+     by COPY into a copy of the events table, one transaction per batch, on one connection: the raw
+     rate. Then --clients keep-alive HTTP clients post the same events, as batches of --batch, to
+     /api/v1/telephony/events (fresh call ids), with call records and handoffs assembled;
+  5. prints a table (req/s or events/s, ratio, p50/p99 ms, errors), writes bench/results/events_http.json,
+     checks the assembled records, and exits 1 when a target is missed or any request failed.
+
+Targets (issue #5): single-event posts ≥ 0.5 x the minimal view's rate; batches of 500 ≥ 40 % of
+the COPY rate of the same events, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "events_http.json"
+LUA = ROOT / "bench" / "events_wrk.lua"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+DB_NAME = "voiso_bench_events"
+SINGLE_TARGET = 0.5
+BATCH_TARGET = 0.4
+DRIFT_WARNING = 0.15
+COPY_TABLE = "bench_copy_events"
+
+
+def seed() -> None:
+    """`bench/events_http.py --seed`: the contact center and a telephony key, as JSON on stdout."""
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from bench.events_day import seed_center
+    from voiso_byob.models import ApiKeyScope
+    from voiso_byob.services import create_api_key
+
+    center = seed_center("acme")
+    _, token = create_api_key(center=center, name="bench", scope=ApiKeyScope.TELEPHONY, by="bench")
+    print(json.dumps({"center": str(center.pk), "token": token}))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def database_url(admin_url: str) -> str:
+    return urlunsplit(urlsplit(admin_url)._replace(path=f"/{DB_NAME}"))
+
+
+def admin_execute(admin_url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def post(url: str, body: Any, token: str) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def wait_until_up(base: str, server: subprocess.Popen[bytes], token: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {server.returncode}")
+        try:
+            if post(f"{base}/bench/minimal", {}, token)[0] == 200:
+                return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("gunicorn did not answer within the start-up deadline")
+
+
+def wrk(
+    base: str, path: str, token: str, nonce: str, args: argparse.Namespace, seconds: float
+) -> dict[str, Any]:
+    env = {**os.environ, "WRK_TOKEN": token, "WRK_NONCE": nonce, "WRK_SLUG": "acme"}
+    cmd = [
+        shutil.which("wrk") or "/usr/bin/wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{int(seconds)}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        str(LUA),
+        f"{base}{path}",
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 30)
+    match = re.search(r"^BENCH_RESULT (\{.*\})$", done.stdout, re.M)
+    if done.returncode != 0 or match is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    result = json.loads(match.group(1))
+    statuses = {int(k): v for k, v in result["statuses"].items()}
+    non_2xx = sum(n for status, n in statuses.items() if not 200 <= status < 300)
+    seconds_run = result["duration_us"] / 1e6
+    return {
+        "path": path,
+        "requests": result["requests"],
+        "seconds": seconds_run,
+        "rate": result["requests"] / seconds_run,
+        "p50_ms": result["p50_us"] / 1000,
+        "p99_ms": result["p99_us"] / 1000,
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "errors": non_2xx + sum(result["socket_errors"].values()),
+    }
+
+
+def copy_rate(db_url: str, center_id: str, batches: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """The raw rate: COPY of the same events into a copy of the events table, one transaction per batch."""
+    import psycopg
+
+    columns = "contact_center_id, event_id, type, call_id, occurred_at, received_at, data, refs"
+    latencies: list[float] = []
+    with psycopg.connect(db_url) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {COPY_TABLE}")
+        conn.execute(f"CREATE TABLE {COPY_TABLE} (LIKE reporting_callevent INCLUDING ALL)")
+        conn.commit()
+        started = time.perf_counter()
+        for batch in batches:
+            t = time.perf_counter()
+            now = datetime.now(UTC)
+            with conn.cursor() as cursor, cursor.copy(f"COPY {COPY_TABLE} ({columns}) FROM STDIN") as copy:
+                for e in batch:
+                    copy.write_row(
+                        (
+                            center_id,
+                            e["id"],
+                            e["type"],
+                            e["call_id"],
+                            e["occurred_at"],
+                            now,
+                            json.dumps(e["data"]),
+                            "{}",
+                        )
+                    )
+            conn.commit()
+            latencies.append(time.perf_counter() - t)
+        seconds = time.perf_counter() - started
+        conn.execute(f"DROP TABLE {COPY_TABLE}")
+        conn.commit()
+    events = sum(len(b) for b in batches)
+    return {"events": events, "seconds": seconds, "rate": events / seconds, **_percentiles(latencies)}
+
+
+def _percentiles(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "p50_ms": statistics.median(ordered) * 1000,
+        "p99_ms": ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] * 1000,
+    }
+
+
+def post_batches(host: str, port: int, token: str, bodies: list[bytes], clients: int) -> dict[str, Any]:
+    """`clients` keep-alive connections post the bodies (each once, in order of a shared queue)."""
+    lock = threading.Lock()
+    queue = list(reversed(bodies))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    accepted = [0]
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        try:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    body = queue.pop()
+                t = time.perf_counter()
+                conn.request("POST", "/api/v1/telephony/events", body=body, headers=headers)
+                response = conn.getresponse()
+                payload = response.read()
+                elapsed = time.perf_counter() - t
+                with lock:
+                    latencies.append(elapsed)
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
+                    if response.status == 202:
+                        accepted[0] += json.loads(payload)["accepted"]
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    return {
+        "requests": len(bodies),
+        "events": accepted[0],
+        "seconds": seconds,
+        "rate": accepted[0] / seconds,
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "errors": sum(n for status, n in statuses.items() if status != 202),
+        **_percentiles(latencies),
+    }
+
+
+def stop(server: subprocess.Popen[bytes] | None) -> None:
+    if server is None or server.poll() is not None:
+        return
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=5)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batches", type=int, default=80)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--seed", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.seed:
+        seed()
+        return 0
+
+    started = time.monotonic()
+    admin_url = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
+    from cryptography.fernet import Fernet
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    nonce = secrets.token_hex(4)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "voiso_byob.settings",
+        "DATABASE_URL": database_url(admin_url),
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "bench-only-" + secrets.token_urlsafe(32),
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "CONN_MAX_AGE": "600",
+        "ROOT_URLCONF": "bench.urls",
+        "PYTHONPATH": str(ROOT),
+    }
+    server: subprocess.Popen[bytes] | None = None
+    log_fd, log_name = tempfile.mkstemp(prefix="bench-events-gunicorn-", suffix=".log")
+    log_path = Path(log_name)
+    try:
+        admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        admin_execute(admin_url, f'CREATE DATABASE "{DB_NAME}"')
+        subprocess.run(
+            [str(PYTHON), "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+        )
+        seeded = json.loads(
+            subprocess.run(
+                [str(PYTHON), str(Path(__file__)), "--seed"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        token, center_id = seeded["token"], seeded["center"]
+
+        cmd = [
+            str(GUNICORN),
+            "voiso_byob.wsgi:application",
+            "--workers",
+            str(args.workers),
+            "--worker-class",
+            "sync",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--no-control-socket",
+        ]
+        server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_fd, stderr=subprocess.STDOUT)
+        wait_until_up(base, server, token, time.monotonic() + 30)
+        probe = {
+            "id": f"probe-{nonce}",
+            "type": "call.started",
+            "call_id": f"probe-{nonce}",
+            "occurred_at": "2026-05-01T09:00:00Z",
+            "data": {"direction": "inbound", "from": "+1", "to": "+2"},
+        }
+        for path in ("/api/v1/telephony/events", "/bench/events-minimal"):
+            status, body = post(f"{base}{path}", {**probe, "id": f"{probe['id']}{path}"}, token)
+            if status != 202:
+                raise RuntimeError(f"{path} answered {status}: {body}")
+
+        # Single events: minimal, events, minimal again.
+        load_before = os.getloadavg()
+        for path in ("/bench/events-minimal", "/api/v1/telephony/events"):
+            wrk(base, path, token, nonce + "w", args, args.warmup)
+        single: dict[str, dict[str, Any]] = {}
+        for name, path in (
+            ("minimal", "/bench/events-minimal"),
+            ("events", "/api/v1/telephony/events"),
+            ("minimal_after", "/bench/events-minimal"),
+        ):
+            print(f"wrk {name}: {args.duration:.0f} s at {args.connections} connections ...", flush=True)
+            single[name] = wrk(base, path, token, f"{nonce}{name[:3]}", args, args.duration)
+
+        # Batches: COPY (raw), then the events API with everything assembled.
+        sys.path.insert(0, str(ROOT))
+        from bench.events_day import generate_day
+
+        day = generate_day(events=args.batches * args.batch, seed=int(nonce, 16) % 10_000, slug="acme")
+        batches = [day[i : i + args.batch] for i in range(0, len(day), args.batch)]
+        print(f"COPY: {len(day):,} events in {len(batches)} transactions ...", flush=True)
+        copy = copy_rate(env["DATABASE_URL"], center_id, batches)
+        bodies = [json.dumps({"events": batch}).encode() for batch in batches]
+        print(f"POST batches of {args.batch} from {args.clients} clients ...", flush=True)
+        batched = post_batches("127.0.0.1", port, token, bodies, args.clients)
+        load_after = os.getloadavg()
+        assembled = _assembled(env["DATABASE_URL"], center_id, {e["call_id"] for e in day})
+
+        minimal_rate = (single["minimal"]["rate"] + single["minimal_after"]["rate"]) / 2
+        drift = abs(single["minimal"]["rate"] - single["minimal_after"]["rate"]) / minimal_rate
+        single_ratio = single["events"]["rate"] / minimal_rate
+        batch_ratio = batched["rate"] / copy["rate"]
+        failures = []
+        if single_ratio < SINGLE_TARGET:
+            failures.append(f"single events: {single_ratio:.2f} x minimal < {SINGLE_TARGET}")
+        if batch_ratio < BATCH_TARGET:
+            failures.append(f"batches: {batch_ratio:.0%} of COPY < {BATCH_TARGET:.0%}")
+        for name, result in [*single.items(), ("batches", batched)]:
+            if result["errors"]:
+                failures.append(f"{name}: {result['errors']} failed requests ({result['statuses']})")
+        if assembled["records"] != assembled["calls"] or not assembled["handoffs"]:
+            failures.append(f"records not assembled as expected: {assembled}")
+
+        print()
+        print(f"gunicorn {args.workers} x sync workers, PostgreSQL + Redis, DEBUG off")
+        header = f"{'run':<46} {'rate':>9} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+        print(header)
+        print("-" * len(header))
+        rows = [
+            (
+                "POST /bench/events-minimal (req/s)",
+                single["minimal"],
+                single["minimal"]["rate"] / minimal_rate,
+            ),
+            ("POST /telephony/events, 1 event (req/s)", single["events"], single_ratio),
+            (
+                "POST /bench/events-minimal again (req/s)",
+                single["minimal_after"],
+                single["minimal_after"]["rate"] / minimal_rate,
+            ),
+            (f"COPY, {args.batch} per transaction (events/s)", {**copy, "errors": 0}, 1.0),
+            (f"POST /telephony/events, {args.batch} per request (events/s)", batched, batch_ratio),
+        ]
+        for label, result, ratio in rows:
+            print(
+                f"{label:<46} {result['rate']:>9,.0f} {ratio:>7.2f} {result['p50_ms']:>8.1f} "
+                f"{result['p99_ms']:>8.1f} {result['errors']:>7}"
+            )
+        print(
+            f"single: ratio to the mean of the two minimal runs ({minimal_rate:,.0f}/s, {drift:.0%} apart); "
+            f"wrk -t{args.threads} -c{args.connections} -d{args.duration:.0f}s"
+        )
+        print(f"batches: {args.clients} HTTP clients vs COPY on one connection; assembled: {assembled}")
+        print(f"load average before/after {load_before[0]:.2f}/{load_after[0]:.2f} on {os.cpu_count()} CPUs")
+        if drift > DRIFT_WARNING:
+            print(f"warning: the minimal view's rate moved {drift:.0%} during the run (other load here)")
+        verdict = "PASS" if not failures else "FAIL"
+        print(
+            f"targets: single ≥ {SINGLE_TARGET} x minimal, batches ≥ {BATCH_TARGET:.0%} of COPY → {verdict}"
+        )
+        for failure in failures:
+            print(f"  missed: {failure}")
+
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(
+            json.dumps(
+                {
+                    "benchmark": "events_http",
+                    "when": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "machine": {
+                        "cpus": os.cpu_count(),
+                        "python": platform.python_version(),
+                        "platform": platform.platform(),
+                    },
+                    "server": {
+                        "gunicorn_workers": args.workers,
+                        "worker_class": "sync",
+                        "database": f"postgresql/{DB_NAME}",
+                    },
+                    "load": {
+                        "threads": args.threads,
+                        "connections": args.connections,
+                        "seconds": args.duration,
+                        "batch": args.batch,
+                        "batches": len(batches),
+                        "clients": args.clients,
+                    },
+                    "single": single,
+                    "minimal_rate_mean": minimal_rate,
+                    "minimal_drift": drift,
+                    "single_ratio": single_ratio,
+                    "copy": copy,
+                    "batches": batched,
+                    "batch_ratio_to_copy": batch_ratio,
+                    "assembled": assembled,
+                    "load_average_1m": {"before": load_before[0], "after": load_after[0]},
+                    "targets": {"single_ratio": SINGLE_TARGET, "batch_ratio_to_copy": BATCH_TARGET},
+                    "passed": not failures,
+                    "failures": failures,
+                },
+                indent=2,
+            )
+        )
+        print(f"wrote {RESULTS} ({time.monotonic() - started:.0f} s in all)")
+        return 0 if not failures else 1
+    except Exception as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        tail = log_path.read_text(errors="replace")[-3000:]
+        if tail:
+            print(f"--- gunicorn log (tail) ---\n{tail}", file=sys.stderr)
+        return 2
+    finally:
+        stop(server)
+        os.close(log_fd)
+        log_path.unlink(missing_ok=True)
+        if not args.keep_db:
+            try:
+                admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+            except Exception as exc:
+                print(f"warning: could not drop {DB_NAME}: {exc}", file=sys.stderr)
+
+
+def _assembled(db_url: str, center_id: str, call_ids: set[str]) -> dict[str, int]:
+    """How many of the day's calls have a record, and how many handoffs those records have."""
+    import psycopg
+
+    with psycopg.connect(db_url) as conn:
+        records, handoffs = conn.execute(
+            "SELECT count(DISTINCT r.id), count(h.id) FROM reporting_callrecord r "
+            "LEFT JOIN reporting_handoff h ON h.call_record_id = r.id "
+            "WHERE r.contact_center_id = %s AND r.call_id = ANY(%s)",
+            [center_id, list(call_ids)],
+        ).fetchone()
+    return {"calls": len(call_ids), "records": records, "handoffs": handoffs}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
