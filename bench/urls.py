@@ -6,6 +6,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
+from bench.events_views import events_minimal
 from voiso_byob.urls import urlpatterns as app_urlpatterns
 
 
@@ -15,4 +16,8 @@ def minimal(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
-urlpatterns = [path("bench/minimal", minimal, name="bench_minimal"), *app_urlpatterns]
+urlpatterns = [
+    path("bench/minimal", minimal, name="bench_minimal"),
+    path("bench/events-minimal", events_minimal, name="bench_events_minimal"),  # bench/events_http.py
+    *app_urlpatterns,
+]
