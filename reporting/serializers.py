@@ -116,6 +116,9 @@ class HandoffSerializer(serializers.ModelSerializer):
 
 class CallEventSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="event_id", help_text="The SIP layer's event id.")
+    # A plain string in the schema: the event types are already an enum of the events API's
+    # request, and a second "type" enum there would give both an unstable generated name.
+    type = serializers.CharField(help_text="The event type, as posted to /api/v1/telephony/events.")
 
     class Meta:
         model = CallEvent
@@ -130,9 +133,17 @@ class ProviderReportSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CallDetailSerializer(CallRecordSerializer):
+class CallDetailExtrasSerializer(serializers.Serializer):
+    """What a call's own page adds to its list row."""
+
     handoffs = HandoffSerializer(many=True)
     # Set by the view: events have no foreign key to the record (they may arrive before it).
+    events = CallEventSerializer(many=True, source="timeline")
+    provider_reports = ProviderReportSerializer(many=True)
+
+
+class CallDetailSerializer(CallRecordSerializer):
+    handoffs = HandoffSerializer(many=True)
     events = CallEventSerializer(many=True, source="timeline")
     provider_reports = ProviderReportSerializer(many=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -275,3 +276,15 @@ def test_schema_documents_the_calls_endpoints(anonymous: Client) -> None:
     assert set(schema["paths"]["/api/v1/calls/{call_id}/"]) == {"get"}
     page = schema["components"]["schemas"]["CallPage"]
     assert set(page["properties"]) == {"next", "results"}
+
+
+def test_schema_names_every_enum_without_collisions(anonymous: Client) -> None:
+    # A detail that copied the row's fields would put the `status` enum in two components,
+    # which drf-spectacular can only name with a hash (and `check --deploy` fails on).
+    schemas = anonymous.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()[
+        "components"
+    ]["schemas"]
+    assert schemas["CallDetail"]["allOf"][0] == {"$ref": "#/components/schemas/CallRecord"}
+    assert set(schemas["CallDetail"]["allOf"][1]["properties"]) == {"handoffs", "events", "provider_reports"}
+    hashed = [name for name in schemas if re.fullmatch(r"[A-Za-z]+?[0-9A-F][0-9a-f]{2}Enum", name)]
+    assert hashed == []
