@@ -13,7 +13,8 @@ What it does, in one run (about two minutes):
      ROOT_URLCONF=bench.urls: the real URLs plus `POST /bench/events-minimal` (bench/events_views.py):
      one indexed SELECT for the API key and one INSERT of the raw event, nothing else;
   3. single events: wrk (2 threads, 32 connections, 15 s, bench/events_wrk.lua) posts one event per
-     request — calls cycling started → bot → REFER → 202 → NOTIFY 200 → ended, unique ids — to the
+     request — 1000 calls per wrk thread in flight, each going started → bot → REFER → 202 → NOTIFY 200
+     → ended one step per 1000 requests (a call's events seconds apart, as a switch sends them) — to the
      minimal view, to /api/v1/telephony/events, and to the minimal view again (the ratio is to the
      mean of the two; a drift > 15 % between them is flagged);
   4. batches: the same PostgreSQL takes a generated day's events (--batches x --batch, in time order)

@@ -1,4 +1,4 @@
--- wrk script for bench/events_http.py: one call event per POST, calls cycling through a handoff
+-- wrk script for bench/events_http.py: one call event per POST, each call going through a handoff
 -- story (started, bot, REFER, 202, NOTIFY 200, ended), ids unique per run; statuses counted and
 -- one machine-readable summary line printed at the end (the shape bench/wrk_post.lua prints).
 --
@@ -33,14 +33,21 @@ function init(args)
    end
 end
 
+-- Many calls in flight, each moving on slowly: a thread walks 1000 calls one step at a time, so
+-- one call's next event comes 1000 requests later (as a switch reports calls seconds apart),
+-- not while its previous event is still being stored.
+local in_flight = 1000
+
 function request()
    local n = counter
    counter = counter + 1
-   local call = math.floor(n / #steps)
-   local step = steps[(n % #steps) + 1]
-   local call_id = "bench-" .. nonce .. "-" .. tid .. "-" .. call
-   local seconds = (n % #steps) * 7
-   local body = '{"id":"' .. call_id .. "/" .. (n % #steps) .. '","type":"' .. step[1] ..
+   local round = math.floor(n / (in_flight * #steps))
+   local index = (n % in_flight) + round * in_flight
+   local s = math.floor(n / in_flight) % #steps
+   local step = steps[s + 1]
+   local call_id = "bench-" .. nonce .. "-" .. tid .. "-" .. index
+   local seconds = s * 7
+   local body = '{"id":"' .. call_id .. "/" .. s .. '","type":"' .. step[1] ..
       '","call_id":"' .. call_id .. '","occurred_at":"2026-05-01T09:' ..
       string.format("%02d:%02d", math.floor(seconds / 60), seconds % 60) .. 'Z","data":' .. step[2] .. '}'
    return wrk.format(nil, nil, nil, body)

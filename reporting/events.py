@@ -33,7 +33,6 @@ from voiso_byob.models import ContactCenter
 MAX_BATCH = 1000
 MAX_HEADERS = 50
 MAX_DATA_BYTES = 16_384  # one event's `data`, as JSON; a batch of 1000 stays far below the body limit
-MAX_DEPTH = 8
 
 # RFC 3339 section 5.6, date-time: the offset is required (a naive time is ambiguous).
 _RFC3339 = re.compile(
@@ -128,23 +127,32 @@ class _Errors:
         self.fields.setdefault(name, []).append(message)
 
 
-def _storable(value: Any, depth: int = 0) -> bool:
-    """Whether PostgreSQL can keep this JSON value: no NUL characters, valid UTF-8, bounded depth."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return False
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:  # an unpaired surrogate such as "\ud800"
-            return False
-        return True
-    if depth > MAX_DEPTH:
+def _storable(text: str) -> bool:
+    """Whether PostgreSQL can keep this text: no NUL character, valid UTF-8 (no unpaired surrogate)."""
+    if "\x00" in text:
         return False
-    if isinstance(value, dict):
-        return all(_storable(k, depth + 1) and _storable(v, depth + 1) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_storable(v, depth + 1) for v in value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate such as "\ud800"
+        return False
     return True
+
+
+def _storable_json(data: dict[str, Any]) -> str | None:
+    """`data` as JSON text if PostgreSQL's jsonb can keep it, else None.
+
+    One pass in C instead of walking the structure: json.dumps escapes a NUL as \\u0000 (refused;
+    a caller's literal backslash-u0000 text is refused with it, harmlessly rare) and keeps unpaired
+    surrogates, which then fail to encode as UTF-8.
+    """
+    text = json.dumps(data, ensure_ascii=False)
+    if "\\u0000" in text:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return text
 
 
 def _text(
@@ -353,9 +361,9 @@ def check_event(item: Any) -> tuple[EventIn | None, dict[str, list[str]]]:
         data = {}
     if not isinstance(data, dict):
         errors.add("data", "Must be an object.")
-    elif not _storable(data):
-        errors.add("data", f"Nested deeper than {MAX_DEPTH} levels, or holds NUL / unpaired surrogates.")
-    elif len(json.dumps(data, ensure_ascii=False)) > MAX_DATA_BYTES:
+    elif (text := _storable_json(data)) is None:
+        errors.add("data", "Holds characters that cannot be stored (NUL or unpaired surrogates).")
+    elif len(text) > MAX_DATA_BYTES:
         errors.add("data", f"At most {MAX_DATA_BYTES} characters of JSON per event.")
     elif event_type is not None:
         DATA_RULES[event_type](data, errors)

@@ -38,7 +38,7 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from reporting import ingest_sql, live
-from reporting.assemble import Assembly, FoldSettings, Number, Target, assemble, refs_for
+from reporting.assemble import Assembly, FoldSettings, Number, StoredEvent, Target, assemble, refs_for
 from reporting.events import AgentInfo, EventIn, agent_ref_key, find_virtual_agents
 from reporting.feed import feed_messages
 from reporting.models import CallRecord, Handoff
@@ -99,8 +99,17 @@ def _ingest(center: ContactCenter, events: Sequence[EventIn], agents: dict[str, 
         return result  # nothing new: a retried request changes nothing
 
     # A new statement, after the locks: it sees every event committed by whoever held them before.
+    # A record this transaction created (no events folded yet) has no other events to read: a
+    # concurrent request's events for the call wait behind our lock and fold after we commit.
     call_ids = sorted(locked)
-    stored = ingest_sql.load_events(center.pk, call_ids)
+    fresh = {call_id for call_id, row in locked.items() if row.event_count == 0}
+    stored = ingest_sql.load_events(center.pk, [c for c in call_ids if c not in fresh])
+    for event_id, pk in inserted.items():
+        e = unique[event_id]
+        if e.call_id in fresh:
+            stored.setdefault(e.call_id, []).append(
+                StoredEvent(e.event_id, e.type, e.occurred_at, e.data, refs[event_id], pk)
+            )
     fold = FoldSettings(bot_abandon_seconds=float(settings.BOT_ABANDON_SECONDS))
     assemblies = {call_id: assemble(stored[call_id], fold) for call_id in call_ids}
 
@@ -300,49 +309,69 @@ def _after_commit(
     assemblies: dict[str, Assembly],
     deltas: dict[str, int],
 ) -> None:
-    apply_active_deltas(deltas)
-    try:
-        messages = feed_messages(new_events, assemblies)
-    except Exception:  # a bug here must not turn a stored, committed batch into a 500
-        logger.exception("ingest: could not build live feed messages")
-        return
-    feed_sender.send(center_id, messages)
+    feed_sender.send(AfterCommit(center_id, new_events, assemblies, deltas))
+
+
+@dataclass(frozen=True, slots=True)
+class AfterCommit:
+    """What a committed batch leaves to do: move the bots' counters, tell the Live pages."""
+
+    center_id: Any
+    new_events: list[tuple[int, EventIn]]
+    assemblies: dict[str, Assembly]
+    deltas: dict[str, int]
+
+    def messages(self) -> list[dict[str, Any]]:
+        apply_active_deltas(self.deltas)
+        try:
+            return feed_messages(self.new_events, self.assemblies)
+        except Exception:  # a bug here must not fail a stored, committed batch
+            logger.exception("ingest: could not build live feed messages")
+            return []
 
 
 class FeedSender:
-    """Publishes feed messages after commit without holding up the request that stored them.
+    """Runs the after-commit work without holding up the request that stored the events.
 
-    With the Redis channel layer a publish costs a connection and a few round trips (measured
-    ~10 ms a request, more than the ingestion itself), so each process sends from one daemon
-    thread, in order, merging whatever is waiting per contact center into one publish: under
-    load the batches grow instead of a backlog. Messages still waiting when a process dies are
-    lost to the sockets, not to the database: the Live page catches up by cursor. The in-memory
-    layer (one process: tests, the dev server) is cheap, so it is sent inline.
+    With Redis, a publish costs a connection and a few round trips (measured ~10 ms a request,
+    more than the ingestion itself) and the counters a few more: so each process works from one
+    daemon thread, in order, merging whatever is waiting per contact center into one publish —
+    under load the batches grow instead of a backlog. Work still waiting when a process dies is
+    lost to the sockets and counters, not to the database: the Live page catches up by cursor,
+    and counters heal (see ACTIVE_KEY_SECONDS). The in-memory channel layer (one process: tests,
+    the dev server) is cheap, so there the work is done inline.
     """
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Any, list[dict[str, Any]]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[AfterCommit] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._lock = threading.Lock()
+        self._idle = threading.Condition()
+        self._pending = 0
 
-    def send(self, center_id: Any, messages: list[dict[str, Any]]) -> None:
-        if not messages:
-            return
+    def send(self, work: AfterCommit) -> None:
         if "InMemory" in settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", ""):
-            live.publish(center_id, messages)
+            live.publish(work.center_id, work.messages())
             return
         self._start()
-        self._queue.put((center_id, messages))
+        with self._idle:
+            self._pending += 1
+        self._queue.put(work)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything sent so far has been done (tests; a graceful stop). False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
     def _start(self) -> None:
-        # A thread does not survive fork (gunicorn workers): start one per process, lazily.
+        # A thread does not survive fork (gunicorn workers): one per process, started lazily.
         if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
             return
         with self._lock:
             if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
                 self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name="live-feed-sender", daemon=True)
+                self._thread = threading.Thread(target=self._run, name="ingest-after-commit", daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
@@ -354,10 +383,13 @@ class FeedSender:
                 except queue.Empty:
                     break
             merged: dict[Any, list[dict[str, Any]]] = {}
-            for center_id, messages in waiting:
-                merged.setdefault(center_id, []).extend(messages)
+            for work in waiting:
+                merged.setdefault(work.center_id, []).extend(work.messages())
             for center_id, messages in merged.items():
                 live.publish(center_id, messages)  # never raises
+            with self._idle:
+                self._pending -= len(waiting)
+                self._idle.notify_all()
 
 
 feed_sender = FeedSender()

@@ -15,6 +15,7 @@ Every value is a bound parameter; only model names are formatted into the SQL.
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 import uuid
@@ -248,6 +249,27 @@ def store_and_lock(
             .values_list(*[CallRecord._meta.get_field(n).attname for n in _LOCKED])
         )
         return inserted, {row[1]: LockedRecord(*row[:2], _str(row[2]), *row[3:]) for row in rows}
+    fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
+    defaults = _record_defaults(center_id, fields, now)
+    sql = _store_sql_pg()
+    payload = [
+        [e.event_id, e.type, e.call_id, e.occurred_at.isoformat(), e.data, refs.get(e.event_id, {})]
+        for e in events
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pk_value(center_id), now, _json(payload), *defaults])
+        inserted_json, locked_json = cursor.fetchone()
+    inserted_rows = _loaded(inserted_json) or []
+    locked_rows = _loaded(locked_json) or []
+    return (
+        {event_id: pk for pk, event_id in inserted_rows},
+        {row[1]: LockedRecord(row[0], row[1], row[2], *row[3:]) for row in locked_rows},
+    )
+
+
+@functools.cache
+def _store_sql_pg() -> str:
+    """store_and_lock's statement on PostgreSQL (built once: it depends on the models only)."""
     event_table, record_table = _q(CallEvent._meta.db_table), _q(CallRecord._meta.db_table)
     event_columns = ", ".join(
         _col(CallEvent, n)
@@ -266,7 +288,6 @@ def store_and_lock(
         [("e", "text"), ("t", "text"), ("c", "text"), ("o", "timestamptz"), ("d", "jsonb"), ("f", "jsonb")]
     )
     fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
-    defaults = _record_defaults(center_id, fields, now)
     select = ", ".join("c" if f.name == "call_id" else "%s" for f in fields)
     updated = _col(CallRecord, "updated")
     returning = ", ".join(_col(CallRecord, n) for n in _LOCKED)
@@ -283,19 +304,7 @@ def store_and_lock(
         "SELECT (SELECT json_agg(json_build_array(id, event_id)) FROM ev), "
         f"(SELECT json_agg(json_build_array({returning})) FROM rec)"
     )
-    payload = [
-        [e.event_id, e.type, e.call_id, e.occurred_at.isoformat(), e.data, refs.get(e.event_id, {})]
-        for e in events
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [pk_value(center_id), now, _json(payload), *defaults])
-        inserted_json, locked_json = cursor.fetchone()
-    inserted_rows = _loaded(inserted_json) or []
-    locked_rows = _loaded(locked_json) or []
-    return (
-        {event_id: pk for pk, event_id in inserted_rows},
-        {row[1]: LockedRecord(row[0], row[1], row[2], *row[3:]) for row in locked_rows},
-    )
+    return sql
 
 
 def _str(value: Any) -> str | None:
@@ -342,6 +351,7 @@ def write_fold(
             cursor.execute(update_sql, update_params)
 
 
+@functools.cache
 def _record_update_parts() -> tuple[list[models.Field], str, str, list[int]]:
     fields = [
         CallRecord._meta.pk,
@@ -355,12 +365,18 @@ def _record_update_parts() -> tuple[list[models.Field], str, str, list[int]]:
 
 
 def _update_records_pg(rows: list[tuple[int, Assembly]], *, updated: datetime) -> tuple[str, list[Any]]:
-    fields, table, sets, datetimes = _record_update_parts()
+    *_, datetimes = _record_update_parts()
     values_of = operator.attrgetter(*RECORD_FIELDS)
     values = [[record_pk, *values_of(assembly.record), updated] for record_pk, assembly in rows]
+    return _update_sql_pg(), [_json_rows(values, datetimes)]
+
+
+@functools.cache
+def _update_sql_pg() -> str:
+    fields, table, sets, _ = _record_update_parts()
     derived = _rows_from_json([(_q(f.column if i else "id"), _record_type(f)) for i, f in enumerate(fields)])
     where = f"{table}.{_q(fields[0].column)} = v.{_q('id')}"
-    return f"UPDATE {table} SET {sets} FROM {derived} WHERE {where}", [_json_rows(values, datetimes)]  # noqa: S608
+    return f"UPDATE {table} SET {sets} FROM {derived} WHERE {where}"  # noqa: S608
 
 
 def update_records(rows: list[tuple[int, Assembly]], *, updated: datetime) -> None:
@@ -393,6 +409,7 @@ def update_records(rows: list[tuple[int, Assembly]], *, updated: datetime) -> No
             cursor.execute(sql, params)
 
 
+@functools.cache
 def _handoff_parts() -> tuple[list[str], list[models.Field], str, str, str]:
     attrs = [a for a in HANDOFF_FIELDS if a != "sequence"]
     fields = [Handoff._meta.get_field(a) for a in attrs]
@@ -408,18 +425,23 @@ def _handoff_parts() -> tuple[list[str], list[models.Field], str, str, str]:
 
 
 def _upsert_handoffs_pg(center_id: Any, rows: list[tuple[int, Assembly]]) -> tuple[str, list[Any]]:
-    attrs, fields, table, columns, upsert = _handoff_parts()
+    attrs, fields, *_ = _handoff_parts()
     values_of = operator.attrgetter(*attrs)
     values = [
         [record_pk, h.sequence, *values_of(h)] for record_pk, assembly in rows for h in assembly.handoffs
     ]
     if not values:
         return "", []
-    kinds = [("r", "bigint"), ("s", "smallint"), *[(f"c{i}", _record_type(f)) for i, f in enumerate(fields)]]
     datetimes = [i + 2 for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)]
+    return _handoff_sql_pg(), [pk_value(center_id), _json_rows(values, datetimes)]
+
+
+@functools.cache
+def _handoff_sql_pg() -> str:
+    _, fields, table, columns, upsert = _handoff_parts()
+    kinds = [("r", "bigint"), ("s", "smallint"), *[(f"c{i}", _record_type(f)) for i, f in enumerate(fields)]]
     select = ", ".join(["%s", "r", "s", *[_existing(f, f"c{i}") for i, f in enumerate(fields)]])
-    sql = f"INSERT INTO {table} ({columns}) SELECT {select} FROM {_rows_from_json(kinds)} {upsert}"  # noqa: S608
-    return sql, [pk_value(center_id), _json_rows(values, datetimes)]
+    return f"INSERT INTO {table} ({columns}) SELECT {select} FROM {_rows_from_json(kinds)} {upsert}"  # noqa: S608
 
 
 def upsert_handoffs(center_id: Any, rows: list[tuple[int, Assembly]]) -> None:

@@ -135,7 +135,7 @@ INVALID_EVENTS = [
     ({"data": ["direction", "inbound"]}, None, "data"),
     ({}, {"note": "a\x00b", "end_reason": "x"}, "data"),
     ({}, {"note": "\ud800", "end_reason": "x"}, "data"),
-    ({}, {"deep": [[[[[[[[[[["x"]]]]]]]]]]], "end_reason": "x"}, "data"),
+    ({}, {"nested": {"note": ["a\x00b"]}, "end_reason": "x"}, "data"),
     ({}, {"blob": "x" * 20_000, "end_reason": "x"}, "data"),
 ]
 

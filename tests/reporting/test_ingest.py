@@ -15,7 +15,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reporting.ingest import active_call_deltas, active_key, apply_active_deltas
+from reporting.ingest import active_call_deltas, active_key, apply_active_deltas, feed_sender
 from reporting.live import group_name
 from reporting.models import CallEvent, CallRecord, Handoff, ProviderCallReport
 from routing.route import active_calls
@@ -263,6 +263,7 @@ def test_active_call_counters_follow_the_bot(
     def post(*batch: dict[str, Any]) -> None:
         with django_capture_on_commit_callbacks(execute=True):
             assert post_events(switch, list(batch)).status_code == 202
+        assert feed_sender.flush()  # with Redis the counters move on the after-commit thread
 
     post(events["call.started"], events["bot.connected"])
     assert active_calls(str(bot.pk)) == 1
@@ -287,6 +288,7 @@ def test_a_call_ended_before_its_bot_connected_event_arrives_never_counts(
     with django_capture_on_commit_callbacks(execute=True):
         post_events(switch, [e for e in events if e["type"] == "call.ended"])
         post_events(switch, events)
+    assert feed_sender.flush()
     assert active_calls(str(bot.pk)) == 0
 
 
@@ -313,6 +315,7 @@ def test_a_cache_outage_does_not_fail_ingestion(
     monkeypatch.setattr(cache, "incr", down)
     with django_capture_on_commit_callbacks(execute=True):
         response = post_events(switch, call_events("c1")[:2])
+    assert feed_sender.flush()  # the counters' failure is logged on the after-commit thread, not raised
     assert response.status_code == 202 and CallRecord.objects.get(call_id="c1").active_virtual_agent_id
 
 
