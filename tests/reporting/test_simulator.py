@@ -471,8 +471,8 @@ def test_the_command_finds_the_demo_numbers_and_targets(demo: ContactCenter, liv
     assert refers
     # Each demo bot hands off to the targets of its own transfer tool (seed_demo), at acme's domain.
     allowed = {
-        "<sip:sales-assistant@bots.example.com>": {"4323", "4500"},
-        "<sip:support-assistant@bots.example.com>": {"4400", "4500"},
+        "<sip:sales-bot@bots.example.com>": {"4323", "4500"},
+        "<sip:support-bot@bots.example.com>": {"4400", "4500"},
     }
     for body in refers:
         extension, domain = body["refer_to"].removeprefix("<sip:").split("?")[0].split("@")

@@ -36,11 +36,11 @@ QUEUES = [
 INTEGRATION_LABEL = "Demo SIP bots"
 VIRTUAL_AGENTS = [
     # name, extension, bot SIP URI, default handoff (queue extension), handoff targets
-    ("Sales assistant", "5001", "sip:sales-assistant@bots.example.com", "4323", ["4323", "4500"]),
-    ("Support assistant", "5002", "sip:support-assistant@bots.example.com", "4400", ["4400", "4500"]),
+    ("Demo sales bot", "5001", "sip:sales-bot@bots.example.com", "4323", ["4323", "4500"]),
+    ("Demo support bot", "5002", "sip:support-bot@bots.example.com", "4400", ["4400", "4500"]),
 ]
 BOT_CAPACITY = 50
-FLOW_NAME = "Main line"
+FLOW_NAME = "Demo main line"
 # Ofcom's range for drama (+44 20 7946 0000 to 0999): never a real subscriber.
 DEMO_NUMBER = "+442079460000"
 BY = "manage.py seed_demo"
@@ -92,7 +92,7 @@ class Command(BaseCommand):
             f"Demo contact center {center.name} ({center.sip_domain}) is ready.\n"
             f"  administrator: {ADMIN_EMAIL} / {DEMO_PASSWORD}\n"
             f"  supervisor:    {SUPERVISOR_EMAIL} / {DEMO_PASSWORD}\n"
-            f"  number:        {DEMO_NUMBER} (menu: 1 sales assistant, 2 support assistant, 3 billing queue)"
+            f"  number:        {DEMO_NUMBER} (menu: 1 sales bot, 2 support bot, 3 billing queue)"
         )
 
     def _seed_bots_and_number(self, center: ContactCenter) -> None:
@@ -123,14 +123,14 @@ class Command(BaseCommand):
                 by=BY,
                 name=FLOW_NAME,
                 graph=_main_line(
-                    sales_bot=agents["Sales assistant"],
-                    support_bot=agents["Support assistant"],
+                    sales_bot=agents["Demo sales bot"],
+                    support_bot=agents["Demo support bot"],
                     queues=queues,
                 ),
             )
             publish_flow(flow=flow, by=BY)
         if not PhoneNumber.objects.filter(number=DEMO_NUMBER).exists():
-            create_phone_number(center=center, by=BY, number=DEMO_NUMBER, label="Main line", flow=flow)
+            create_phone_number(center=center, by=BY, number=DEMO_NUMBER, label="Demo main line", flow=flow)
 
 
 def _route(target_type: str, target_id: object, busy: str | None = None) -> dict[str, Any]:
