@@ -96,6 +96,10 @@ def _call(rng: random.Random, shape: DayShape, call_id: str, t0: datetime, slug:
     if rng.random() < shape.handoff_share:
         t += timedelta(seconds=rng.uniform(20, 180))
         for attempt in range(2):  # a failed REFER is retried once, to a queue
+            if attempt:
+                # The bot tells the caller and tries again: never in the same instant as the failure,
+                # which the fold would otherwise order first and so attribute to the retry.
+                t += timedelta(seconds=rng.uniform(0.5, 3))
             roll = rng.random()
             if attempt or roll < 0.7:
                 kind, ext = "queue", rng.choice(QUEUES)

@@ -41,6 +41,9 @@ def test_shuffled_twice_equals_ordered(center) -> None:
     assert outcomes["handed_off"] and outcomes["contained"] and outcomes["abandoned_in_bot"] and outcomes[""]
     states = Counter(h["state"] for h in handoffs.values())
     assert states["completed"] and states["failed"]
+    # Every failure event landed on its own REFER: as many failed handoffs as handoff.failed events
+    # (the day cut at EVENTS leaves a few calls mid-handoff, never a failure on the wrong REFER).
+    assert states["failed"] == sum(e["type"] == "handoff.failed" for e in day)
     assert any(h["target_error"] == "unknown_extension" for h in handoffs.values())
     assert any(r["answered_by_id"] for r in records.values()) and any(r["queue_id"] for r in records.values())
 
