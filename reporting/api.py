@@ -127,6 +127,7 @@ _EXAMPLE_EVENT = {
         "they arrive in. Needs an API key with scope `telephony`."
     ),
     tags=["telephony"],
+    operation_id="telephony_events",
 )
 @api_view(["POST"])
 @authentication_classes([ApiKeyAuthentication])

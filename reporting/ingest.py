@@ -22,9 +22,9 @@ SQLite ≥ 3.35: multi-row VALUES, also with ON CONFLICT … RETURNING and UPDAT
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-import queue
 import random
 import threading
 import time
@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 from django.db import OperationalError, transaction
@@ -309,87 +310,68 @@ def _after_commit(
     assemblies: dict[str, Assembly],
     deltas: dict[str, int],
 ) -> None:
-    feed_sender.send(AfterCommit(center_id, new_events, assemblies, deltas))
+    apply_active_deltas(deltas)
+    try:
+        messages = feed_messages(new_events, assemblies)
+    except Exception:  # a bug here must not fail a stored, committed batch
+        logger.exception("ingest: could not build live feed messages")
+        return
+    feed_sender.send(center_id, messages)
 
 
-@dataclass(frozen=True, slots=True)
-class AfterCommit:
-    """What a committed batch leaves to do: move the bots' counters, tell the Live pages."""
-
-    center_id: Any
-    new_events: list[tuple[int, EventIn]]
-    assemblies: dict[str, Assembly]
-    deltas: dict[str, int]
-
-    def messages(self) -> list[dict[str, Any]]:
-        apply_active_deltas(self.deltas)
-        try:
-            return feed_messages(self.new_events, self.assemblies)
-        except Exception:  # a bug here must not fail a stored, committed batch
-            logger.exception("ingest: could not build live feed messages")
-            return []
+PUBLISH_TIMEOUT = 5.0  # seconds a request waits for the channel layer before giving up on the feed
 
 
 class FeedSender:
-    """Runs the after-commit work without holding up the request that stored the events.
+    """Publishes feed messages on one long-lived event loop per process, before the request answers.
 
-    With Redis, a publish costs a connection and a few round trips (measured ~10 ms a request,
-    more than the ingestion itself) and the counters a few more: so each process works from one
-    daemon thread, in order, merging whatever is waiting per contact center into one publish —
-    under load the batches grow instead of a backlog. Work still waiting when a process dies is
-    lost to the sockets and counters, not to the database: the Live page catches up by cursor,
-    and counters heal (see ACTIVE_KEY_SECONDS). The in-memory channel layer (one process: tests,
-    the dev server) is cheap, so there the work is done inline.
+    `reporting.live.publish` runs each send on a new event loop, and channels_redis keeps its
+    connections per loop: every request paid for a new Redis connection (measured ~10 ms, more
+    than the ingestion itself). Here the loop lives in a daemon thread for the life of the worker
+    process, so its connections are reused; the request still waits for the send, so a socket
+    hears of an event before its POST is answered, and a failure is logged by that request. The
+    in-memory layer (one process: tests, the dev server) goes through `live.publish` as is.
     """
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[AfterCommit] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._pid = 0
         self._lock = threading.Lock()
-        self._idle = threading.Condition()
-        self._pending = 0
 
-    def send(self, work: AfterCommit) -> None:
+    def send(self, center_id: Any, messages: list[dict[str, Any]]) -> None:
+        if not messages:
+            return
         if "InMemory" in settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", ""):
-            live.publish(work.center_id, work.messages())
+            live.publish(center_id, messages)
             return
-        self._start()
-        with self._idle:
-            self._pending += 1
-        self._queue.put(work)
+        message = {"type": live.MESSAGE_TYPE, "messages": messages}
+        try:
+            layer = get_channel_layer()
+            if layer is None:
+                return
+            future = asyncio.run_coroutine_threadsafe(
+                layer.group_send(live.group_name(center_id), message), self._running_loop()
+            )
+            try:
+                future.result(timeout=PUBLISH_TIMEOUT)
+            finally:
+                future.cancel()
+        except Exception as exc:  # the channel layer's failures are many (connection, timeouts, capacity)
+            # The same words as reporting.live: one thing to look for when the feed degrades.
+            logger.warning(
+                "live feed: could not publish %d message(s): %s", len(messages), type(exc).__name__
+            )
 
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything sent so far has been done (tests; a graceful stop). False on timeout."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
-
-    def _start(self) -> None:
-        # A thread does not survive fork (gunicorn workers): one per process, started lazily.
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            return
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        # A thread does not survive fork (gunicorn workers): one loop per process, started lazily.
+        if self._loop is not None and self._pid == os.getpid():
+            return self._loop
         with self._lock:
-            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name="ingest-after-commit", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            waiting = [self._queue.get()]
-            while True:
-                try:
-                    waiting.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            merged: dict[Any, list[dict[str, Any]]] = {}
-            for work in waiting:
-                merged.setdefault(work.center_id, []).extend(work.messages())
-            for center_id, messages in merged.items():
-                live.publish(center_id, messages)  # never raises
-            with self._idle:
-                self._pending -= len(waiting)
-                self._idle.notify_all()
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="live-feed-loop", daemon=True).start()
+                self._loop, self._pid = loop, os.getpid()
+        return self._loop
 
 
 feed_sender = FeedSender()
