@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -373,18 +374,62 @@ def check_event(item: Any) -> tuple[EventIn | None, dict[str, list[str]]]:
     return EventIn(event_id, str(event_type), call_id, occurred_at, data), {}
 
 
+class RecentLookups:
+    """Names that resolved in the last few seconds, per process: a switch repeats the same few.
+
+    Only successes are kept, never misses or refusals: a bot, queue or extension created a moment
+    ago is found at once, and nothing is ever recorded as unknown because of this memo. What it
+    can do is keep a deleted or renamed object's answer for up to `SECONDS` (the write paths then
+    store NULL for a deleted row: see reporting.ingest_sql._existing). Keyed by contact center.
+    """
+
+    SECONDS = 10.0
+    MAX_ENTRIES = 50_000
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str, str], tuple[float, Any]] = {}
+
+    def get(self, kind: str, center: ContactCenter, keys: Iterable[str]) -> tuple[dict[str, Any], set[str]]:
+        """(what is known, what to look up)."""
+        now = time.monotonic()
+        found: dict[str, Any] = {}
+        missing: set[str] = set()
+        for key in keys:
+            entry = self._entries.get((kind, str(center.pk), key))
+            if entry is not None and entry[0] > now:
+                found[key] = entry[1]
+            else:
+                missing.add(key)
+        return found, missing
+
+    def put(self, kind: str, center: ContactCenter, values: Mapping[str, Any]) -> None:
+        if len(self._entries) > self.MAX_ENTRIES:
+            self._entries.clear()
+        expires = time.monotonic() + self.SECONDS
+        for key, value in values.items():
+            self._entries[(kind, str(center.pk), key)] = (expires, value)
+
+
+recent_lookups = RecentLookups()
+
+
 def find_virtual_agents(center: ContactCenter, refs: Iterable[str]) -> dict[str, AgentInfo]:
     """Virtual agents of `center` named by these refs (ids or extensions) → by canonical key."""
+    keys = {key for ref in refs if (key := agent_ref_key(ref)) is not None}
+    known, missing = recent_lookups.get("agent", center, keys)
+    if missing:
+        looked_up = _find_virtual_agents(center, missing)
+        recent_lookups.put("agent", center, looked_up)
+        known.update(looked_up)
+    return known
+
+
+def _find_virtual_agents(center: ContactCenter, keys: set[str]) -> dict[str, AgentInfo]:
     ids: set[str] = set()
     digits: set[str] = set()
-    for ref in refs:
-        key = agent_ref_key(ref)
-        if key is None:
-            continue
+    for key in keys:
         kind, value = key.split(":", 1)
         (ids if kind == "id" else digits).add(value)
-    if not ids and not digits:
-        return {}
     found: dict[str, AgentInfo] = {}
     rows = (
         VirtualAgent.objects.for_center(center)

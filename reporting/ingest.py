@@ -28,7 +28,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from reporting import ingest_sql, live
 from reporting.assemble import Assembly, FoldSettings, Number, StoredEvent, Target, assemble, refs_for
-from reporting.events import AgentInfo, EventIn, agent_ref_key, find_virtual_agents
+from reporting.events import AgentInfo, EventIn, agent_ref_key, find_virtual_agents, recent_lookups
 from reporting.feed import feed_messages
 from reporting.models import CallRecord, Handoff
 from reporting.provider_reports import attach_pending_reports
@@ -174,9 +174,9 @@ def resolve_refs(
     missing = {ref for ref in agent_refs if agent_ref_key(ref) not in known}
     if missing:
         known.update(find_virtual_agents(center, missing))
-    targets = resolve_targets(center, refer_tos)
-    members = _members(center, extensions)
-    numbers = _numbers(center, dialled)
+    targets = _remembered("target", center, refer_tos, resolve_targets)
+    members = _remembered("member", center, extensions, _members)
+    numbers = _remembered("number", center, dialled, _numbers)
     refs: dict[str, dict[str, Any]] = {}
     for e in events:
         ref = e.data.get("virtual_agent")
@@ -187,6 +187,22 @@ def resolve_refs(
             number=numbers.get(e.data["to"]) if e.type == "call.started" else None,
         )
     return refs
+
+
+def _remembered(
+    kind: str,
+    center: ContactCenter,
+    keys: set[str],
+    look_up: Callable[[ContactCenter, set[str]], dict[str, Any]],
+) -> dict[str, Any]:
+    """`look_up` for the keys not resolved in the last few seconds (reporting.events.RecentLookups)."""
+    known, missing = recent_lookups.get(kind, center, keys)
+    if missing:
+        found = look_up(center, missing)
+        # Refusals (a Refer-To's error) are looked up again every time: never remembered.
+        recent_lookups.put(kind, center, {k: v for k, v in found.items() if not getattr(v, "error", "")})
+        known.update(found)
+    return known
 
 
 def resolve_targets(center: ContactCenter, refer_tos: Iterable[str]) -> dict[str, Target]:

@@ -396,3 +396,44 @@ def test_other_database_errors_are_not_retried(acme, scene, monkeypatch) -> None
     with pytest.raises(OperationalError):
         ingest_events(center=acme, events=events, agents=agents)
     assert len(calls) == 1
+
+
+# --- names resolved in the last seconds are remembered, refusals never --------------------------
+
+
+def test_a_bot_or_extension_created_a_moment_after_a_miss_is_found_at_once(
+    acme, scene, switch: Client
+) -> None:
+    from tests.factories import make_queue
+
+    assert post_events(switch, event("bot.connected", "c1", 0, virtual_agent="7005")).status_code == 400
+    make_bot(acme, name="New bot", extension="7005")
+    assert post_events(switch, event("bot.connected", "c1", 0, virtual_agent="7005")).status_code == 202
+
+    refer = {"virtual_agent": "7005", "refer_to": "<sip:4999@acme.voiso.com>"}
+    post_events(switch, event("handoff.requested", "c1", 1, **refer))
+    make_queue(acme, name="Brand new", extension="4999")
+    post_events(switch, event("handoff.requested", "c1", 2, **refer))
+    assert [(h.target_type, h.target_error) for h in Handoff.objects.order_by("sequence")] == [
+        ("", "unknown_extension"),
+        ("queue", ""),
+    ]
+
+
+def test_lookups_are_remembered_briefly(scene, switch: Client) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    events = {e["type"]: e for e in call_events("c1")}
+    post_events(switch, [events["call.started"], events["bot.connected"], events["handoff.requested"]])
+    again = {**events["handoff.requested"], "id": "again", "occurred_at": "2026-05-01T09:31:00Z"}
+    with CaptureQueriesContext(connection) as queries:
+        assert post_events(switch, again).status_code == 202
+    lookups = [
+        q["sql"]
+        for q in queries.captured_queries
+        if any(table in q["sql"] for table in ("virtual_agents_virtualagent", "voiso_byob_extension"))
+        and not q["sql"].startswith(("INSERT", "UPDATE", "WITH"))
+    ]
+    assert lookups == []  # the bot and the Refer-To were resolved a moment ago
+    assert Handoff.objects.count() == 2 and Handoff.objects.get(sequence=2).target_type == "queue"
