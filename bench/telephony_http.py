@@ -397,8 +397,8 @@ def main() -> int:
                 failures.append(f"{name}: {result['ratio']:.2f} x minimal < {TARGET_RATIO}")
         print()
         print(
-            f"gunicorn {args.workers} x {worker_label(args)} workers, wrk -t{args.threads} -c{args.connections} "
-            f"-d{args.duration:.0f}s, PostgreSQL + Redis, DEBUG off"
+            f"gunicorn {args.workers} x {worker_label(args)} workers, "
+            f"wrk -t{args.threads} -c{args.connections} -d{args.duration:.0f}s, PostgreSQL + Redis, DEBUG off"
         )
         header = f"{'endpoint':<34} {'req/s':>8} {'x minimal':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
         print(header)

@@ -71,7 +71,11 @@ class CallEvent(models.Model):
                 condition=Q(type__in=EventType.values), name="reporting_callevent_type_valid"
             ),
         ]
-        indexes = [models.Index(fields=["contact_center", "call_id"], name="reporting_event_call_idx")]
+        indexes = [
+            models.Index(fields=["contact_center", "call_id"], name="reporting_event_call_idx"),
+            # The Live page's catch-up: a center's events received since a moment.
+            models.Index(fields=["contact_center", "received_at"], name="reporting_event_received_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.call_id}"
@@ -202,6 +206,12 @@ class CallRecord(models.Model):
             ),
             models.Index(
                 fields=["contact_center", "virtual_agent", "status"], name="reporting_record_bot_idx"
+            ),
+            # A post-call webhook without our X-Voiso-Call-Id is matched by the provider's call id.
+            models.Index(
+                fields=["contact_center", "provider_call_id"],
+                condition=~Q(provider_call_id=""),
+                name="reporting_record_provider_idx",
             ),
         ]
 

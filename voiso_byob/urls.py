@@ -24,6 +24,11 @@ router.register("virtual-agents", VirtualAgentViewSet, basename="virtual-agent")
 router.register("calls", CallViewSet, basename="call")
 
 urlpatterns = [
+    # The SIP layer's endpoints, exactly as the telephony contract names them (no trailing slash).
+    # First in the table: they answer every call, and resolving walks the patterns in order.
+    path("api/v1/telephony/route", telephony_route, name="telephony_route"),
+    path("api/v1/telephony/refer", telephony_refer, name="telephony_refer"),
+    path("api/v1/telephony/events", telephony_events, name="telephony_events"),
     path("", views.dashboard, name="dashboard"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -43,10 +48,6 @@ urlpatterns = [
     path("live/", include("reporting.live_urls")),
     path("calls/", include("reporting.urls")),
     path("routing/", include("routing.urls")),
-    # The SIP layer's endpoints, exactly as the telephony contract names them (no trailing slash).
-    path("api/v1/telephony/route", telephony_route, name="telephony_route"),
-    path("api/v1/telephony/refer", telephony_refer, name="telephony_refer"),
-    path("api/v1/telephony/events", telephony_events, name="telephony_events"),
     # Bot providers' post-call reports; the provider's signature is the authentication.
     path(
         "api/v1/webhooks/<str:provider>/<uuid:integration_id>/", provider_webhook, name="provider_webhook"
