@@ -1,4 +1,4 @@
-"""The telephony endpoints' one SQL query per request.
+"""The telephony endpoints' one SQL query per request, and the memory that usually saves it.
 
 Each request needs to know who is calling (the API key and its contact center) and what it
 asks about (the dialled number with its flows, or the extension a REFER names). One
@@ -11,23 +11,35 @@ On PostgreSQL the statement runs on a server-side-binding cursor, so psycopg pre
 once per connection (`prepare_threshold` in the database OPTIONS) instead of it being
 planned on every call; Django's other queries keep client-side binding. It still goes
 through Django's cursor wrapper: tests count it and DEBUG logs it.
+
+With a shared Redis cache, each process also remembers what the query returned, for a few
+seconds, under the telephony generation it read *before* the query
+(voiso_byob.cache.bump_telephony_generation: any change to keys, centers, numbers, flows,
+extensions or their owners moves it). A request answered from memory checks the generation in
+the same Redis round trip as the write it makes anyway (route's menu state) or in one GET
+(refer); a different generation drops the memory and the request is answered again from the
+database. Measured on these machines, each network round trip costs a worker ~0.1 ms of CPU.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache as once
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Model
 
 from routing.models import Flow, PhoneNumber, Queue
 from routing.refer import ExtensionOwner
 from virtual_agents.models import VirtualAgent
+from voiso_byob.cache import TELEPHONY_GENERATION_KEY
 from voiso_byob.models import ApiKey, ContactCenter, Extension, Membership, User
 from voiso_byob.plain_api import KeyRow
 
@@ -66,7 +78,7 @@ def _key_and_center_from() -> str:
     )
 
 
-@cache
+@once
 def _route_sql() -> str:
     p, f = PhoneNumber, Flow
     return (
@@ -81,7 +93,7 @@ def _route_sql() -> str:
     )
 
 
-@cache
+@once
 def _refer_sql() -> str:
     e, q, m, u, v = Extension, Queue, Membership, User, VirtualAgent
     owner = (
@@ -178,3 +190,74 @@ def refer_lookup(
             agent_ready=bool(enabled) and bool(connected),
         )
     return key, center, owner
+
+
+# --- memory -------------------------------------------------------------------------------
+
+LOCAL_SECONDS = 10.0  # bounds staleness if a generation bump was lost (Redis down at that moment)
+LOCAL_LIMIT = 10_000
+
+
+@dataclass(slots=True)
+class Inputs:
+    """What a telephony answer is computed from, and whether it came from this process's memory."""
+
+    key: KeyRow
+    center: ContactCenter
+    answer: Any  # DialledLine | ExtensionOwner | None
+    generation: Any = None
+    from_memory: bool = False
+
+
+_memory: dict[tuple[str, str, str | None], Inputs] = {}
+_memory_times: dict[tuple[str, str, str | None], float] = {}
+
+
+def can_remember() -> bool:
+    """Only with a cache every process shares and that pipelines (Redis): see voiso_byob.cache."""
+    return hasattr(cache, "get_then_write")
+
+
+def remembered(kind: str, prefix: str, argument: str | None) -> Inputs | None:
+    memory_key = (kind, prefix, argument)
+    inputs = _memory.get(memory_key)
+    if inputs is None or time.time() - _memory_times[memory_key] > LOCAL_SECONDS:
+        return None
+    return inputs
+
+
+def forget(kind: str, prefix: str, argument: str | None) -> None:
+    _memory.pop((kind, prefix, argument), None)
+
+
+def forget_everything() -> None:
+    _memory.clear()
+    _memory_times.clear()
+
+
+def fresh_route(prefix: str, number: str) -> Inputs | None:
+    return _fresh("route", prefix, number, route_lookup)
+
+
+def fresh_refer(prefix: str, digits: str | None) -> Inputs | None:
+    return _fresh("refer", prefix, digits, refer_lookup)
+
+
+def _fresh(kind: str, prefix: str, argument: Any, lookup: Any) -> Inputs | None:
+    """From the database; remembered when the generation could be read first."""
+    generation, known = None, False
+    if can_remember():
+        try:
+            generation, known = cache.get(TELEPHONY_GENERATION_KEY), True
+        except Exception:  # the cache is down: answer from the database, remember nothing
+            known = False
+    found = lookup(prefix, argument)
+    if found is None:
+        return None
+    inputs = Inputs(*found, generation=generation)
+    if known:
+        if len(_memory) >= LOCAL_LIMIT:
+            forget_everything()
+        _memory[(kind, prefix, argument)] = Inputs(*found, generation=generation, from_memory=True)
+        _memory_times[(kind, prefix, argument)] = time.time()
+    return inputs

@@ -57,6 +57,18 @@ class RouteAnswer:
     instructions: list[dict[str, Any]]
     destination: dict[str, Any] | None
     path: list[str]
+    # What the caller must do with the call's menu state in the shared cache: store
+    # `menu_state` under `state_key` when the call now waits at a menu, else drop the key
+    # if `clear_state` (the call has left the menu it waited at).
+    state_key: str = ""
+    menu_state: dict[str, Any] | None = None
+    clear_state: bool = False
+
+    def save_state(self) -> None:
+        if self.menu_state is not None:
+            cache.set(self.state_key, self.menu_state, MENU_STATE_SECONDS)
+        elif self.clear_state:
+            cache.delete(self.state_key)
 
 
 def center_info(center: ContactCenter) -> CenterInfo:
@@ -166,8 +178,8 @@ def _capacity_check(center: ContactCenter) -> Any:
     return is_available
 
 
-def _state_key(center: ContactCenter, call_id: str) -> str:
-    return f"route-state:{center.pk}:{call_id}"
+def menu_state_key(center_id: Any, call_id: str) -> str:
+    return f"route-state:{center_id}:{call_id}"
 
 
 def route_call(
@@ -179,19 +191,21 @@ def route_call(
     caller: str,
     at: datetime,
     digits: str | None,
+    stored_state: Any = None,
 ) -> RouteAnswer:
     """Run the flow of the dialled number (or continue a call waiting at a menu).
 
-    `center` and `line` come fresh from this request's query (routing.hotpath): the center's
-    routing revision and the flow's published version decide which compiled flow runs.
+    `center` and `line` come from routing.hotpath: the center's routing revision and the
+    flow's published version decide which compiled flow runs. With `digits`, `stored_state`
+    is what the shared cache holds under `menu_state_key()`. The answer says what to store;
+    the caller stores it (routing.telephony does it in the same round trip as its check).
     """
     if line is None:
         raise DomainError("unknown_number", f"{number} is not a number of this contact center.", status=404)
-    state_key = _state_key(center, call_id)
+    state_key = menu_state_key(center.pk, call_id)
     state: RunState | None = None
     if digits is not None:
-        stored = cache.get(state_key)
-        if stored is None:
+        if stored_state is None:
             raise DomainError(
                 "unknown_call",
                 f"Call {call_id} is not waiting at a menu here (unknown, finished or expired); "
@@ -199,13 +213,13 @@ def route_call(
                 status=409,
             )
         try:
-            state = RunState.from_dict(stored["state"])
-        except (InvalidRunState, KeyError, TypeError):
+            state = RunState.from_dict(stored_state["state"])
+            version_id = UUID(stored_state["version"])
+        except (InvalidRunState, KeyError, TypeError, ValueError):
             cache.delete(state_key)
             raise DomainError(
                 "unknown_call", f"Call {call_id} has no usable menu state.", status=409
             ) from None
-        version_id = UUID(stored["version"])
     else:
         version_id = _version_for(line, center, at)
     flow = compiled(version_id, center)
@@ -221,13 +235,17 @@ def route_call(
         ),
         state,
     )
+    menu_state = None
     if result.state is not None:
-        cache.set(
-            state_key, {"version": str(version_id), "state": result.state.as_dict()}, MENU_STATE_SECONDS
-        )
-    elif digits is not None:
-        cache.delete(state_key)
-    return RouteAnswer(result.instructions, result.destination, result.path)
+        menu_state = {"version": str(version_id), "state": result.state.as_dict()}
+    return RouteAnswer(
+        result.instructions,
+        result.destination,
+        result.path,
+        state_key=state_key,
+        menu_state=menu_state,
+        clear_state=digits is not None and menu_state is None,
+    )
 
 
 def dialled_number(to: str) -> str | None:

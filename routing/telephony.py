@@ -1,24 +1,27 @@
 """The SIP layer's routing endpoints: `POST /api/v1/telephony/route` and `/telephony/refer`.
 
-They answer every call setup and every REFER, so each is one SQL query (routing.hotpath)
-served by a plain Django view (voiso_byob.plain_api) — same contract, error shape and
-OpenAPI description as the rest of the API, without DRF's per-request machinery.
+They answer every call setup and every REFER, so each is at most one SQL query, usually none
+(routing.hotpath: the query, and the memory checked against the telephony generation), served
+by a plain Django view (voiso_byob.plain_api) — same contract, error shape and OpenAPI
+description as the rest of the API, without DRF's per-request machinery.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
+from django.core.cache import cache
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework.views import APIView
 
-from routing.hotpath import refer_lookup, route_lookup
+from routing import hotpath
 from routing.refer import destination_for
-from routing.route import dialled_number, route_call
+from routing.route import MENU_STATE_SECONDS, dialled_number, menu_state_key, route_call
 from routing.serializers import (
     ReferRequestSerializer,
     ReferResponseSerializer,
@@ -26,10 +29,11 @@ from routing.serializers import (
     RouteResponseSerializer,
 )
 from voiso_byob.api_key_cache import touch_api_key_id
+from voiso_byob.cache import TELEPHONY_GENERATION_KEY
 from voiso_byob.errors import DomainError
 from voiso_byob.models import ApiKey
 from voiso_byob.plain_api import ApiError, Fields, bearer_token, json_object, plain_api_view
-from voiso_byob.sip import ReferToError, parse_refer_to
+from voiso_byob.sip import ReferTo, ReferToError, parse_refer_to
 
 _DIGITS = re.compile(r"^[0-9*#]?$")
 
@@ -80,6 +84,13 @@ def _unknown_key() -> ApiError:
     return ApiError(401, "invalid_api_key", "Invalid API key.")
 
 
+def _stale(inputs: hotpath.Inputs, generation: Any) -> bool:
+    return inputs.from_memory and generation != inputs.generation
+
+
+# --- route -------------------------------------------------------------------------------
+
+
 @plain_api_view(schema=RouteSchema)
 def telephony_route(request: HttpRequest) -> JsonResponse:
     raw_key = bearer_token(request)
@@ -92,31 +103,87 @@ def telephony_route(request: HttpRequest) -> JsonResponse:
     if digits is not None and not _DIGITS.match(digits):
         fields.errors.setdefault("digits", []).append("One key: 0-9, * or #; empty for a timeout.")
     number = dialled_number(to) if to else None
-    # Authentication first: a stranger learns nothing about the request's validity.
-    found = route_lookup(ApiKey.prefix_of(raw_key), number or "")
-    if found is None:
+    prefix = ApiKey.prefix_of(raw_key)
+    call = _Call(raw_key, fields, call_id, to, number, caller, at or timezone.now(), digits)
+    remembered = hotpath.remembered("route", prefix, number or "")
+    if remembered is not None:
+        try:
+            body = _route(remembered, call)
+        except (ApiError, DomainError):
+            body = None  # decided on remembered inputs: decide again on fresh ones
+        if body is not None:
+            return JsonResponse(body)
+        hotpath.forget("route", prefix, number or "")
+        if call.digits is None and call.call_id:
+            # A stale attempt may have stored a menu state; the fresh answer decides again.
+            cache.delete(menu_state_key(remembered.center.pk, call.call_id))
+    inputs = hotpath.fresh_route(prefix, number or "")
+    if inputs is None:
         raise _unknown_key()
-    key, center, line = found
-    key.check_telephony(raw_key)
-    touch_api_key_id(key.id)
-    fields.raise_if_any()
-    assert call_id is not None and to is not None and caller is not None  # validated above
+    body = _route(inputs, call)
+    assert body is not None  # fresh inputs are never stale
+    return JsonResponse(body)
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    raw_key: str
+    fields: Fields
+    call_id: str | None
+    to: str | None
+    number: str | None
+    caller: str | None
+    at: datetime
+    digits: str | None
+
+
+def _route(inputs: hotpath.Inputs, call: _Call) -> dict[str, Any] | None:
+    """The answer, or None when remembered inputs turned out stale (nothing was stored then)."""
+    # Authentication first: a stranger learns nothing about the request's validity.
+    inputs.key.check_telephony(call.raw_key)
+    touch_api_key_id(inputs.key.id)
+    call.fields.raise_if_any()
+    assert call.call_id is not None and call.to is not None and call.caller is not None
+    state_key = menu_state_key(inputs.center.pk, call.call_id)
+    stored = None
     try:
+        if call.digits is not None:
+            if inputs.from_memory:
+                generation, stored = cache.get_then_write([TELEPHONY_GENERATION_KEY, state_key])
+                if _stale(inputs, generation):
+                    return None
+            else:
+                stored = cache.get(state_key)
         answer = route_call(
-            center=center,
-            number=number or to,
-            line=line if number else None,
-            call_id=call_id,
-            caller=caller,
-            at=at or timezone.now(),
-            digits=digits,
+            center=inputs.center,
+            number=call.number or call.to,
+            line=inputs.answer if call.number else None,
+            call_id=call.call_id,
+            caller=call.caller,
+            at=call.at,
+            digits=call.digits,
+            stored_state=stored,
         )
     except DomainError as exc:
         raise ApiError(exc.status_code, exc.code, exc.message) from None
-    body: dict[str, Any] = {"call_id": call_id, "instructions": answer.instructions}
+    if inputs.from_memory and call.digits is None:
+        # The one round trip this request makes: check the generation, store the menu state.
+        generation, *_ = cache.get_then_write(
+            [TELEPHONY_GENERATION_KEY],
+            set_items={state_key: answer.menu_state} if answer.menu_state is not None else None,
+            timeout=MENU_STATE_SECONDS,
+        )
+        if _stale(inputs, generation):
+            return None
+    else:
+        answer.save_state()
+    body: dict[str, Any] = {"call_id": call.call_id, "instructions": answer.instructions}
     if answer.destination is not None:
         body["destination"] = answer.destination
-    return JsonResponse(body)
+    return body
+
+
+# --- refer -------------------------------------------------------------------------------
 
 
 @plain_api_view(schema=ReferSchema)
@@ -127,25 +194,31 @@ def telephony_refer(request: HttpRequest) -> JsonResponse:
     refer_to = fields.text("refer_to", max_length=4096, trim=False)
     fields.text("referred_by", max_length=1024, required=False, allow_blank=True)
     fields.string_map("headers", max_items=50, max_length=1024)
-    target = refused = None
+    target: ReferTo | None = None
+    refused: ReferToError | None = None
     if refer_to is not None:
         try:
             target = parse_refer_to(refer_to)
         except ReferToError as exc:
             refused = exc
     digits = target.extension if target is not None else None
-    found = refer_lookup(ApiKey.prefix_of(raw_key), digits)
-    if found is None:
+    prefix = ApiKey.prefix_of(raw_key)
+    inputs = hotpath.remembered("refer", prefix, digits)
+    if inputs is not None and _stale(inputs, _generation()):
+        hotpath.forget("refer", prefix, digits)
+        inputs = None
+    if inputs is None:
+        inputs = hotpath.fresh_refer(prefix, digits)
+    if inputs is None:
         raise _unknown_key()
-    key, center, owner = found
-    key.check_telephony(raw_key)
-    touch_api_key_id(key.id)
+    inputs.key.check_telephony(raw_key)
+    touch_api_key_id(inputs.key.id)
     fields.raise_if_any()
     try:
         if refused is not None:
             raise refused
         assert target is not None
-        destination = destination_for(center, target, owner)
+        destination = destination_for(inputs.center, target, inputs.answer)
     except ReferToError as exc:
         # HTTP carries the refusal; `sip_status` is what the switch answers the REFER with.
         http_status = exc.sip_status if exc.sip_status in (400, 403, 404) else 409
@@ -154,3 +227,13 @@ def telephony_refer(request: HttpRequest) -> JsonResponse:
     if target.replaces is not None:
         body["replaces"] = asdict(target.replaces)
     return JsonResponse(body)
+
+
+def _generation() -> Any:
+    try:
+        return cache.get(TELEPHONY_GENERATION_KEY)
+    except Exception:
+        return _UNKNOWN  # never equal to a remembered generation: read the database
+
+
+_UNKNOWN = object()

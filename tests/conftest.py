@@ -70,9 +70,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture(autouse=True)
 def clear_cache() -> Iterator[None]:
-    # API keys, menu state and compiled flows live in the cache; tests must not share them.
+    # API keys, menu state and compiled flows live in the cache, telephony answers in each
+    # process's memory (routing.hotpath); tests must not share them.
+    from routing import hotpath
+
     cache.clear()
+    hotpath.forget_everything()
     yield
+    hotpath.forget_everything()
     cache.clear()
 
 

@@ -8,9 +8,16 @@ client per pool is enough.
 
 from __future__ import annotations
 
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from django.core.cache import cache
 from django.core.cache.backends import redis as django_redis
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
 
 
 class ReusedClientRedisCacheClient(django_redis.RedisCacheClient):
@@ -37,3 +44,60 @@ class RedisCache(django_redis.RedisCache):
         # Django's check warns about what memcached refuses (spaces, control characters, > 250
         # bytes); Redis keys are binary-safe, and the check walks every character of every key.
         return None
+
+    def get_then_write(
+        self,
+        get_keys: Sequence[str],
+        *,
+        set_items: Mapping[str, Any] | None = None,
+        timeout: int | None = None,
+        delete_keys: Sequence[str] = (),
+    ) -> list[Any]:
+        """Read `get_keys`, then write `set_items` and delete `delete_keys`, in one round trip.
+
+        A pipeline, not a transaction: the reads see the values from before the writes.
+        """
+        client = self._cache.get_client(write=True)
+        serializer = self._cache._serializer
+        pipe = client.pipeline(transaction=False)
+        for key in get_keys:
+            pipe.get(self.make_and_validate_key(key))
+        expiry = self.get_backend_timeout(timeout)
+        for key, value in (set_items or {}).items():
+            pipe.set(self.make_and_validate_key(key), serializer.dumps(value), ex=expiry)
+        for key in delete_keys:
+            pipe.delete(self.make_and_validate_key(key))
+        results = pipe.execute()[: len(get_keys)]
+        return [None if value is None else serializer.loads(value) for value in results]
+
+
+# --- the telephony generation ----------------------------------------------------------------
+# One number in the shared cache that changes whenever anything a telephony answer depends on
+# changes (API keys, centers, numbers, flows, extensions and their owners). Processes keep
+# answers' inputs in memory and check this number in the same round trip as the write a
+# request makes anyway (routing.hotpath); a different number means "read the database again".
+
+TELEPHONY_GENERATION_KEY = "telephony-generation"
+
+
+def bump_telephony_generation() -> None:
+    """Now, and again after the current transaction commits.
+
+    Now: so the next request in this transaction (and tests, whose transaction never commits)
+    reads the change. After commit: a process that re-read the database in between saw the
+    old rows under the first new value, and must read again.
+    """
+    _bump_now()
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(_bump_now)
+
+
+def _bump_now() -> None:
+    try:
+        try:
+            cache.incr(TELEPHONY_GENERATION_KEY)
+        except ValueError:  # missing (first change, or evicted): any new value invalidates
+            cache.set(TELEPHONY_GENERATION_KEY, secrets.randbits(48), None)
+    except Exception:
+        # Entries in other processes then live until their age limit (hotpath.LOCAL_SECONDS).
+        logger.warning("telephony generation not bumped: the shared cache is unavailable", exc_info=True)

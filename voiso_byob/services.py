@@ -12,6 +12,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from voiso_byob.api_key_cache import forget_api_keys
+from voiso_byob.cache import bump_telephony_generation
 from voiso_byob.errors import DomainError
 from voiso_byob.models import (
     SLUG_RE,
@@ -77,6 +78,7 @@ def _verb(field: str) -> str:
 def bump_routing_revision(center: ContactCenter) -> None:
     """Tell every process's flow cache that a route target changed (see ContactCenter.routing_revision)."""
     ContactCenter.objects.filter(pk=center.pk).update(routing_revision=F("routing_revision") + 1)
+    bump_telephony_generation()
 
 
 # --- extensions --------------------------------------------------------------------------

@@ -49,9 +49,7 @@ urlpatterns = [
     path("calls/", include("reporting.urls")),
     path("routing/", include("routing.urls")),
     # Bot providers' post-call reports; the provider's signature is the authentication.
-    path(
-        "api/v1/webhooks/<str:provider>/<uuid:integration_id>/", provider_webhook, name="provider_webhook"
-    ),
+    path("api/v1/webhooks/<str:provider>/<uuid:integration_id>/", provider_webhook, name="provider_webhook"),
     path("api/v1/", include(router.urls)),
     # The schema describes the API, not anyone's data: public, so clients can be generated.
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api_schema"),
