@@ -24,6 +24,24 @@ messages in cursor order. Each message is JSON-safe (times are ISO 8601 strings 
   handoff.requested and handoff.accepted sends two messages that both show "accepted"; the
   `event` of each says which step it reports. Events arriving late (an older occurred_at)
   still get a new, higher cursor.
+
+The bot's summary comes later, in a provider's post-call report (reporting.provider_reports).
+Once a report with a summary is matched to its call record (whichever of the two arrived
+first), or a matched report's summary changes, reporting.live.publish_reports sends, after
+commit, one more message of the same shape:
+
+    {
+      "cursor": null,                      # not a stored event
+      "event": {"id": "report:<report id>", "type": "report.ready", "call_id",
+                "occurred_at": <when the report was first received>, "data": {"provider"}},
+      "call": {...}, "virtual_agent": {...} | null,   # the record and its bot, as now
+      "handoff": null,
+      "summary": "<the bot's summary>"     # only in report.ready messages
+    }
+
+The summary belongs to the call and so to each of its handoffs. A later summary for the same
+report comes with the same event id: the page takes `summary` from every report.ready message,
+even one whose id it has seen, and dedupes the rest of the message as usual.
 """
 
 from __future__ import annotations
@@ -34,6 +52,9 @@ from typing import Any
 
 from reporting.assemble import Assembly, HandoffFields, RecordFields
 from reporting.events import AgentInfo, EventIn, agent_ref_key
+from reporting.models import CallRecord, ProviderCallReport
+
+REPORT_READY = "report.ready"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -122,3 +143,23 @@ def feed_messages(
             }
         )
     return messages
+
+
+def report_message(
+    report: ProviderCallReport, record: CallRecord, virtual_agent: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The report.ready message of a matched report (see the module docstring)."""
+    return {
+        "cursor": None,
+        "event": {
+            "id": f"report:{report.pk}",
+            "type": REPORT_READY,
+            "call_id": record.call_id,
+            "occurred_at": _iso(report.received_at),
+            "data": {"provider": report.provider},
+        },
+        "call": call_summary(record.call_id, record),  # type: ignore[arg-type]
+        "virtual_agent": virtual_agent,
+        "handoff": None,
+        "summary": report.summary,
+    }

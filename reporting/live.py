@@ -7,13 +7,15 @@ events API keeps accepting and storing events.
 A page that was not connected for a while (a dropped socket, the moment between rendering
 and connecting) asks `catch_up()` for the events stored since then, as the same messages
 the socket carries (see reporting.feed), and drops the ones it already has by event id.
+Provider reports take the same two ways: `publish_reports()` after the commit that matched
+them, and `catch_up()` for the reports matched (or updated) in its window.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,12 +24,13 @@ from uuid import UUID
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from reporting.assemble import FoldSettings, StoredEvent, assemble
 from reporting.events import EventIn
-from reporting.feed import feed_messages
-from reporting.models import CallEvent
+from reporting.feed import feed_messages, report_message
+from reporting.models import CallEvent, ProviderCallReport
 from virtual_agents.models import VirtualAgent
 from voiso_byob.models import ContactCenter
 
@@ -80,8 +83,18 @@ def catch_up(center: ContactCenter, *, since: datetime) -> CatchUp:
         .filter(received_at__gte=since - CATCH_UP_MARGIN)
         .order_by("received_at", "id")[: CATCH_UP_LIMIT + 1]
     )
-    is_truncated = len(events) > CATCH_UP_LIMIT
-    return CatchUp(stored_feed_messages(center, events[:CATCH_UP_LIMIT]), server_time, is_truncated)
+    # A report's `updated` is stamped when it is matched and whenever a delivery changes it, before
+    # its commit like an event's `received_at`: the same margin covers it.
+    reports = list(
+        _reports_with_summary(ProviderCallReport.objects.for_center(center))
+        .filter(updated__gte=since - CATCH_UP_MARGIN)
+        .order_by("updated", "id")[: CATCH_UP_LIMIT + 1]
+    )
+    is_truncated = len(events) > CATCH_UP_LIMIT or len(reports) > CATCH_UP_LIMIT
+    messages = stored_feed_messages(center, events[:CATCH_UP_LIMIT])
+    # After the events: the page knows the call before it hears of its summary.
+    messages += report_messages(reports[:CATCH_UP_LIMIT])
+    return CatchUp(messages, server_time, is_truncated)
 
 
 def agent_summary(agent: VirtualAgent | None) -> dict[str, Any] | None:
@@ -120,3 +133,35 @@ def stored_feed_messages(center: ContactCenter, events: Sequence[CallEvent]) -> 
         for event in events
     ]
     return feed_messages(new_events, assemblies)
+
+
+def _reports_with_summary(reports: QuerySet[ProviderCallReport]) -> QuerySet[ProviderCallReport]:
+    """Matched reports that have a summary, with what their messages show of the call."""
+    return (
+        reports.filter(call_record__isnull=False)
+        .exclude(summary="")
+        .select_related("call_record__virtual_agent__extension")
+    )
+
+
+def report_messages(reports: Iterable[ProviderCallReport]) -> list[dict[str, Any]]:
+    """The report.ready messages of matched reports (loaded with `call_record__virtual_agent`)."""
+    return [
+        report_message(report, report.call_record, agent_summary(report.call_record.virtual_agent))
+        for report in reports
+        if report.call_record is not None and report.summary
+    ]
+
+
+def publish_reports(center_id: UUID | str, report_ids: Collection[int]) -> None:
+    """Send the report.ready messages of these reports, those matched and with a summary.
+
+    For `transaction.on_commit`: it reads the reports as committed, so a report that lost
+    its match meanwhile, or has no summary yet, sends nothing.
+    """
+    if not report_ids:
+        return
+    reports = _reports_with_summary(
+        ProviderCallReport.objects.filter(contact_center_id=center_id, pk__in=list(report_ids))
+    ).order_by("updated", "id")
+    publish(center_id, report_messages(reports))

@@ -12,16 +12,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
 
-from reporting.feed import call_summary, handoff_summary
+from reporting.feed import call_summary, handoff_summary, report_message
 from reporting.live import CATCH_UP_MARGIN, agent_summary, catch_up
-from reporting.models import BotOutcome, CallRecord, CallStatus, Handoff
+from reporting.models import BotOutcome, CallRecord, CallStatus, Handoff, ProviderCallReport
 from virtual_agents.models import VirtualAgent
 from voiso_byob.access import current_membership, member_required, require_membership
 from voiso_byob.api_errors import error_body
@@ -66,11 +66,17 @@ def live_state(center: ContactCenter, *, agent: VirtualAgent | None, now: dateti
     agents = list(VirtualAgent.objects.for_center(center).select_related("extension").order_by("name"))
     agent_ids = [a.pk for a in agents]
     records = CallRecord.objects.for_center(center).select_related("virtual_agent__extension")
+    # The bot's summaries (matched provider reports), shown under the call and its handoffs.
+    summaries = (
+        ProviderCallReport.objects.for_center(center).exclude(summary="").order_by("received_at", "id")
+    )
     # `virtual_agent IN (...)`: the (contact_center, virtual_agent, status) index serves both reads.
     in_progress = list(
         records.filter(
             virtual_agent__in=agent_ids, status=CallStatus.IN_PROGRESS, last_event_at__gte=now - STALE_AFTER
-        ).order_by("started_at", "id")
+        )
+        .prefetch_related(Prefetch("provider_reports", queryset=summaries, to_attr="summary_reports"))
+        .order_by("started_at", "id")
     )
     cohort = list(
         records.filter(virtual_agent__in=agent_ids).filter(
@@ -82,6 +88,9 @@ def live_state(center: ContactCenter, *, agent: VirtualAgent | None, now: dateti
         Handoff.objects.for_center(center)
         .filter(requested_at__gte=since - timedelta(hours=1))
         .select_related("call_record__virtual_agent__extension", "virtual_agent__extension")
+        .prefetch_related(
+            Prefetch("call_record__provider_reports", queryset=summaries, to_attr="summary_reports")
+        )
         .order_by("-requested_at", "-id")
     )
 
@@ -119,6 +128,12 @@ def live_state(center: ContactCenter, *, agent: VirtualAgent | None, now: dateti
             "handoff": handoff_summary(h),  # type: ignore[arg-type]
         }
         for h in recent_handoffs
+    ]
+    with_summaries = {r.pk: r for r in [*in_progress, *(h.call_record for h in recent_handoffs)]}
+    messages += [
+        report_message(report, record, agent_summary(record.virtual_agent))
+        for record in with_summaries.values()
+        for report in record.summary_reports  # type: ignore[attr-defined]
     ]
     return LiveState(now, counters, groups, listed, messages)
 

@@ -13,6 +13,9 @@ transaction (the usual case, nothing in flight) and once more after its commit: 
 COMMITTED a statement sees everything committed before it started, so whichever of the two
 commits second finds the other's row.
 
+Each match (and each later change of a matched report's summary) is announced on the live
+feed after its commit: `reporting.live.publish_reports`, a report.ready message (reporting.feed).
+
 Transcript turns are `{"role": "bot" | "caller", "text", "seconds"?}` (seconds into the call).
 """
 
@@ -27,6 +30,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from reporting.live import publish_reports
 from reporting.models import CallRecord, ProviderCallReport
 from virtual_agents.models import ProviderIntegration
 from virtual_agents.webhooks import ProviderReport
@@ -77,9 +81,11 @@ def _match_after_commit(report_id: int) -> None:
         return
     record_id = _find_record_id(report)
     if record_id is not None:
-        ProviderCallReport.objects.filter(pk=report_id, call_record__isnull=True).update(
+        matched = ProviderCallReport.objects.filter(pk=report_id, call_record__isnull=True).update(
             call_record_id=record_id, updated=timezone.now()
         )
+        if matched:  # autocommit: already committed
+            publish_reports(report.contact_center_id, [report_id])
 
 
 def store_report(*, integration: ProviderIntegration, report: ProviderReport) -> StoredReport:
@@ -109,11 +115,17 @@ def store_report(*, integration: ProviderIntegration, report: ProviderReport) ->
         )
         # ON CONFLICT DO NOTHING reports no pk either way; the row we inserted carries our `now`.
         is_new = stored.received_at == now
+        was_matched, old_summary = stored.call_record_id is not None, stored.summary
         _merge(stored, report)
         if stored.call_record_id is None:
             stored.call_record_id = _find_record_id(stored)
         stored.updated = now
         stored.save()
+        # Retell's summary comes in a second delivery, after the first one matched the report.
+        is_news = not was_matched or stored.summary != old_summary
+        if stored.call_record_id is not None and stored.summary and is_news:
+            center_id, report_id = stored.contact_center_id, stored.pk
+            transaction.on_commit(lambda: publish_reports(center_id, [report_id]), robust=True)
     if stored.call_record_id is None:
         # Runs now when called outside a transaction, else once the caller's commits.
         report_id = stored.pk
@@ -149,7 +161,8 @@ def _pending(
     )
 
 
-def _attach(records: list[CallRecord]) -> int:
+def _attach(records: list[CallRecord]) -> tuple[int, dict[object, list[int]]]:
+    """(how many reports it matched, the ids it tried to match by center)."""
     by_center: dict[object, tuple[dict[str, CallRecord], dict[str, CallRecord]]] = defaultdict(
         lambda: ({}, {})
     )
@@ -159,6 +172,7 @@ def _attach(records: list[CallRecord]) -> int:
         if record.provider_call_id:
             by_provider_id[record.provider_call_id] = record
     matched = 0
+    tried: dict[object, list[int]] = defaultdict(list)
     now = timezone.now()
     for center_id, (by_call_id, by_provider_id) in by_center.items():
         report_ids: dict[int, list[int]] = defaultdict(list)
@@ -171,7 +185,14 @@ def _attach(records: list[CallRecord]) -> int:
             matched += ProviderCallReport.objects.filter(pk__in=ids, call_record__isnull=True).update(
                 call_record_id=record_id, updated=now
             )
-    return matched
+            # All of them, even one a concurrent webhook matched first: the page dedupes by report.
+            tried[center_id] += ids
+    return matched, tried
+
+
+def _publish(*tried: dict[object, list[int]]) -> None:
+    for center_id in {center_id for ids in tried for center_id in ids}:
+        publish_reports(center_id, sorted({pk for ids in tried for pk in ids.get(center_id, [])}))
 
 
 def attach_pending_reports(records: Iterable[CallRecord]) -> int:
@@ -183,7 +204,9 @@ def attach_pending_reports(records: Iterable[CallRecord]) -> int:
     records = [record for record in records if record.pk is not None]
     if not records:
         return 0
-    matched = _attach(records)
+    matched, tried = _attach(records)
     if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(lambda: _attach(records), robust=True)
+        transaction.on_commit(lambda: _publish(tried, _attach(records)[1]), robust=True)
+    else:
+        _publish(tried)
     return matched

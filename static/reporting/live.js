@@ -5,6 +5,8 @@
 // so a replayed event is not even applied again. Every (re)connect is followed by a catch-up
 // (GET live/events/?since=…) covering the time the socket was not there: the socket is joined
 // before it opens, so anything published after the catch-up read arrives on it.
+// The bot's summary arrives later as a report.ready message (see reporting.feed) and is shown
+// under the call and its handoffs.
 (function () {
   "use strict";
 
@@ -28,6 +30,7 @@
   const handoffs = new Map(); // "call id#sequence" → {handoff, call, agent}
   const agents = new Map(); // agent id → {id, name, extension}
   const seen = new Map(); // event id → when it was applied
+  const summaries = new Map(); // call id → Map(report event id → summary)
   let agentFilter = initial.agent || "";
   let syncedAt = initial.server_time; // everything stored before this (less the server's margin) is here
   let socket = null;
@@ -82,6 +85,12 @@
 
   function apply(message) {
     const eventId = message.event && message.event.id;
+    // Before the seen check: a report's later summary comes with the same event id.
+    if (typeof message.summary === "string" && message.summary && message.call && eventId) {
+      const callId = message.call.call_id;
+      if (!summaries.has(callId)) summaries.set(callId, new Map());
+      summaries.get(callId).set(eventId, message.summary);
+    }
     if (eventId) {
       if (seen.has(eventId)) return;
       seen.set(eventId, Date.now());
@@ -146,6 +155,8 @@
       if (time(entry.handoff.requested_at) < since - 60 * 60 * 1000) handoffs.delete(key);
     }
     for (const [id, at] of seen) if (Date.now() - at > SEEN_FOR_MS) seen.delete(id);
+    const shown = new Set([...calls.keys(), ...[...handoffs.values()].map((entry) => entry.callId)]);
+    for (const id of summaries.keys()) if (!shown.has(id)) summaries.delete(id);
   }
 
   // --- rendering (DOM nodes and textContent only: event data is never parsed as HTML) ----------
@@ -165,8 +176,12 @@
   const clock = (iso) => (iso ? el("time", { datetime: iso }, new Date(iso).toLocaleTimeString()) : "—");
   const muted = (text) => el("span", { class: "muted" }, text);
 
-  function callRow(call) {
-    return el(
+  const summaryNodes = (callId) =>
+    [...(summaries.get(callId) || new Map()).values()].map((text) => el("p", { class: "summary", "data-role": "summary" }, text));
+
+  function callRows(call) {
+    const texts = summaryNodes(call.call_id);
+    const row = el(
       "tr",
       { "data-call-id": call.call_id },
       el("td", null, call.from || "—"),
@@ -175,6 +190,8 @@
       el("td", null, clock(call.started_at)),
       el("td", null, call.handoff_count || 0),
     );
+    if (!texts.length) return row;
+    return [row, el("tr", { class: "live-summary", "data-summary-for": call.call_id }, el("td", { colspan: 5 }, texts))];
   }
 
   function renderCalls() {
@@ -207,7 +224,7 @@
             null,
             el("tr", null, ["Caller", "Called", "Direction", "Started", "Handoffs"].map((h) => el("th", { scope: "col" }, h))),
           ),
-          el("tbody", null, rows.map(callRow)),
+          el("tbody", null, rows.map(callRows)),
         ),
       );
     });
@@ -224,10 +241,17 @@
     return handoff.refer_to || "—";
   }
 
-  function contextCell(context) {
+  // The context the bot passed: its X-headers on the REFER, then its summary once the report came.
+  function contextCell(context, callId) {
     const entries = Object.entries(context || {});
-    if (!entries.length) return muted("—");
-    return el("dl", { class: "changes" }, entries.map(([name, value]) => [el("dt", null, name), el("dd", null, String(value))]));
+    const texts = summaryNodes(callId);
+    if (!entries.length && !texts.length) return muted("—");
+    return [
+      entries.length
+        ? el("dl", { class: "changes" }, entries.map(([name, value]) => [el("dt", null, name), el("dd", null, String(value))]))
+        : null,
+      texts,
+    ];
   }
 
   function resultCell(handoff) {
@@ -248,7 +272,7 @@
       el("td", null, call.from || "—"),
       el("td", null, bot),
       el("td", null, targetCell(handoff)),
-      el("td", null, contextCell(handoff.context)),
+      el("td", null, contextCell(handoff.context, callId)),
       el("td", null, resultCell(handoff)),
     );
   }
