@@ -22,7 +22,9 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
 from tests.conftest import Persona
 from tests.factories import make_queue
+from tests.reporting import webhook_payloads as wp
 from tests.reporting.conftest import event, make_bot
+from virtual_agents.models import ProviderIntegration
 from voiso_byob.models import ContactCenter
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -181,3 +183,31 @@ def test_supervisor_watches_a_handoff_and_the_page_catches_up_after_a_dropped_so
     call_row.wait_for(state="detached")
     assert page.locator("#live-calls-empty").is_visible()
     assert page.locator('tr[data-handoff-key="web-1#1"]').count() == 1
+
+    # Later the provider's signed post-call webhook brings the bot's summary: it appears under
+    # the handoff, beside the X-headers, as text.
+    secret = "wsec_browser_live_0123456789abcdef"
+    integration = ProviderIntegration.objects.create(
+        contact_center=supervisor.center,
+        provider="elevenlabs",
+        label="ElevenLabs",
+        credentials={"api_key": "xi-key", "webhook_secret": secret},
+    )
+    payload = wp.elevenlabs_transcription("conv-web-1", "web-1")
+    payload["data"]["analysis"]["transcript_summary"] = "Wants <b>billing</b>; sent to Sales."
+    body = wp.dumps(payload)
+    response = httpx.post(
+        f"{asgi_url}/api/v1/webhooks/elevenlabs/{integration.pk}/",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "ElevenLabs-Signature": wp.elevenlabs_headers(body, secret)["HTTP_ELEVENLABS_SIGNATURE"],
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200 and response.json()["matched"] is True, response.text
+    summary = handoff.locator('[data-role="summary"]')
+    summary.wait_for()
+    assert summary.inner_text() == "Wants <b>billing</b>; sent to Sales."
+    assert handoff.locator("b").count() == 0
+    assert "X-Intent" in handoff.inner_text()
