@@ -94,21 +94,33 @@ def _ingest(center: ContactCenter, events: Sequence[EventIn], agents: dict[str, 
         unique.setdefault(event.event_id, event)  # a repeated id inside one batch: the first wins
     refs = resolve_refs(center, unique.values(), agents)
     ordered = sorted(unique.values(), key=lambda e: e.event_id)
-    inserted, locked = ingest_sql.store_and_lock(center.pk, ordered, refs, timezone.now())
+    done = ingest_sql.store_and_lock(center.pk, ordered, refs, timezone.now())
+    inserted, locked = done.inserted, done.locked
     result = IngestResult(accepted=len(inserted), duplicates=len(events) - len(inserted))
     if not inserted:
         return result  # nothing new: a retried request changes nothing
 
-    # A new statement, after the locks: it sees every event committed by whoever held them before.
-    # A record this transaction created (no events folded yet) has no other events to read: a
-    # concurrent request's events for the call wait behind our lock and fold after we commit.
+    # Each call's events: the ones stored before this transaction, then ours. A record this
+    # transaction created (no events folded yet) has none before: a concurrent request's events
+    # for the call wait behind our lock and fold after we commit. Otherwise the events read with
+    # the lock serve when they are as many as the record had folded; if not (another transaction
+    # committed more while we waited for its lock), a new statement, after the locks, sees them all.
     call_ids = sorted(locked)
-    fresh = {call_id for call_id, row in locked.items() if row.event_count == 0}
-    stored = ingest_sql.load_events(center.pk, [c for c in call_ids if c not in fresh])
+    earlier = done.earlier or {}
+    again = [
+        c
+        for c in call_ids
+        if locked[c].event_count
+        and (done.earlier is None or len(earlier.get(c, ())) != locked[c].event_count)
+    ]
+    stored = ingest_sql.load_events(center.pk, again) if again else {}  # ours are among these
+    for call_id in call_ids:
+        if call_id not in stored:
+            stored[call_id] = list(earlier.get(call_id, ()))
     for event_id, pk in inserted.items():
         e = unique[event_id]
-        if e.call_id in fresh:
-            stored.setdefault(e.call_id, []).append(
+        if e.call_id not in again:
+            stored[e.call_id].append(
                 StoredEvent(e.event_id, e.type, e.occurred_at, e.data, refs[event_id], pk)
             )
     fold = FoldSettings(bot_abandon_seconds=float(settings.BOT_ABANDON_SECONDS))

@@ -29,6 +29,7 @@ from django.db import connection, models
 from reporting.assemble import HANDOFF_FIELDS, RECORD_FIELDS, Assembly, StoredEvent
 from reporting.events import EventIn
 from reporting.models import CallEvent, CallRecord, Handoff
+from voiso_byob.db import prepared_cursor
 
 CHUNK = 500  # rows per VALUES statement (SQLite's bound-parameter limit)
 
@@ -158,11 +159,13 @@ def load_events(center_id: Any, call_ids: list[str]) -> dict[str, list[StoredEve
             stored[call_id].append(StoredEvent(event_id, kind, occurred_at, data, refs, pk))
         return stored
     names = ["id", "event_id", "type", "call_id", "occurred_at", "data", "refs"]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         columns = ", ".join(_col(CallEvent, n) for n in names)
         where = (
-            f"{_col(CallEvent, 'contact_center')} = %s AND "
-            f"{_col(CallEvent, 'call_id')} IN (SELECT json_array_elements_text(%s::json))"
+            f"{_col(CallEvent, 'contact_center')} = %s::uuid AND "
+            # = ANY(ARRAY(…)), not IN (SELECT …): the planner then probes the (center, call_id)
+            # index per call instead of hash-joining every event of the contact center.
+            f"{_col(CallEvent, 'call_id')} = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
         )
         sql = f"SELECT {columns} FROM {_q(CallEvent._meta.db_table)} WHERE {where}"  # noqa: S608
         cursor.execute(sql, [pk_value(center_id), _json(call_ids)])
@@ -225,21 +228,32 @@ class LockedRecord:
 _LOCKED = ["id", "call_id", "active_virtual_agent", "handoff_count", "event_count", "provider_call_id"]
 
 
-def store_and_lock(
-    center_id: Any, events: Sequence[EventIn], refs: dict[str, Any], now: datetime
-) -> tuple[dict[str, int], dict[str, LockedRecord]]:
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What store_and_lock did: the new events, the locked records, and (PostgreSQL) what it read."""
+
+    inserted: dict[str, int]  # event id → pk of each event this call inserted
+    locked: dict[str, LockedRecord]  # by call id
+    # The other events of the locked calls that already had some, as the statement's snapshot
+    # saw them (this call's new events not among them); None where nothing was read (SQLite).
+    earlier: dict[str, list[StoredEvent]] | None = None
+
+
+def store_and_lock(center_id: Any, events: Sequence[EventIn], refs: dict[str, Any], now: datetime) -> Stored:
     """Insert the new events (in the given order), then create and lock the records of their calls.
 
-    Returns event id → pk of each inserted event, and the locked records by call id. Records are
-    created and locked in call_id order: concurrent requests for the same calls queue on them
-    instead of deadlocking. PostgreSQL does it all in one statement: the events' INSERT, then an
-    INSERT … ON CONFLICT DO UPDATE of the records, which locks an existing row (waiting for its
-    holder to commit) and returns it as it is then.
+    Records are created and locked in call_id order: concurrent requests for the same calls queue
+    on them instead of deadlocking. PostgreSQL does it all in one statement: the events' INSERT,
+    then an INSERT … ON CONFLICT DO UPDATE of the records, which locks an existing row (waiting
+    for its holder to commit) and returns it as it is then; and, saving a round trip, it reads the
+    calls' earlier events. That read uses the statement's snapshot, taken before any lock wait:
+    when another transaction committed events of a call meanwhile, the snapshot has fewer events
+    than the locked record's `event_count`, and reporting.ingest reads that call again.
     """
     if not _is_pg():
         inserted = insert_events(center_id, events, refs, now)
         if not inserted:
-            return inserted, {}
+            return Stored(inserted, {})
         call_ids = sorted({e.call_id for e in events if e.event_id in inserted})
         create_missing_records(center_id, call_ids, now)
         rows = (
@@ -248,22 +262,30 @@ def store_and_lock(
             .order_by("call_id")
             .values_list(*[CallRecord._meta.get_field(n).attname for n in _LOCKED])
         )
-        return inserted, {row[1]: LockedRecord(*row[:2], _str(row[2]), *row[3:]) for row in rows}
+        return Stored(inserted, {row[1]: LockedRecord(*row[:2], _str(row[2]), *row[3:]) for row in rows})
     fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
+    center = pk_value(center_id)
     defaults = _record_defaults(center_id, fields, now)
     sql = _store_sql_pg()
     payload = [
         [e.event_id, e.type, e.call_id, e.occurred_at.isoformat(), e.data, refs.get(e.event_id, {})]
         for e in events
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [pk_value(center_id), now, _json(payload), *defaults])
-        inserted_json, locked_json = cursor.fetchone()
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [center, now, _json(payload), *defaults, center])
+        inserted_json, locked_json, earlier_json = cursor.fetchone()
     inserted_rows = _loaded(inserted_json) or []
     locked_rows = _loaded(locked_json) or []
-    return (
+    earlier: dict[str, list[StoredEvent]] = {}
+    parse = datetime.fromisoformat
+    for pk, event_id, kind, call_id, occurred_at, data, event_refs in _loaded(earlier_json) or []:
+        earlier.setdefault(call_id, []).append(
+            StoredEvent(event_id, kind, parse(occurred_at), data, event_refs, pk)
+        )
+    return Stored(
         {event_id: pk for pk, event_id in inserted_rows},
         {row[1]: LockedRecord(row[0], row[1], row[2], *row[3:]) for row in locked_rows},
+        earlier,
     )
 
 
@@ -288,12 +310,16 @@ def _store_sql_pg() -> str:
         [("e", "text"), ("t", "text"), ("c", "text"), ("o", "timestamptz"), ("d", "jsonb"), ("f", "jsonb")]
     )
     fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
-    select = ", ".join("c" if f.name == "call_id" else "%s" for f in fields)
+    # Typed: the statement is prepared, and the server types its parameters from the SQL alone.
+    select = ", ".join("c" if f.name == "call_id" else f"%s::{_record_type(f)}" for f in fields)
     updated = _col(CallRecord, "updated")
     returning = ", ".join(_col(CallRecord, n) for n in _LOCKED)
+    earlier_columns = ", ".join(
+        _col(CallEvent, n) for n in ["id", "event_id", "type", "call_id", "occurred_at", "data", "refs"]
+    )
     sql = (
         f"WITH ev AS (INSERT INTO {event_table} ({event_columns}) "  # noqa: S608
-        f"SELECT %s, e, t, c, o, %s, d, f FROM {rows} "
+        f"SELECT %s::uuid, e, t, c, o, %s::timestamptz, d, f FROM {rows} "
         f"ON CONFLICT ({_col(CallEvent, 'contact_center')}, {_col(CallEvent, 'event_id')}) DO NOTHING "
         f"RETURNING {_col(CallEvent, 'id')} AS id, {_col(CallEvent, 'event_id')} AS event_id, "
         f"{_col(CallEvent, 'call_id')} AS c), "
@@ -302,7 +328,10 @@ def _store_sql_pg() -> str:
         f"ON CONFLICT ({_col(CallRecord, 'contact_center')}, {_col(CallRecord, 'call_id')}) "
         f"DO UPDATE SET {updated} = {record_table}.{updated} RETURNING {returning}) "
         "SELECT (SELECT json_agg(json_build_array(id, event_id)) FROM ev), "
-        f"(SELECT json_agg(json_build_array({returning})) FROM rec)"
+        f"(SELECT json_agg(json_build_array({returning})) FROM rec), "
+        f"(SELECT json_agg(json_build_array({earlier_columns})) FROM {event_table} "
+        f"WHERE {_col(CallEvent, 'contact_center')} = %s::uuid AND {_col(CallEvent, 'call_id')} = ANY("
+        f"ARRAY(SELECT {_col(CallRecord, 'call_id')} FROM rec WHERE {_col(CallRecord, 'event_count')} > 0)))"
     )
     return sql
 
@@ -317,15 +346,20 @@ def _loaded(value: Any) -> Any:
 
 def _record_defaults(center_id: Any, fields: list[models.Field], now: datetime) -> list[Any]:
     """Every column of a new, empty record but call_id, in `fields` order."""
-    defaults: list[Any] = []
-    for f in fields:
-        if f.name == "contact_center":
-            defaults.append(pk_value(center_id))
-        elif f.name == "updated":
-            defaults.append(connection.ops.adapt_datetimefield_value(now))
-        elif f.name != "call_id":
-            defaults.append(f.get_db_prep_save(f.get_default(), connection))
-    return defaults
+    names, constants = _record_default_constants(tuple(fields))
+    values = {"contact_center": pk_value(center_id), "updated": connection.ops.adapt_datetimefield_value(now)}
+    return [values.get(name, constant) for name, constant in zip(names, constants, strict=True)]
+
+
+@functools.cache
+def _record_default_constants(fields: tuple[models.Field, ...]) -> tuple[list[str], list[Any]]:
+    """The model's defaults, prepared once (they do not change; a request spent 0.1 ms on them)."""
+    kept = [f for f in fields if f.name != "call_id"]
+    constants = [
+        None if f.name in ("contact_center", "updated") else f.get_db_prep_save(f.get_default(), connection)
+        for f in kept
+    ]
+    return [f.name for f in kept], constants
 
 
 def write_fold(
@@ -342,7 +376,7 @@ def write_fold(
         update_records(records, updated=updated)
         upsert_handoffs(center_id, handoffs)
         return
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         if handoff_sql:
             cursor.execute(
                 f"WITH u AS ({update_sql} RETURNING 1) {handoff_sql}", [*update_params, *handoff_params]
@@ -368,14 +402,18 @@ def _update_records_pg(rows: list[tuple[int, Assembly]], *, updated: datetime) -
     *_, datetimes = _record_update_parts()
     values_of = operator.attrgetter(*RECORD_FIELDS)
     values = [[record_pk, *values_of(assembly.record), updated] for record_pk, assembly in rows]
-    return _update_sql_pg(), [_json_rows(values, datetimes)]
+    return _update_sql_pg(), [_json_rows(values, datetimes), _json([pk for pk, _ in rows])]
 
 
 @functools.cache
 def _update_sql_pg() -> str:
     fields, table, sets, _ = _record_update_parts()
     derived = _rows_from_json([(_q(f.column if i else "id"), _record_type(f)) for i, f in enumerate(fields)])
-    where = f"{table}.{_q(fields[0].column)} = v.{_q('id')}"
+    pk = f"{table}.{_q(fields[0].column)}"
+    # The records named again as an array: the planner cannot see how many rows the JSON holds
+    # (it guesses 100) and would hash-join against a scan of the whole table; `= ANY` probes
+    # the primary key for exactly these.
+    where = f"{pk} = v.{_q('id')} AND {pk} = ANY(ARRAY(SELECT json_array_elements_text(%s::json)::bigint))"
     return f"UPDATE {table} SET {sets} FROM {derived} WHERE {where}"  # noqa: S608
 
 
@@ -440,7 +478,7 @@ def _upsert_handoffs_pg(center_id: Any, rows: list[tuple[int, Assembly]]) -> tup
 def _handoff_sql_pg() -> str:
     _, fields, table, columns, upsert = _handoff_parts()
     kinds = [("r", "bigint"), ("s", "smallint"), *[(f"c{i}", _record_type(f)) for i, f in enumerate(fields)]]
-    select = ", ".join(["%s", "r", "s", *[_existing(f, f"c{i}") for i, f in enumerate(fields)]])
+    select = ", ".join(["%s::uuid", "r", "s", *[_existing(f, f"c{i}") for i, f in enumerate(fields)]])
     return f"INSERT INTO {table} ({columns}) SELECT {select} FROM {_rows_from_json(kinds)} {upsert}"  # noqa: S608
 
 

@@ -24,8 +24,7 @@ database. Measured on these machines, each network round trip costs a worker ~0.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache as once
 from functools import lru_cache
@@ -40,6 +39,7 @@ from routing.models import Flow, PhoneNumber, Queue
 from routing.refer import ExtensionOwner
 from virtual_agents.models import VirtualAgent
 from voiso_byob.cache import TELEPHONY_GENERATION_KEY
+from voiso_byob.db import prepared_cursor
 from voiso_byob.models import ApiKey, ContactCenter, Extension, Membership, User
 from voiso_byob.plain_api import KeyRow
 
@@ -113,22 +113,8 @@ def _refer_sql() -> str:
     )
 
 
-@contextmanager
-def _cursor() -> Iterator[Any]:
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            yield cursor
-        return
-    import psycopg
-
-    connection.ensure_connection()
-    # Django's own wrapper (query counting, DEBUG logging), around a server-binding cursor.
-    with connection._prepare_cursor(psycopg.Cursor(connection.connection)) as cursor:
-        yield cursor
-
-
 def _fetch(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-    with _cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
 

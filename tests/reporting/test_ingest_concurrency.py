@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 
 from reporting.models import CallEvent
 from tests.reporting.conftest import call_events, event, post_events
@@ -129,15 +128,63 @@ def test_two_requests_racing_the_same_event_ids_store_each_once(
 
 def test_locks_are_taken_in_call_id_order(acme, bot, switch: Client) -> None:
     events = many_calls("z", 3)
-    with CaptureQueriesContext(connection) as queries:
+    executed: list[tuple[str, Any]] = []
+
+    def capture(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        executed.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
         post_events(switch, list(reversed(events)))
-    [statement] = [
-        q["sql"] for q in queries.captured_queries if q["sql"].startswith("WITH ev AS (INSERT INTO")
-    ]
+    [(statement, params)] = [(sql, p) for sql, p in executed if sql.startswith("WITH ev AS (INSERT INTO")]
     # Records are created, or locked by ON CONFLICT DO UPDATE, in call_id order...
     assert re.search(
         r"FROM \(SELECT DISTINCT c FROM ev\) AS calls ORDER BY c ON CONFLICT .* DO UPDATE SET", statement
     )
     # ...and the events go in in event id order (each id once, found with its JSON quotes).
-    positions = [statement.index(f'"{event_id}"') for event_id in sorted(e["id"] for e in events)]
+    payload = next(p for p in params if isinstance(p, str) and p.startswith("[["))  # the events, as JSON
+    positions = [payload.index(f'"{event_id}"') for event_id in sorted(e["id"] for e in events)]
     assert positions == sorted(positions)
+
+
+def test_events_committed_while_a_request_waits_for_the_record_lock_are_folded(
+    acme, bot, sales, agent, api_keys: dict[str, str], switch: Client
+) -> None:
+    """The locking statement also reads the call's earlier events, from its snapshot, taken before
+    it waited for the lock: what the lock holder committed meanwhile must be read again, not lost."""
+    import time
+
+    from django.db import transaction
+
+    from reporting.events import validate_events
+    from reporting.ingest import ingest_events
+    from reporting.models import CallRecord
+
+    events = call_events("w1")
+    assert post_events(switch, events[:1]).status_code == 202
+    holding, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        validated, agents = validate_events(acme, events[1])
+        with transaction.atomic():  # the record stays locked until this block commits
+            ingest_events(center=acme, events=validated, agents=agents)
+            holding.set()
+            release.wait(10)
+
+    def waiter() -> tuple[int, float]:
+        holding.wait(10)
+        started = time.monotonic()
+        status = post_events(Client(), [events[2]], api_keys["telephony"]).status_code
+        return status, time.monotonic() - started
+
+    def releaser() -> None:
+        holding.wait(10)
+        time.sleep(0.5)  # the waiter is blocked on the record lock by now
+        release.set()
+
+    _, (status, waited), _ = in_parallel([holder, waiter, releaser])
+    assert status == 202 and waited >= 0.4  # it did wait for the holder's commit
+    record = CallRecord.objects.get(call_id="w1")
+    assert record.event_count == 3  # the holder's event is folded in, not just the waiter's
+    assert record.bot_connected_at is not None and record.handoff_count == 1
+    assert (record_snapshot(), handoff_snapshot()) == ordered_result(events[:3], switch)
