@@ -1,8 +1,17 @@
-"""`POST /api/v1/telephony/events`: the SIP layer reports what happened on calls."""
+"""`POST /api/v1/telephony/events`: the SIP layer reports what happened on calls.
+
+A plain Django view like the routing endpoints (voiso_byob.plain_api): every call sends several
+events, and DRF's request wrapping, negotiation and rendering measured a tenth of the request. The
+API key is remembered per process for a few seconds and confirmed active by the very statement
+that stores the events (reporting.ingest_sql.store_and_lock), so the key costs no round trip.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiResponse,
@@ -10,15 +19,20 @@ from drf_spectacular.utils import (
     extend_schema,
     inline_serializer,
 )
-from rest_framework import serializers, status
-from rest_framework.decorators import api_view, authentication_classes, permission_classes
-from rest_framework.request import Request
-from rest_framework.response import Response
+from rest_framework import serializers
+from rest_framework.views import APIView
 
-from reporting.events import MAX_BATCH, EventsRejected, parse_body, validate_events
-from reporting.ingest import ingest_events
+from reporting.events import MAX_BATCH, AgentInfo, EventIn, EventsRejected, parse_body, validate_events
+from reporting.ingest import KeyRevoked, ingest_events
 from reporting.models import CALL_ID_MAX, EVENT_ID_MAX, EventType
-from voiso_byob.authentication import ApiKeyAuthentication, TelephonyAccess, api_access
+from voiso_byob.api_key_cache import (
+    forget_remembered_api_key,
+    is_still_active,
+    remembered_api_key,
+    touch_api_key,
+)
+from voiso_byob.models import ApiKey, ApiKeyScope, ContactCenter
+from voiso_byob.plain_api import ApiError, bearer_token, plain_api_view
 
 # --- schema only: the request is validated by reporting.events --------------------------------
 
@@ -63,95 +77,116 @@ _EXAMPLE_EVENT = {
 }
 
 
-@extend_schema(
-    request=PolymorphicProxySerializer(
-        component_name="TelephonyEventsRequest",
-        serializers=[EventSerializer, EventBatchSerializer],
-        resource_type_field_name=None,
-    ),
-    responses={
-        202: inline_serializer(
-            "TelephonyEventsAccepted",
-            {"accepted": serializers.IntegerField(), "duplicates": serializers.IntegerField()},
+class EventsSchema(APIView):
+    """Never served: lends `telephony_events` its OpenAPI description."""
+
+    @extend_schema(
+        request=PolymorphicProxySerializer(
+            component_name="TelephonyEventsRequest",
+            serializers=[EventSerializer, EventBatchSerializer],
+            resource_type_field_name=None,
         ),
-        400: OpenApiResponse(
-            description=(
-                "`invalid_events` (with `errors: [{index, fields}]`; nothing stored), `parse_error`, "
-                "`invalid_body`, `empty_batch` or `batch_too_large`."
-            )
+        responses={
+            202: inline_serializer(
+                "TelephonyEventsAccepted",
+                {"accepted": serializers.IntegerField(), "duplicates": serializers.IntegerField()},
+            ),
+            400: OpenApiResponse(
+                description=(
+                    "`invalid_events` (with `errors: [{index, fields}]`; nothing stored), `parse_error`, "
+                    "`invalid_body`, `empty_batch` or `batch_too_large`."
+                )
+            ),
+            401: OpenApiResponse(description="No, unknown or revoked API key."),
+            403: OpenApiResponse(description="The key's scope is not `telephony`."),
+        },
+        examples=[
+            OpenApiExample("One event", value=_EXAMPLE_EVENT, request_only=True),
+            OpenApiExample(
+                "A batch",
+                value={
+                    "events": [
+                        {
+                            "id": "evt-0000",
+                            "type": "call.started",
+                            "call_id": "a84b4c76e66710@pbx-1",
+                            "occurred_at": "2026-05-01T09:30:00Z",
+                            "data": {"direction": "inbound", "from": "+442079460999", "to": "+442079460018"},
+                        },
+                        _EXAMPLE_EVENT,
+                    ]
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Accepted", value={"accepted": 2, "duplicates": 0}, response_only=True, status_codes=["202"]
+            ),
+            OpenApiExample(
+                "Refused batch",
+                value={
+                    "error": {
+                        "code": "invalid_events",
+                        "message": "1 of 2 event(s) are invalid; nothing was stored "
+                        "(first: event 1, data.sip_status: This field is required.)",
+                        "errors": [{"index": 1, "fields": {"data.sip_status": ["This field is required."]}}],
+                    }
+                },
+                response_only=True,
+                status_codes=["400"],
+            ),
+        ],
+        summary="Report call events",
+        description=(
+            'One event, or `{"events": [...]}` with 1 to 1000. A batch is all or nothing: any invalid event '
+            "refuses the request with each bad event's errors by index, and nothing is stored. Events are "
+            "idempotent by `id` within the contact center: a re-sent id counts as a duplicate and changes "
+            "nothing. Call records and handoffs are assembled from all of a call's events whatever order "
+            "they arrive in. Needs an API key with scope `telephony`."
         ),
-        401: OpenApiResponse(description="No, unknown or revoked API key."),
-        403: OpenApiResponse(description="The key's scope is not `telephony`."),
-    },
-    examples=[
-        OpenApiExample("One event", value=_EXAMPLE_EVENT, request_only=True),
-        OpenApiExample(
-            "A batch",
-            value={
-                "events": [
-                    {
-                        "id": "evt-0000",
-                        "type": "call.started",
-                        "call_id": "a84b4c76e66710@pbx-1",
-                        "occurred_at": "2026-05-01T09:30:00Z",
-                        "data": {"direction": "inbound", "from": "+442079460999", "to": "+442079460018"},
-                    },
-                    _EXAMPLE_EVENT,
-                ]
-            },
-            request_only=True,
-        ),
-        OpenApiExample(
-            "Accepted", value={"accepted": 2, "duplicates": 0}, response_only=True, status_codes=["202"]
-        ),
-        OpenApiExample(
-            "Refused batch",
-            value={
-                "error": {
-                    "code": "invalid_events",
-                    "message": "1 of 2 event(s) are invalid; nothing was stored "
-                    "(first: event 1, data.sip_status: This field is required.)",
-                    "errors": [{"index": 1, "fields": {"data.sip_status": ["This field is required."]}}],
-                }
-            },
-            response_only=True,
-            status_codes=["400"],
-        ),
-    ],
-    summary="Report call events",
-    description=(
-        'One event, or `{"events": [...]}` with 1 to 1000. A batch is all or nothing: any invalid event '
-        "refuses the request with each bad event's errors by index, and nothing is stored. Events are "
-        "idempotent by `id` within the contact center: a re-sent id counts as a duplicate and changes "
-        "nothing. Call records and handoffs are assembled from all of a call's events whatever order "
-        "they arrive in. Needs an API key with scope `telephony`."
-    ),
-    tags=["telephony"],
-    operation_id="telephony_events",
-)
-@api_view(["POST"])
-@authentication_classes([ApiKeyAuthentication])
-@permission_classes([TelephonyAccess])
-def telephony_events(request: Request) -> Response:
-    access = api_access(request)
-    assert access is not None  # TelephonyAccess ran first
-    try:
-        if request.content_type.split(";")[0].strip().lower() != "application/json":
-            raise EventsRejected(
-                "unsupported_media_type",
-                "Send the events as application/json.",
-                status=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            )
-        try:
-            raw = request.body
-        except RequestDataTooBig:
-            raise EventsRejected(
-                "request_too_large", "The request body is too large; send smaller batches.", status=413
-            ) from None
-        events, agents = validate_events(access.center, parse_body(raw))
-    except EventsRejected as exc:
-        return Response(exc.body(), status=exc.status)
-    result = ingest_events(center=access.center, events=events, agents=agents)
-    return Response(
-        {"accepted": result.accepted, "duplicates": result.duplicates}, status=status.HTTP_202_ACCEPTED
+        tags=["telephony"],
+        operation_id="telephony_events",
     )
+    def post(self, request: Any) -> Any:  # pragma: no cover - schema only
+        raise NotImplementedError
+
+
+@plain_api_view(schema=EventsSchema)
+def telephony_events(request: HttpRequest) -> HttpResponse:
+    """A plain Django view (voiso_byob.plain_api): the SIP layer posts every call event here."""
+    raw_key = bearer_token(request)
+    prefix = ApiKey.prefix_of(raw_key)
+    key, from_memory = remembered_api_key(prefix)
+    if key is None or not key.matches(raw_key):
+        raise ApiError(401, "invalid_api_key", "Invalid API key.")
+    try:
+        if not key.is_active:
+            raise ApiError(401, "revoked_api_key", "This API key has been revoked.")
+        if key.scope != ApiKeyScope.TELEPHONY:
+            raise ApiError(403, "permission_denied", "This endpoint needs an API key with scope 'telephony'.")
+        touch_api_key(key)
+        try:
+            events, agents = _validated(request, key.contact_center)
+        except EventsRejected as exc:
+            if from_memory and not is_still_active(key):
+                raise KeyRevoked from None  # a revoked key learns nothing about its request
+            return JsonResponse(exc.body(), status=exc.status)
+        # A remembered key is confirmed active by the statement that stores the events.
+        result = ingest_events(
+            center=key.contact_center, events=events, agents=agents, key_id=key.pk if from_memory else None
+        )
+    except KeyRevoked:
+        forget_remembered_api_key(prefix)
+        raise ApiError(401, "revoked_api_key", "This API key has been revoked.") from None
+    return JsonResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status=202)
+
+
+def _validated(request: HttpRequest, center: ContactCenter) -> tuple[list[EventIn], dict[str, AgentInfo]]:
+    if (request.content_type or "").lower() != "application/json":
+        raise EventsRejected("unsupported_media_type", "Send the events as application/json.", status=415)
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise EventsRejected(
+            "request_too_large", "The request body is too large; send smaller batches.", status=413
+        ) from None
+    return validate_events(center, parse_body(raw))

@@ -63,17 +63,27 @@ class IngestResult:
     duplicates: int
 
 
+class KeyRevoked(Exception):
+    """The API key `ingest_events` was asked to confirm is revoked: nothing was stored."""
+
+
 def ingest_events(
-    *, center: ContactCenter, events: Sequence[EventIn], agents: Mapping[str, AgentInfo] | None = None
+    *,
+    center: ContactCenter,
+    events: Sequence[EventIn],
+    agents: Mapping[str, AgentInfo] | None = None,
+    key_id: Any = None,
 ) -> IngestResult:
     """Store `events` (already validated) and re-assemble the calls they belong to.
 
     `agents`: the virtual agents the validation looked up, by `agent_ref_key`, to save a query.
+    `key_id`: an API key to confirm still active in the statement that stores the events (raises
+    KeyRevoked, having stored nothing, when it is not).
     """
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                return _ingest(center, events, dict(agents or {}))
+                return _ingest(center, events, dict(agents or {}), key_id)
         except OperationalError as exc:
             if attempt == ATTEMPTS or not _is_retryable(exc):
                 raise
@@ -88,13 +98,17 @@ def _is_retryable(exc: OperationalError) -> bool:
     return "database is locked" in str(exc)  # SQLite's busy timeout ran out
 
 
-def _ingest(center: ContactCenter, events: Sequence[EventIn], agents: dict[str, AgentInfo]) -> IngestResult:
+def _ingest(
+    center: ContactCenter, events: Sequence[EventIn], agents: dict[str, AgentInfo], key_id: Any
+) -> IngestResult:
     unique: dict[str, EventIn] = {}
     for event in events:
         unique.setdefault(event.event_id, event)  # a repeated id inside one batch: the first wins
     refs = resolve_refs(center, unique.values(), agents)
     ordered = sorted(unique.values(), key=lambda e: e.event_id)
-    done = ingest_sql.store_and_lock(center.pk, ordered, refs, timezone.now())
+    done = ingest_sql.store_and_lock(center.pk, ordered, refs, timezone.now(), key_id=key_id)
+    if done.key_revoked:
+        raise KeyRevoked
     inserted, locked = done.inserted, done.locked
     result = IngestResult(accepted=len(inserted), duplicates=len(events) - len(inserted))
     if not inserted:

@@ -30,6 +30,7 @@ from reporting.assemble import HANDOFF_FIELDS, RECORD_FIELDS, Assembly, StoredEv
 from reporting.events import EventIn
 from reporting.models import CallEvent, CallRecord, Handoff
 from voiso_byob.db import prepared_cursor
+from voiso_byob.models import ApiKey
 
 CHUNK = 500  # rows per VALUES statement (SQLite's bound-parameter limit)
 
@@ -237,9 +238,12 @@ class Stored:
     # The other events of the locked calls that already had some, as the statement's snapshot
     # saw them (this call's new events not among them); None where nothing was read (SQLite).
     earlier: dict[str, list[StoredEvent]] | None = None
+    key_revoked: bool = False  # the API key given to check was revoked: nothing was stored
 
 
-def store_and_lock(center_id: Any, events: Sequence[EventIn], refs: dict[str, Any], now: datetime) -> Stored:
+def store_and_lock(
+    center_id: Any, events: Sequence[EventIn], refs: dict[str, Any], now: datetime, *, key_id: Any = None
+) -> Stored:
     """Insert the new events (in the given order), then create and lock the records of their calls.
 
     Records are created and locked in call_id order: concurrent requests for the same calls queue
@@ -249,8 +253,13 @@ def store_and_lock(center_id: Any, events: Sequence[EventIn], refs: dict[str, An
     calls' earlier events. That read uses the statement's snapshot, taken before any lock wait:
     when another transaction committed events of a call meanwhile, the snapshot has fewer events
     than the locked record's `event_count`, and reporting.ingest reads that call again.
+
+    `key_id`: an API key to confirm active in the same statement (a remembered key: see
+    voiso_byob.api_key_cache.remembered_api_key); when it is revoked, nothing is stored.
     """
     if not _is_pg():
+        if key_id is not None and not ApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).exists():
+            return Stored({}, {}, key_revoked=True)
         inserted = insert_events(center_id, events, refs, now)
         if not inserted:
             return Stored(inserted, {})
@@ -272,8 +281,11 @@ def store_and_lock(center_id: Any, events: Sequence[EventIn], refs: dict[str, An
         for e in events
     ]
     with prepared_cursor() as cursor:
-        cursor.execute(sql, [center, now, _json(payload), *defaults, center])
-        inserted_json, locked_json, earlier_json = cursor.fetchone()
+        key = pk_value(key_id)
+        cursor.execute(sql, [center, now, _json(payload), key, key, *defaults, center, key, key])
+        inserted_json, locked_json, earlier_json, key_ok = cursor.fetchone()
+    if not key_ok:
+        return Stored({}, {}, key_revoked=True)
     inserted_rows = _loaded(inserted_json) or []
     locked_rows = _loaded(locked_json) or []
     earlier: dict[str, list[StoredEvent]] = {}
@@ -317,9 +329,13 @@ def _store_sql_pg() -> str:
     earlier_columns = ", ".join(
         _col(CallEvent, n) for n in ["id", "event_id", "type", "call_id", "occurred_at", "data", "refs"]
     )
+    key_ok = (
+        f"(%s::uuid IS NULL OR EXISTS (SELECT 1 FROM {_q(ApiKey._meta.db_table)} "  # noqa: S608
+        f"WHERE {_col(ApiKey, 'id')} = %s::uuid AND {_col(ApiKey, 'revoked_at')} IS NULL))"
+    )
     sql = (
         f"WITH ev AS (INSERT INTO {event_table} ({event_columns}) "  # noqa: S608
-        f"SELECT %s::uuid, e, t, c, o, %s::timestamptz, d, f FROM {rows} "
+        f"SELECT %s::uuid, e, t, c, o, %s::timestamptz, d, f FROM {rows} WHERE {key_ok} "
         f"ON CONFLICT ({_col(CallEvent, 'contact_center')}, {_col(CallEvent, 'event_id')}) DO NOTHING "
         f"RETURNING {_col(CallEvent, 'id')} AS id, {_col(CallEvent, 'event_id')} AS event_id, "
         f"{_col(CallEvent, 'call_id')} AS c), "
@@ -331,7 +347,9 @@ def _store_sql_pg() -> str:
         f"(SELECT json_agg(json_build_array({returning})) FROM rec), "
         f"(SELECT json_agg(json_build_array({earlier_columns})) FROM {event_table} "
         f"WHERE {_col(CallEvent, 'contact_center')} = %s::uuid AND {_col(CallEvent, 'call_id')} = ANY("
-        f"ARRAY(SELECT {_col(CallRecord, 'call_id')} FROM rec WHERE {_col(CallRecord, 'event_count')} > 0)))"
+        f"ARRAY(SELECT {_col(CallRecord, 'call_id')} FROM rec "
+        f"WHERE {_col(CallRecord, 'event_count')} > 0))), "
+        f"{key_ok}"
     )
     return sql
 

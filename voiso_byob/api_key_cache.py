@@ -83,3 +83,37 @@ def touch_api_key_id(key_id: Any) -> None:
         first_this_minute = True
     if first_this_minute:
         ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())
+
+
+# --- per process, for the events endpoint --------------------------------------------------
+
+KEY_MEMORY_SECONDS = 10.0
+_remembered: dict[str, tuple[ApiKey, float]] = {}
+
+
+def remembered_api_key(prefix: str) -> tuple[ApiKey | None, bool]:
+    """(the key, whether it came from this process's memory) — memory first, then cached_api_key.
+
+    Only active keys are remembered, for a few seconds. Whoever uses one must confirm in its own
+    write that the key is still active (reporting.ingest does it in the statement that stores the
+    events, at no extra cost), so a revocation is honoured at once; what the memory can hold back
+    for those seconds is a change to the key's contact center (its settings, as validation reads them).
+    """
+    entry = _remembered.get(prefix)
+    if entry is not None and time.monotonic() - entry[1] < KEY_MEMORY_SECONDS:
+        return entry[0], True
+    key = cached_api_key(prefix)
+    if key is not None and key.is_active:
+        if len(_remembered) > 10_000:  # keys come and go; never let this grow without bound
+            _remembered.clear()
+        _remembered[prefix] = (key, time.monotonic())
+    return key, False
+
+
+def forget_remembered_api_key(prefix: str) -> None:
+    _remembered.pop(prefix, None)
+
+
+def is_still_active(key: ApiKey) -> bool:
+    """The database's word on a remembered key (before an answer that is not a store)."""
+    return ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).exists()

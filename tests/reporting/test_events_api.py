@@ -341,6 +341,17 @@ def test_a_revoked_key_is_401_at_once(acme, switch: Client) -> None:
     assert CallEvent.objects.count() == 1
 
 
+def test_a_revoked_key_learns_nothing_about_its_request(acme, switch: Client) -> None:
+    # The key is remembered by this process after its first use; the refusal must not wait for that.
+    assert post_events(switch, one("call.ended", end_reason="x")).status_code == 202
+    revoke_api_key(key=ApiKey.objects.get(contact_center=acme, scope=ApiKeyScope.TELEPHONY), by="tests")
+    response = post_events(switch, {"id": "x"})  # invalid: a live key would get 400 with the details
+    assert response.status_code == 401 and error_code(response) == "revoked_api_key"
+    response = switch.post(EVENTS_URL, "id=1", content_type="text/plain")
+    assert response.status_code == 401 and error_code(response) == "revoked_api_key"
+    assert CallEvent.objects.count() == 1
+
+
 def test_the_same_event_id_in_two_centers_is_two_events(acme, globex, switch: Client) -> None:
     globex_switch = Client()
     globex_switch.defaults.update(bearer(make_api_key(globex, ApiKeyScope.TELEPHONY)[1]))
