@@ -70,6 +70,19 @@ class RedisCache(django_redis.RedisCache):
         results = pipe.execute()[: len(get_keys)]
         return [None if value is None else serializer.loads(value) for value in results]
 
+    def add_and_incr(self, deltas: Mapping[str, int], *, timeout: int) -> list[int]:
+        """Each counter moved by its delta, created at 0 (expiring after `timeout`) when missing.
+
+        One round trip for all of them (SET NX EX, then INCRBY, per key); the new values, in order.
+        """
+        client = self._cache.get_client(write=True)
+        pipe = client.pipeline(transaction=False)
+        for key, delta in deltas.items():
+            redis_key = self.make_and_validate_key(key)
+            pipe.set(redis_key, 0, ex=timeout, nx=True)
+            pipe.incrby(redis_key, delta)
+        return [int(value) for value in pipe.execute()[1::2]]
+
 
 # --- the telephony generation ----------------------------------------------------------------
 # One number in the shared cache that changes whenever anything a telephony answer depends on

@@ -15,7 +15,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reporting.ingest import active_call_deltas, active_key, apply_active_deltas
+from reporting.ingest import active_call_deltas, active_key, apply_active_deltas, feed_sender
 from reporting.live import group_name
 from reporting.models import CallEvent, CallRecord, Handoff, ProviderCallReport
 from routing.route import active_calls
@@ -249,7 +249,8 @@ def test_with_redis_down_events_are_still_accepted_and_stored(
         response = post_events(switch, call_events("c1"))
     assert response.status_code == 202 and response.json()["accepted"] == 8
     assert CallRecord.objects.get().status == "ended"
-    assert "live feed: could not publish 8 message(s)" in caplog.text  # logged by the request itself
+    assert feed_sender.flush()  # the request queued its messages; the sender's loop tried and logged
+    assert "live feed: could not publish 8 message(s)" in caplog.text
 
 
 # --- after commit: routing's active-call counters ---------------------------------------------
@@ -312,6 +313,7 @@ def test_a_cache_outage_does_not_fail_ingestion(
     post_events(switch, call_events("warm-up")[:1])  # the API key is cached before the outage
     monkeypatch.setattr(cache, "add", down)
     monkeypatch.setattr(cache, "incr", down)
+    monkeypatch.setattr(cache, "add_and_incr", down, raising=False)  # Redis: one pipeline for all
     with django_capture_on_commit_callbacks(execute=True):
         response = post_events(switch, call_events("c1")[:2])
     assert response.status_code == 202 and CallRecord.objects.get(call_id="c1").active_virtual_agent_id
@@ -437,3 +439,66 @@ def test_lookups_are_remembered_briefly(scene, switch: Client) -> None:
     ]
     assert lookups == []  # the bot and the Refer-To were resolved a moment ago
     assert Handoff.objects.count() == 2 and Handoff.objects.get(sequence=2).target_type == "queue"
+
+
+# --- the feed sender: queued, coalesced, bounded ------------------------------------------------
+
+
+class _SlowLayer:
+    """A channel layer whose first group_send waits for `release`: later sends queue up meanwhile."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.sent: list[tuple[str, list[dict[str, Any]]]] = []
+        self.release = threading.Event()
+        self.started = threading.Event()
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        import asyncio
+
+        self.started.set()
+        while not self.sent and not self.release.is_set():
+            await asyncio.sleep(0.01)
+        self.sent.append((group, message["messages"]))
+
+
+@pytest.fixture
+def slow_layer(settings, monkeypatch) -> _SlowLayer:
+    from reporting import ingest
+
+    layer = _SlowLayer()
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}
+    monkeypatch.setattr(ingest, "get_channel_layer", lambda: layer)
+    return layer
+
+
+def test_the_feed_sender_sends_what_queued_during_a_send_together_and_in_order(slow_layer, acme) -> None:
+    from reporting.ingest import FeedSender
+
+    sender = FeedSender()
+    sender.send(acme.pk, [{"n": 0}])
+    assert slow_layer.started.wait(5)
+    for n in range(1, 6):  # the first send is still waiting: these queue up
+        sender.send(acme.pk, [{"n": n}])
+    slow_layer.release.set()
+    assert sender.flush(5)
+    assert slow_layer.sent == [
+        (group_name(acme.pk), [{"n": 0}]),
+        (group_name(acme.pk), [{"n": n} for n in range(1, 6)]),  # one round trip for five requests
+    ]
+
+
+def test_the_feed_sender_queue_is_bounded(slow_layer, acme, monkeypatch, caplog) -> None:
+    from reporting import ingest
+
+    monkeypatch.setattr(ingest, "MAX_PENDING", 3)
+    sender = ingest.FeedSender()
+    sender.send(acme.pk, [{"n": 0}])
+    assert slow_layer.started.wait(5)
+    for n in range(1, 6):
+        sender.send(acme.pk, [{"n": n}])
+    slow_layer.release.set()
+    assert sender.flush(5)
+    assert [m["n"] for _, messages in slow_layer.sent for m in messages] == [0, 3, 4, 5]  # the oldest dropped
+    assert "live feed: 1 message(s) dropped" in caplog.text
