@@ -12,7 +12,8 @@ What it does, in one run (about two minutes):
      Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/11: cache, API keys, live feed) and
      ROOT_URLCONF=bench.urls: the real URLs plus `POST /bench/events-minimal` (bench/events_views.py):
      one indexed SELECT for the API key and one INSERT of the raw event, nothing else;
-  3. single events: wrk (2 threads, 32 connections, 15 s, bench/events_wrk.lua) posts one event per
+  3. after a warm-up of each view, ANALYZE (as autovacuum would on a live database); then single
+     events: wrk (2 threads, 32 connections, 15 s, bench/events_wrk.lua) posts one event per
      request — 1000 calls per wrk thread in flight, each going started → bot → REFER → 202 → NOTIFY 200
      → ended one step per 1000 requests (a call's events seconds apart, as a switch sends them) — to the
      minimal view, to /api/v1/telephony/events, and to the minimal view again (the ratio is to the
@@ -351,6 +352,10 @@ def main() -> int:
         load_before = os.getloadavg()
         for path in ("/bench/events-minimal", "/api/v1/telephony/events"):
             wrk(base, path, token, nonce + "w", args, args.warmup)
+        # What autovacuum does on a live database within its first minute (and again as tables
+        # grow): without statistics, the workers' prepared plans for the still-empty tables of a
+        # fresh database scan them whole, and keep doing so as they fill up during the run.
+        admin_execute(env["DATABASE_URL"], "ANALYZE")
         single: dict[str, dict[str, Any]] = {}
         for name, path in (
             ("minimal", "/bench/events-minimal"),

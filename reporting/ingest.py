@@ -42,8 +42,8 @@ from reporting import ingest_sql, live
 from reporting.assemble import Assembly, FoldSettings, Number, StoredEvent, Target, assemble, refs_for
 from reporting.events import AgentInfo, EventIn, agent_ref_key, find_virtual_agents, recent_lookups
 from reporting.feed import feed_messages
-from reporting.models import CallRecord, Handoff
-from reporting.provider_reports import attach_pending_reports
+from reporting.models import Handoff
+from reporting.provider_reports import RecordRef, attach_pending_reports_on_commit
 from routing.models import PhoneNumber
 from routing.refer import Destination, ExtensionOwner, destination_for
 from voiso_byob.errors import DomainError
@@ -154,13 +154,8 @@ def _ingest(
                 call_record=locked[call_id].id, sequence__gt=len(assembly.handoffs)
             ).delete()
     # A waiting provider report can only match a record that is new or got its provider call id now.
-    attach_pending_reports(
-        CallRecord(
-            id=locked[call_id].id,
-            contact_center_id=center.pk,
-            call_id=call_id,
-            provider_call_id=assembly.record.provider_call_id,
-        )
+    attach_pending_reports_on_commit(
+        RecordRef(locked[call_id].id, center.pk, call_id, assembly.record.provider_call_id)
         for call_id, assembly in assemblies.items()
         if locked[call_id].event_count == 0
         or locked[call_id].provider_call_id != assembly.record.provider_call_id

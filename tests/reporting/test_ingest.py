@@ -323,7 +323,7 @@ def test_a_cache_outage_does_not_fail_ingestion(
 
 
 def test_a_report_that_arrived_first_is_attached_when_the_record_appears(
-    acme, scene, switch: Client, bot
+    acme, scene, switch: Client, bot, django_capture_on_commit_callbacks
 ) -> None:
     by_call_id = ProviderCallReport.objects.create(
         contact_center=acme,
@@ -335,7 +335,8 @@ def test_a_report_that_arrived_first_is_attached_when_the_record_appears(
     by_provider_id = ProviderCallReport.objects.create(
         contact_center=acme, integration=bot.integration, provider="generic_sip", provider_call_id="prov-c2"
     )
-    post_events(switch, call_events("c1") + call_events("c2"))
+    with django_capture_on_commit_callbacks(execute=True):  # ingestion looks once it has committed
+        post_events(switch, call_events("c1") + call_events("c2"))
     by_call_id.refresh_from_db()
     by_provider_id.refresh_from_db()
     assert by_call_id.call_record == CallRecord.objects.get(call_id="c1")

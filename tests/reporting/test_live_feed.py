@@ -11,6 +11,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels import layers
 from django.test import Client
 
+from reporting.ingest import feed_sender
 from reporting.models import CallEvent, CallRecord, Handoff
 from tests.conftest import Persona
 from tests.reporting.conftest import call_events, make_bot, post_events
@@ -110,4 +111,5 @@ def test_with_the_channel_layer_down_events_are_still_accepted_and_stored(
     record = CallRecord.objects.get(call_id="e2e-down")
     assert record.status == "ended" and record.handoff_count == 1
     assert Handoff.objects.get(call_record=record).state == "completed"
+    assert feed_sender.flush()  # the request queued the messages; the sender's loop tried and logged
     assert "live feed: could not publish" in caplog.text

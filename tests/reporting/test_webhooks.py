@@ -415,19 +415,22 @@ def test_without_our_header_a_report_matches_by_the_providers_call_id(acme, inte
 
 
 def test_a_report_that_arrives_first_is_matched_when_the_events_create_the_record(
-    acme, integrations, switch, bot
+    acme, integrations, switch, bot, django_capture_on_commit_callbacks
 ) -> None:
     body = wp.dumps(wp.elevenlabs_transcription(call_id="c-late"))
     response = deliver(integrations["elevenlabs"], body, wp.elevenlabs_headers(body, ELEVEN_SECRET))
     assert response.json()["matched"] is False
 
-    posted = post_events(
-        switch,
-        [
-            event("call.started", "c-late", 0, direction="inbound", **{"from": "+442079460999", "to": "+1"}),
-            event("bot.connected", "c-late", 1, virtual_agent="7001"),
-        ],
-    )
+    with django_capture_on_commit_callbacks(execute=True):  # ingestion looks once it has committed
+        posted = post_events(
+            switch,
+            [
+                event(
+                    "call.started", "c-late", 0, direction="inbound", **{"from": "+442079460999", "to": "+1"}
+                ),
+                event("bot.connected", "c-late", 1, virtual_agent="7001"),
+            ],
+        )
 
     assert posted.status_code == 202, posted.content
     report = ProviderCallReport.objects.get()
@@ -435,7 +438,7 @@ def test_a_report_that_arrives_first_is_matched_when_the_events_create_the_recor
 
 
 def test_a_report_without_our_header_is_matched_by_bot_connected_later(
-    acme, integrations, switch, bot
+    acme, integrations, switch, bot, django_capture_on_commit_callbacks
 ) -> None:
     body = wp.dumps(wp.retell_call(voiso_call_id=None))
     deliver(integrations["retell"], body, wp.retell_headers(body, RETELL_KEY))
@@ -445,18 +448,19 @@ def test_a_report_without_our_header_is_matched_by_bot_connected_later(
         switch, [event("call.started", "c-77", 0, direction="inbound", **{"from": "+4420", "to": "+1"})]
     )
     assert ProviderCallReport.objects.get().call_record is None  # no provider call id known yet
-    post_events(
-        switch,
-        [
-            event(
-                "bot.connected",
-                "c-77",
-                1,
-                virtual_agent="7001",
-                provider_call_id="Jabr9TXYYJHfvl6Syypi88rdAHYHmcq6",
-            )
-        ],
-    )
+    with django_capture_on_commit_callbacks(execute=True):  # ingestion looks once it has committed
+        post_events(
+            switch,
+            [
+                event(
+                    "bot.connected",
+                    "c-77",
+                    1,
+                    virtual_agent="7001",
+                    provider_call_id="Jabr9TXYYJHfvl6Syypi88rdAHYHmcq6",
+                )
+            ],
+        )
 
     assert ProviderCallReport.objects.get().call_record.call_id == "c-77"
 

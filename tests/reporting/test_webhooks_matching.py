@@ -1,7 +1,8 @@
 """Matching provider reports and call records whichever comes first, and the races between them.
 
-`attach_pending_reports(records)` is called by ingestion inside the transaction that stored
-the records (reporting.ingest); these tests call it the same way.
+`attach_pending_reports(records)` looks inside the caller's transaction and again after it
+commits; ingestion (reporting.ingest) uses `attach_pending_reports_on_commit`, which only looks
+after the commit — the race tests at the end drive real ingestion against a webhook.
 """
 
 from __future__ import annotations
@@ -182,3 +183,31 @@ def test_a_webhook_committed_while_ingestion_is_open_is_matched_when_ingestion_c
             assert pool.submit(webhook).result() is True  # committed, unmatched
 
     assert ProviderCallReport.objects.get().call_record_id == record.pk
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_ingestion_matches_a_webhook_committed_while_its_transaction_was_open(acme, eleven, bot) -> None:
+    """Real ingestion: its transaction creates the record; meanwhile a webhook stores the report
+    (unmatched: the record is not committed yet) and commits; the look after ingestion's commit
+    matches it."""
+    from reporting.events import validate_events
+    from reporting.ingest import ingest_events
+    from tests.reporting.conftest import call_events
+
+    validated, agents = validate_events(acme, {"events": call_events("call-ingest-race")[:2]})
+    with transaction.atomic():
+        ingest_events(center=acme, events=validated, agents=agents)
+        record_id = CallRecord.objects.get(call_id="call-ingest-race").pk
+
+        def webhook() -> bool:
+            try:
+                stored = store_report(integration=eleven, report=report("conv-r", "call-ingest-race"))
+                return stored.report.call_record_id is None
+            finally:
+                connection.close()
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            assert pool.submit(webhook).result() is True  # committed, unmatched
+        assert ProviderCallReport.objects.get().call_record_id is None  # not matched inside
+    assert ProviderCallReport.objects.get().call_record_id == record_id
