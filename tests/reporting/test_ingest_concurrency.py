@@ -188,3 +188,54 @@ def test_events_committed_while_a_request_waits_for_the_record_lock_are_folded(
     assert record.event_count == 3  # the holder's event is folded in, not just the waiter's
     assert record.bot_connected_at is not None and record.handoff_count == 1
     assert (record_snapshot(), handoff_snapshot()) == ordered_result(events[:3], switch)
+
+
+# --- a served request's own transaction (PostgreSQL, real commits and rollbacks) -------------
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+def test_a_deadlock_in_a_served_request_rolls_back_and_retries(
+    acme, bot, sales, agent, switch: Client, monkeypatch
+) -> None:
+    from django.db import OperationalError
+
+    from reporting import ingest_sql
+    from reporting.models import CallRecord
+
+    real, calls = ingest_sql.write_fold, []
+
+    def deadlock_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        real(*args, **kwargs)  # written: it must be rolled back with the attempt
+        if len(calls) == 1:
+            raise OperationalError("deadlock detected") from _Deadlock()
+
+    monkeypatch.setattr(ingest_sql, "write_fold", deadlock_once)
+    assert not connection.in_atomic_block  # the request's transaction is the only one
+    events = call_events("d1")
+    assert post_events(switch, events).json() == {"accepted": len(events), "duplicates": 0}
+    assert len(calls) == 2
+    assert CallEvent.objects.filter(call_id="d1").count() == len(events)
+    assert CallRecord.objects.get(call_id="d1").event_count == len(events)
+
+
+def test_a_failing_statement_in_a_served_request_stores_nothing(
+    acme, bot, sales, agent, switch: Client, monkeypatch
+) -> None:
+    from reporting import ingest_sql
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        with connection.cursor() as cursor:  # a real error from the server
+            cursor.execute("SELECT 1 / 0")
+
+    monkeypatch.setattr(ingest_sql, "write_fold", broken)
+    no_raise = Client(raise_request_exception=False)
+    response = post_events(no_raise, call_events("f1"), switch.defaults["HTTP_AUTHORIZATION"][7:])
+    assert response.status_code == 500
+    assert not CallEvent.objects.filter(call_id="f1").exists()
+    monkeypatch.undo()
+    events = call_events("f2")  # the connection is usable again
+    assert post_events(switch, events).json() == {"accepted": len(events), "duplicates": 0}
