@@ -360,7 +360,7 @@ def _after_commit(
     assemblies: dict[str, Assembly],
     deltas: dict[str, int],
 ) -> None:
-    apply_active_deltas(deltas)
+    feed_sender.count(deltas)
     try:
         messages = feed_messages(new_events, assemblies)
     except Exception:  # a bug here must not fail a stored, committed batch
@@ -394,6 +394,7 @@ class FeedSender:
         self._lock = threading.Lock()
         self._pending: list[tuple[Any, Any, list[dict[str, Any]]]] = []
         self._count = 0
+        self._deltas: dict[str, int] = {}
         self._draining = False
         self._idle = threading.Event()
         self._idle.set()
@@ -427,6 +428,28 @@ class FeedSender:
         if start:
             loop.call_soon_threadsafe(lambda: loop.create_task(self._drain()))
 
+    def count(self, deltas: Mapping[str, int]) -> None:
+        """Move the bots' active-call counters (apply_active_deltas), in the sender's next round.
+
+        With Redis, the counters of every request that came in while the sender lingered go in
+        one round trip, off the request; routing may read a count up to a send late (it is a
+        capacity hint, racing the calls themselves anyway). The in-memory layer: at once.
+        """
+        if not deltas:
+            return
+        if "InMemory" in settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", ""):
+            apply_active_deltas(deltas)
+            return
+        loop = self._running_loop()
+        with self._lock:
+            for agent_id, delta in deltas.items():
+                self._deltas[agent_id] = self._deltas.get(agent_id, 0) + delta
+            start = not self._draining
+            self._draining = True
+            self._idle.clear()
+        if start:
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._drain()))
+
     def flush(self, timeout: float = PUBLISH_TIMEOUT) -> bool:
         """Wait until everything queued so far was sent (or given up on); False on timeout."""
         return self._idle.wait(timeout)
@@ -438,10 +461,14 @@ class FeedSender:
             await asyncio.sleep(LINGER_SECONDS)
             with self._lock:
                 batch, self._pending, self._count = self._pending, [], 0
-                if not batch:
+                deltas, self._deltas = self._deltas, {}
+                if not batch and not deltas:
                     self._draining = False
                     self._idle.set()
                     return
+            # Opposite moves of one bot cancel out; what is left goes in one pipeline (sync
+            # redis-py, on this thread: it is ours, and a short block delays only the feed).
+            apply_active_deltas({agent: delta for agent, delta in deltas.items() if delta})
             by_group: dict[tuple[int, Any], tuple[Any, list[dict[str, Any]]]] = {}
             for layer, center_id, messages in batch:
                 by_group.setdefault((id(layer), center_id), (layer, []))[1].extend(messages)
@@ -470,7 +497,7 @@ class FeedSender:
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="live-feed-loop", daemon=True).start()
                 self._loop, self._pid = loop, os.getpid()
-                self._pending, self._count, self._draining = [], 0, False
+                self._pending, self._count, self._draining, self._deltas = [], 0, False, {}
                 self._idle.set()
         return self._loop
 
