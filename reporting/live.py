@@ -56,6 +56,25 @@ def publish(center_id: UUID | str, messages: list[dict[str, Any]]) -> None:
         logger.warning("live feed: could not publish %d message(s): %s", len(messages), type(exc).__name__)
 
 
+ACCESS_MESSAGE_TYPE = "live.access_changed"  # handled by LiveConsumer.live_access_changed
+
+
+def user_group_name(user_id: Any) -> str:
+    """Every live socket of one user, whatever its center: told when the user's access changes."""
+    return f"live-user-{user_id}"
+
+
+def access_changed(user_id: Any) -> None:
+    """Tell the user's open sockets to check their access again (role, membership, account)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(user_group_name(user_id), {"type": ACCESS_MESSAGE_TYPE})
+    except Exception as exc:  # as publish(): the feed degrades, the change itself stands
+        logger.warning("live feed: could not tell user %s's sockets: %s", user_id, type(exc).__name__)
+
+
 # `received_at` is stamped before the INSERT and the row is visible only at COMMIT, and the
 # servers' clocks differ a little: an event stamped just before the page's last sync can
 # become visible after it. Looking this far back covers both; duplicates are dropped by the page.

@@ -128,6 +128,70 @@ def test_signed_in_user_without_a_membership_is_refused_with_4403(acme: ContactC
     assert run(lambda: close_code(socket_for(client))) == 4403
 
 
+# --- access that changes while the socket is open --------------------------------------------
+
+
+def _demote(membership_id: Any, role: str) -> None:
+    from voiso_byob.services import update_member
+
+    update_member(membership=Membership.objects.get(pk=membership_id), by="tests", role=role)
+
+
+def _to_agent(membership: Membership) -> None:
+    _demote(membership.pk, Role.AGENT)
+
+
+def _removed(membership: Membership) -> None:
+    from voiso_byob.services import remove_member
+
+    remove_member(membership=Membership.objects.get(pk=membership.pk), by="tests")
+
+
+def _deactivated(membership: Membership) -> None:
+    user = type(membership.user).objects.get(pk=membership.user_id)
+    user.is_active = False
+    user.save()  # as Django admin does
+
+
+@pytest.mark.parametrize(
+    "change", [_to_agent, _removed, _deactivated], ids=["demoted to agent", "removed", "account deactivated"]
+)
+def test_an_open_socket_closes_with_4403_when_its_user_loses_access(
+    supervisor: Persona, admin: Persona, change: Callable[[Membership], None]
+) -> None:
+    center_id = supervisor.center.id
+
+    async def scenario() -> tuple[int, dict[str, Any]]:
+        watching = await open_socket(supervisor.client)
+        bystander = await open_socket(admin.client)  # the administrator's socket is not touched
+        try:
+            await sync_to_async(change)(supervisor.membership)
+            output = await watching.receive_output(timeout=2)
+            await sync_to_async(publish)(center_id, [feed_message(1)])
+            return output, await bystander.receive_json_from(timeout=2)
+        finally:
+            await bystander.disconnect()
+
+    closed, still_fed = run(scenario)
+    assert closed["type"] == "websocket.close" and closed["code"] == CLOSE_FORBIDDEN
+    assert still_fed == {"type": "events", "messages": [feed_message(1)]}
+
+
+def test_a_change_that_keeps_access_keeps_the_socket(supervisor: Persona) -> None:
+    center_id = supervisor.center.id
+
+    async def scenario() -> dict[str, Any]:
+        communicator = await open_socket(supervisor.client)
+        try:
+            await sync_to_async(_demote)(supervisor.membership.pk, Role.ADMINISTRATOR)  # a promotion
+            await sync_to_async(publish)(center_id, [feed_message(1)])
+            return await communicator.receive_json_from(timeout=2)
+        finally:
+            await communicator.disconnect()
+
+    assert run(scenario) == {"type": "events", "messages": [feed_message(1)]}
+
+
 def test_a_foreign_origin_is_refused_at_the_handshake(supervisor: Persona) -> None:
     session = supervisor.client.cookies[settings.SESSION_COOKIE_NAME].value
     communicator = WebsocketCommunicator(
