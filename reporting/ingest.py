@@ -23,6 +23,7 @@ SQLite ≥ 3.35: multi-row VALUES, also with ON CONFLICT … RETURNING and UPDAT
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import random
@@ -373,6 +374,7 @@ PUBLISH_TIMEOUT = 5.0  # seconds one group_send may take before the loop gives u
 MAX_PENDING = 20_000  # messages queued while Redis is slow or down; the oldest go first beyond it
 MAX_PER_SEND = 1000  # messages in one group_send
 LINGER_SECONDS = 0.01
+EXIT_FLUSH_SECONDS = 1.0
 
 
 class FeedSender:
@@ -496,6 +498,8 @@ class FeedSender:
             if self._loop is None or self._pid != os.getpid():
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="live-feed-loop", daemon=True).start()
+                # A worker that exits (restart, deploy) sends what it queued in its last moments.
+                atexit.register(self.flush, EXIT_FLUSH_SECONDS)
                 self._loop, self._pid = loop, os.getpid()
                 self._pending, self._count, self._draining, self._deltas = [], 0, False, {}
                 self._idle.set()

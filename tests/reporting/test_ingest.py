@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import os
 import random
 from typing import Any
 
@@ -526,3 +528,35 @@ def test_the_feed_sender_moves_the_counters_of_many_requests_in_one_round(
     slow_layer.release.set()
     assert sender.flush(5)
     assert [deltas for deltas in applied if deltas] == [{"bot-a": 2}]  # bot-b's moves cancelled out
+
+
+def test_a_worker_that_exits_sends_what_it_queued(tmp_path) -> None:
+    """atexit: a gunicorn worker restarting must not drop the feed messages of its last requests."""
+    import subprocess
+    import sys
+    import textwrap
+
+    sent = tmp_path / "sent.json"
+    script = textwrap.dedent(
+        f"""
+        import asyncio, json, django
+        django.setup()
+        from reporting import ingest
+
+        class Layer:
+            async def group_send(self, group, message):
+                await asyncio.sleep(0.2)  # still sending when the interpreter starts to exit
+                open({str(sent)!r}, "w").write(json.dumps(message["messages"]))
+
+        ingest.get_channel_layer = lambda: Layer()
+        ingest.feed_sender.send("center", [{{"n": 1}}])
+        """
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "voiso_byob.settings",
+        "REDIS_URL": "redis://127.0.0.1:9/0",  # a Redis channel layer by name; never reached here
+        "DEBUG": "true",
+    }
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)
+    assert json.loads(sent.read_text()) == [{"n": 1}]
