@@ -342,6 +342,12 @@ class ProviderCallReport(models.Model):
                 condition=Q(call_record__isnull=True),
                 name="reporting_report_wait_prov_idx",
             ),
+            # The Live page's catch-up: a center's matched reports changed since a moment.
+            models.Index(
+                fields=["contact_center", "updated", "id"],
+                condition=Q(call_record__isnull=False),
+                name="reporting_report_updated_idx",
+            ),
         ]
 
     def __str__(self) -> str:
