@@ -119,6 +119,10 @@ def feed_messages(
 ) -> list[dict[str, Any]]:
     """One message per (cursor, event) pair, in the given order (see the module docstring)."""
     messages: list[dict[str, Any]] = []
+    # A batch carries several events of a call: its summaries are built once and shared (the
+    # messages are only serialised, never changed).
+    calls: dict[str, dict[str, Any]] = {}
+    handoffs: dict[tuple[str, int], dict[str, Any]] = {}
     for cursor, event in new_events:
         assembly = assemblies[event.call_id]
         sequence = assembly.handoff_of_event.get(event.event_id)
@@ -127,6 +131,14 @@ def feed_messages(
         if agent is None:
             agent_id = (handoff.virtual_agent_id if handoff else None) or assembly.record.virtual_agent_id
             agent = assembly.agents.get(agent_id) if agent_id else None
+        call = calls.get(event.call_id)
+        if call is None:
+            call = calls[event.call_id] = call_summary(event.call_id, assembly.record)
+        handoff_message = None
+        if handoff is not None:
+            handoff_message = handoffs.get((event.call_id, handoff.sequence))
+            if handoff_message is None:
+                handoff_message = handoffs[(event.call_id, handoff.sequence)] = handoff_summary(handoff)
         messages.append(
             {
                 "cursor": cursor,
@@ -137,9 +149,9 @@ def feed_messages(
                     "occurred_at": _iso(event.occurred_at),
                     "data": event.data,
                 },
-                "call": call_summary(event.call_id, assembly.record),
+                "call": call,
                 "virtual_agent": _agent(agent),
-                "handoff": handoff_summary(handoff) if handoff is not None else None,
+                "handoff": handoff_message,
             }
         )
     return messages
