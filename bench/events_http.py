@@ -35,12 +35,9 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,13 +49,24 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the project root
+from bench.harness import (
+    ADMIN_URL,
+    GUNICORN,
+    PYTHON,
+    ROOT,
+    admin_execute,
+    database_url,
+    free_port,
+    machine,
+    post,
+    served_env,
+    stop,
+)
+
 RESULTS = ROOT / "bench" / "results" / "events_http.json"
 LUA = ROOT / "bench" / "events_wrk.lua"
-PYTHON = ROOT / ".venv" / "bin" / "python"
-GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 DB_NAME = "voiso_bench_events"
 SINGLE_TARGET = 0.5
 BATCH_TARGET = 0.4
@@ -79,33 +87,6 @@ def seed() -> None:
     center = seed_center("acme")
     _, token = create_api_key(center=center, name="bench", scope=ApiKeyScope.TELEPHONY, by="bench")
     print(json.dumps({"center": str(center.pk), "token": token}))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def database_url(admin_url: str) -> str:
-    return urlunsplit(urlsplit(admin_url)._replace(path=f"/{DB_NAME}"))
-
-
-def admin_execute(admin_url: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def post(url: str, body: Any, token: str) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
 
 
 def wait_until_up(base: str, server: subprocess.Popen[bytes], token: str, deadline: float) -> None:
@@ -250,17 +231,6 @@ def post_batches(host: str, port: int, token: str, bodies: list[bytes], clients:
     }
 
 
-def stop(server: subprocess.Popen[bytes] | None) -> None:
-    if server is None or server.poll() is not None:
-        return
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(timeout=5)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=15.0)
@@ -279,27 +249,12 @@ def main() -> int:
         return 0
 
     started = time.monotonic()
-    admin_url = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    admin_url = ADMIN_URL
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
-    from cryptography.fernet import Fernet
-
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     nonce = secrets.token_hex(4)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "voiso_byob.settings",
-        "DATABASE_URL": database_url(admin_url),
-        "REDIS_URL": redis_url,
-        "SECRET_KEY": "bench-only-" + secrets.token_urlsafe(32),
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "false",
-        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "CONN_MAX_AGE": "600",
-        "ROOT_URLCONF": "bench.urls",
-        "PYTHONPATH": str(ROOT),
-    }
+    env = served_env(database_url(admin_url, DB_NAME), redis_url)
     server: subprocess.Popen[bytes] | None = None
     log_fd, log_name = tempfile.mkstemp(prefix="bench-events-gunicorn-", suffix=".log")
     log_path = Path(log_name)
@@ -440,11 +395,7 @@ def main() -> int:
                 {
                     "benchmark": "events_http",
                     "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "machine": {
-                        "cpus": os.cpu_count(),
-                        "python": platform.python_version(),
-                        "platform": platform.platform(),
-                    },
+                    "machine": machine(),
                     "server": {
                         "gunicorn_workers": args.workers,
                         "worker_class": "sync",

@@ -53,9 +53,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the project root
+from bench.harness import PYTHON, ROOT, free_port
+
 RESULTS = ROOT / "bench" / "results" / "live_latency.json"
-PYTHON = ROOT / ".venv" / "bin" / "python"
 DB_NAME = "voiso_bench_live"
 CENTER_SLUG = "livebench"
 TARGET_P95_MS = 100.0
@@ -160,12 +161,6 @@ class LiveSocket:
 
 
 # --- daphne processes ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager

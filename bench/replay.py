@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import secrets
 import subprocess
 import sys
@@ -38,23 +37,19 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the project root
+from bench.harness import (
+    ADMIN_URL,
+    PYTHON,
+    ROOT,
+    admin_execute,
+    database_url,
+    machine,
+)
+
 RESULTS = ROOT / "bench" / "results" / "replay.json"
-PYTHON = ROOT / ".venv" / "bin" / "python"
 DB_NAME = "voiso_bench_replay"
-
-
-def database_url(admin_url: str) -> str:
-    return urlunsplit(urlsplit(admin_url)._replace(path=f"/{DB_NAME}"))
-
-
-def admin_execute(admin_url: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def main() -> int:
@@ -65,13 +60,13 @@ def main() -> int:
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
 
-    admin_url = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    admin_url = ADMIN_URL
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
     from cryptography.fernet import Fernet
 
     env = {
         "DJANGO_SETTINGS_MODULE": "voiso_byob.settings",
-        "DATABASE_URL": database_url(admin_url),
+        "DATABASE_URL": database_url(admin_url, DB_NAME),
         "REDIS_URL": redis_url,
         "SECRET_KEY": "bench-only-" + secrets.token_urlsafe(32),
         "DEBUG": "false",
@@ -187,11 +182,7 @@ def run(args: argparse.Namespace) -> int:
             {
                 "benchmark": "replay",
                 "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "platform": platform.platform(),
-                },
+                "machine": machine(),
                 "database": f"postgresql/{DB_NAME}",
                 "events": len(day),
                 "calls": calls,

@@ -38,12 +38,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,12 +51,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the project root
+from bench.harness import (
+    ADMIN_URL,
+    GUNICORN,
+    PYTHON,
+    ROOT,
+    admin_execute,
+    database_url,
+    free_port,
+    machine,
+    post,
+    served_env,
+    stop,
+)
+
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results" / "telephony_http.json"
 LUA = BENCH / "wrk_post.lua"
-PYTHON = ROOT / ".venv" / "bin" / "python"
-GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 
 DB_NAME = "voiso_bench"
 NUMBER = "+442079460018"
@@ -129,12 +138,6 @@ def worker_label(args: argparse.Namespace) -> str:
     return args.worker_class
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def run(cmd: list[str], env: dict[str, str], timeout: float) -> str:
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
@@ -142,41 +145,13 @@ def run(cmd: list[str], env: dict[str, str], timeout: float) -> str:
     return done.stdout
 
 
-def admin_connect(admin_url: str) -> Any:
-    import psycopg
-
-    return psycopg.connect(admin_url, autocommit=True)
-
-
 def recreate_database(admin_url: str) -> None:
-    with admin_connect(admin_url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    drop_database(admin_url)
+    admin_execute(admin_url, f'CREATE DATABASE "{DB_NAME}"')
 
 
 def drop_database(admin_url: str) -> None:
-    with admin_connect(admin_url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-
-
-def database_url(admin_url: str) -> str:
-    """The admin URL with the bench database's name as its path."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(admin_url)
-    return urlunsplit(parts._replace(path=f"/{DB_NAME}"))
-
-
-def post(url: str, body: dict[str, Any], token: str | None) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
+    admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
 
 def wait_until_up(base: str, server: subprocess.Popen[bytes], deadline: float) -> None:
@@ -260,17 +235,6 @@ def delete_menu_state(redis_url: str, nonce: str) -> int:
     return deleted
 
 
-def stop(server: subprocess.Popen[bytes] | None) -> None:
-    if server is None or server.poll() is not None:
-        return
-    server.send_signal(signal.SIGTERM)  # gunicorn's graceful stop; it takes its workers with it
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(timeout=5)
-
-
 def version_of(cmd: list[str]) -> str:
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
@@ -299,27 +263,12 @@ def main() -> int:
         return 0
 
     started = time.monotonic()
-    admin_url = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    admin_url = ADMIN_URL
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/1")
-    from cryptography.fernet import Fernet
-
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     nonce = secrets.token_hex(4)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "voiso_byob.settings",
-        "DATABASE_URL": database_url(admin_url),
-        "REDIS_URL": redis_url,
-        "SECRET_KEY": "bench-only-" + secrets.token_urlsafe(32),
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "false",
-        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "CONN_MAX_AGE": "600",
-        "ROOT_URLCONF": "bench.urls",
-        "PYTHONPATH": str(ROOT),
-    }
+    env = served_env(database_url(admin_url, DB_NAME), redis_url)
     server: subprocess.Popen[bytes] | None = None
     log_fd, log_name = tempfile.mkstemp(prefix="bench-gunicorn-", suffix=".log")
     log_path = Path(log_name)
@@ -427,11 +376,7 @@ def main() -> int:
                 {
                     "benchmark": "telephony_http",
                     "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "machine": {
-                        "cpus": os.cpu_count(),
-                        "python": platform.python_version(),
-                        "platform": platform.platform(),
-                    },
+                    "machine": machine(),
                     "server": {
                         "command": " ".join([Path(gunicorn_cmd[0]).name, *gunicorn_cmd[1:]]),
                         "gunicorn": version_of([str(GUNICORN), "--version"]),
