@@ -29,6 +29,7 @@ import os
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -107,13 +108,46 @@ def _ingest(
         unique.setdefault(event.event_id, event)  # a repeated id inside one batch: the first wins
     refs = resolve_refs(center, unique.values(), agents)
     ordered = sorted(unique.values(), key=lambda e: e.event_id)
-    done = ingest_sql.store_and_lock(center.pk, ordered, refs, timezone.now(), key_id=key_id)
+    fold = FoldSettings(bot_abandon_seconds=float(settings.BOT_ABANDON_SECONDS))
+    by_call: dict[str, list[EventIn]] = {}
+    for e in ordered:
+        by_call.setdefault(e.call_id, []).append(e)
+    # A call that starts in this request most likely has no record yet: folded now, its record is
+    # written whole when the statement below creates it (see ingest_sql.store_and_lock).
+    prefill = (
+        {
+            call_id: assemble(
+                [
+                    StoredEvent(e.event_id, e.type, e.occurred_at, e.data, refs[e.event_id])
+                    for e in call_events
+                ],
+                fold,
+            )
+            for call_id, call_events in by_call.items()
+            if any(e.type == "call.started" for e in call_events)
+        }
+        if ingest_sql.prefills_records()
+        else {}
+    )
+    done = ingest_sql.store_and_lock(
+        center.pk,
+        ordered,
+        refs,
+        timezone.now(),
+        key_id=key_id,
+        prefill={call_id: assembly.record for call_id, assembly in prefill.items()},
+    )
     if done.key_revoked:
         raise KeyRevoked
     inserted, locked = done.inserted, done.locked
     result = IngestResult(accepted=len(inserted), duplicates=len(events) - len(inserted))
     if not inserted:
         return result  # nothing new: a retried request changes nothing
+
+    # A prefilled record holds the fold of all of this request's events of its call, which are
+    # then all of the call's events when every one of them was new.
+    new_per_call = Counter(unique[event_id].call_id for event_id in inserted)
+    written = {c for c, record in locked.items() if record.prefilled and new_per_call[c] == len(by_call[c])}
 
     # Each call's events: the ones stored before this transaction, then ours. A record this
     # transaction created (no events folded yet) has none before: a concurrent request's events
@@ -130,22 +164,24 @@ def _ingest(
     ]
     stored = ingest_sql.load_events(center.pk, again) if again else {}  # ours are among these
     for call_id in call_ids:
-        if call_id not in stored:
+        if call_id not in stored and call_id not in written:
             stored[call_id] = list(earlier.get(call_id, ()))
     for event_id, pk in inserted.items():
         e = unique[event_id]
-        if e.call_id not in again:
+        if e.call_id not in again and e.call_id not in written:
             stored[e.call_id].append(
                 StoredEvent(e.event_id, e.type, e.occurred_at, e.data, refs[event_id], pk)
             )
-    fold = FoldSettings(bot_abandon_seconds=float(settings.BOT_ABANDON_SECONDS))
-    assemblies = {call_id: assemble(stored[call_id], fold) for call_id in call_ids}
+    assemblies = {
+        call_id: prefill[call_id] if call_id in written else assemble(stored[call_id], fold)
+        for call_id in call_ids
+    }
 
     # A handoff's fields come from handoff.* events only: calls without a new one keep theirs.
     with_handoff_news = {unique[i].call_id for i in inserted if unique[i].type.startswith("handoff.")}
     ingest_sql.write_fold(
         center.pk,
-        [(locked[c].id, a) for c, a in assemblies.items()],
+        [(locked[c].id, a) for c, a in assemblies.items() if c not in written],
         [(locked[c].id, a) for c, a in assemblies.items() if c in with_handoff_news],
         updated=timezone.now(),
     )

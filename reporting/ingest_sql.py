@@ -19,17 +19,17 @@ import functools
 import json
 import operator
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db import connection, models
 
-from reporting.assemble import HANDOFF_FIELDS, RECORD_FIELDS, Assembly, StoredEvent
+from reporting.assemble import HANDOFF_FIELDS, RECORD_FIELDS, Assembly, RecordFields, StoredEvent
 from reporting.events import EventIn
 from reporting.models import CallEvent, CallRecord, Handoff
-from voiso_byob.db import prepared_cursor
+from voiso_byob.db import prepared_cursor, server_bound_cursor
 from voiso_byob.models import ApiKey
 
 CHUNK = 500  # rows per VALUES statement (SQLite's bound-parameter limit)
@@ -41,6 +41,11 @@ def _q(name: str) -> str:
 
 def _col(model: type[models.Model], name: str) -> str:
     return _q(model._meta.get_field(name).column)
+
+
+def prefills_records() -> bool:
+    """Whether store_and_lock can write a new record whole (`prefill`): PostgreSQL's statement can."""
+    return _is_pg()
 
 
 @functools.cache
@@ -60,14 +65,14 @@ def _json(value: Any) -> str:
 
 
 def _cursor(rows: int) -> Any:
-    """A prepared cursor for one row (voiso_byob.db), Django's own for more.
+    """A prepared cursor for one row, a server-bound one never prepared for more (voiso_byob.db).
 
     A switch sends most events one per request: planning the statement measured as much as
     running it, so it is prepared. A batch is planned afresh every time: planning is a sliver of
     its work, and a prepared generic plan (made without the batch's size, on statistics that a
     growing table outdates) measured five times slower, scanning a center's events by center.
     """
-    return prepared_cursor() if rows <= 1 else connection.cursor()
+    return prepared_cursor() if rows <= 1 else server_bound_cursor()
 
 
 def pk_value(value: Any) -> Any:
@@ -235,7 +240,7 @@ def create_missing_records(center_id: Any, call_ids: list[str], now: datetime) -
 
 @dataclass(frozen=True, slots=True)
 class LockedRecord:
-    """A call's record as it was when this transaction locked it."""
+    """A call's record as it was when this transaction locked it (a record it created: empty)."""
 
     id: int
     call_id: str
@@ -243,6 +248,8 @@ class LockedRecord:
     handoff_count: int
     event_count: int
     provider_call_id: str
+    # Created by this statement with the values `store_and_lock` was given for it (`prefill`).
+    prefilled: bool = False
 
 
 _LOCKED = ["id", "call_id", "active_virtual_agent", "handoff_count", "event_count", "provider_call_id"]
@@ -261,7 +268,13 @@ class Stored:
 
 
 def store_and_lock(
-    center_id: Any, events: Sequence[EventIn], refs: dict[str, Any], now: datetime, *, key_id: Any = None
+    center_id: Any,
+    events: Sequence[EventIn],
+    refs: dict[str, Any],
+    now: datetime,
+    *,
+    key_id: Any = None,
+    prefill: Mapping[str, RecordFields] | None = None,
 ) -> Stored:
     """Insert the new events (in the given order), then create and lock the records of their calls.
 
@@ -275,6 +288,13 @@ def store_and_lock(
 
     `key_id`: an API key to confirm active in the same statement (a remembered key: see
     voiso_byob.api_key_cache.remembered_api_key); when it is revoked, nothing is stored.
+
+    `prefill` (PostgreSQL): the fields a call's record gets if this statement creates it, by call
+    id (reporting.ingest folds a call that starts in this request before storing it). Such a
+    record is written once, whole, instead of created empty and then updated: one row version and
+    one round of index entries and foreign-key checks less. Its LockedRecord says `prefilled`,
+    with the empty record's values (what the call had before this request: nothing). A call
+    without prefill, or whose record already exists, is created empty / locked as it is.
     """
     if not _is_pg():
         if key_id is not None and not ApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).exists():
@@ -301,7 +321,21 @@ def store_and_lock(
     ]
     with _cursor(len(events)) as cursor:
         key = pk_value(key_id)
-        cursor.execute(sql, [center, now, _json(payload), key, key, *defaults, center, key, key])
+        cursor.execute(
+            sql,
+            [
+                center,
+                now,
+                _json(payload),
+                key,
+                key,
+                *defaults,
+                _prefill_rows(prefill or {}),
+                center,
+                key,
+                key,
+            ],
+        )
         inserted_json, locked_json, earlier_json, key_ok = cursor.fetchone()
     if not key_ok:
         return Stored({}, {}, key_revoked=True)
@@ -313,11 +347,27 @@ def store_and_lock(
         earlier.setdefault(call_id, []).append(
             StoredEvent(event_id, kind, parse(occurred_at), data, event_refs, pk)
         )
-    return Stored(
-        {event_id: pk for pk, event_id in inserted_rows},
-        {row[1]: LockedRecord(row[0], row[1], row[2], *row[3:]) for row in locked_rows},
-        earlier,
-    )
+    locked: dict[str, LockedRecord] = {}
+    prefill = prefill or {}
+    for pk, call_id, active, handoffs, event_count, provider_call_id, state in locked_rows:
+        if state == "existing":
+            locked[call_id] = LockedRecord(pk, call_id, active, handoffs, event_count, provider_call_id)
+        else:  # created by this statement: before it, the call had nothing
+            locked[call_id] = LockedRecord(pk, call_id, None, 0, 0, "", prefilled=call_id in prefill)
+    return Stored({event_id: pk for pk, event_id in inserted_rows}, locked, earlier)
+
+
+def _prefill_rows(prefill: Mapping[str, RecordFields] | None) -> str:
+    """store_and_lock's prefill as one JSON parameter: [call_id, *RECORD_FIELDS] per call."""
+    values_of = operator.attrgetter(*RECORD_FIELDS)
+    rows = [[call_id, *values_of(record)] for call_id, record in (prefill or {}).items()]
+    return _json_rows(rows, _prefill_datetimes())
+
+
+@functools.cache
+def _prefill_datetimes() -> list[int]:
+    fields = [CallRecord._meta.get_field(n) for n in RECORD_FIELDS]
+    return [i + 1 for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)]
 
 
 @functools.cache
@@ -341,8 +391,23 @@ def _store_sql_pg() -> str:
         [("e", "text"), ("t", "text"), ("c", "text"), ("o", "timestamptz"), ("d", "jsonb"), ("f", "jsonb")]
     )
     fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
+    folded = set(RECORD_FIELDS)
+    prefill = _rows_from_json(
+        [("k", "text"), *[(_q(n), _record_type(CallRecord._meta.get_field(n))) for n in RECORD_FIELDS]]
+    )
     # Typed: the statement is prepared, and the server types its parameters from the SQL alone.
-    select = ", ".join("c" if f.name == "call_id" else f"%s::{_record_type(f)}" for f in fields)
+    # A prefilled call takes its folded values (a foreign key through _existing: the bot or queue
+    # may be gone); any other call an empty record.
+    select = ", ".join(
+        "calls.c"
+        if f.name == "call_id"
+        else (
+            f"CASE WHEN v.k IS NULL THEN %s::{_record_type(f)} ELSE {_existing(f, f'v.{_q(f.attname)}')} END"
+            if f.attname in folded
+            else f"%s::{_record_type(f)}"
+        )
+        for f in fields
+    )
     updated = _col(CallRecord, "updated")
     returning = ", ".join(_col(CallRecord, n) for n in _LOCKED)
     earlier_columns = ", ".join(
@@ -352,6 +417,9 @@ def _store_sql_pg() -> str:
         f"(%s::uuid IS NULL OR EXISTS (SELECT 1 FROM {_q(ApiKey._meta.db_table)} "  # noqa: S608
         f"WHERE {_col(ApiKey, 'id')} = %s::uuid AND {_col(ApiKey, 'revoked_at')} IS NULL))"
     )
+    # `xmax = 0` in RETURNING: the row was inserted by this statement; a row the ON CONFLICT
+    # branch locked (and rewrote unchanged) carries this transaction's id there.
+    state = f"CASE WHEN {record_table}.xmax = 0 THEN 'created' ELSE 'existing' END"
     sql = (
         f"WITH ev AS (INSERT INTO {event_table} ({event_columns}) "  # noqa: S608
         f"SELECT %s::uuid, e, t, c, o, %s::timestamptz, d, f FROM {rows} WHERE {key_ok} "
@@ -359,15 +427,16 @@ def _store_sql_pg() -> str:
         f"RETURNING {_col(CallEvent, 'id')} AS id, {_col(CallEvent, 'event_id')} AS event_id, "
         f"{_col(CallEvent, 'call_id')} AS c), "
         f"rec AS (INSERT INTO {record_table} ({', '.join(_q(f.column) for f in fields)}) "
-        f"SELECT {select} FROM (SELECT DISTINCT c FROM ev) AS calls ORDER BY c "
+        f"SELECT {select} FROM (SELECT DISTINCT c FROM ev) AS calls LEFT JOIN {prefill} ON v.k = calls.c "
+        "ORDER BY calls.c "
         f"ON CONFLICT ({_col(CallRecord, 'contact_center')}, {_col(CallRecord, 'call_id')}) "
-        f"DO UPDATE SET {updated} = {record_table}.{updated} RETURNING {returning}) "
+        f"DO UPDATE SET {updated} = {record_table}.{updated} RETURNING {returning}, {state} AS state) "
         "SELECT (SELECT json_agg(json_build_array(id, event_id)) FROM ev), "
-        f"(SELECT json_agg(json_build_array({returning})) FROM rec), "
+        f"(SELECT json_agg(json_build_array({returning}, state)) FROM rec), "
         f"(SELECT json_agg(json_build_array({earlier_columns})) FROM {event_table} "
         f"WHERE {_col(CallEvent, 'contact_center')} = %s::uuid AND {_col(CallEvent, 'call_id')} = ANY("
         f"ARRAY(SELECT {_col(CallRecord, 'call_id')} FROM rec "
-        f"WHERE {_col(CallRecord, 'event_count')} > 0))), "
+        f"WHERE state = 'existing' AND {_col(CallRecord, 'event_count')} > 0))), "
         f"{key_ok}"
     )
     return sql
@@ -408,12 +477,18 @@ def write_fold(
     updated: datetime,
 ) -> None:
     """The assembled records, and the handoffs of `handoffs` (one statement on PostgreSQL)."""
-    update_sql, update_params = _update_records_pg(records, updated=updated) if _is_pg() else ("", [])
-    handoff_sql, handoff_params = _upsert_handoffs_pg(center_id, handoffs) if _is_pg() else ("", [])
     if not _is_pg():
-        update_records(records, updated=updated)
+        if records:
+            update_records(records, updated=updated)
         upsert_handoffs(center_id, handoffs)
         return
+    handoff_sql, handoff_params = _upsert_handoffs_pg(center_id, handoffs)
+    if not records:
+        if handoff_sql:
+            with _cursor(len(handoffs)) as cursor:
+                cursor.execute(handoff_sql, handoff_params)
+        return
+    update_sql, update_params = _update_records_pg(records, updated=updated)
     with _cursor(len(records)) as cursor:
         if handoff_sql:
             cursor.execute(

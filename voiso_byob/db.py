@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,3 +30,35 @@ def prepared_cursor() -> Iterator[Any]:
     connection.ensure_connection()
     with connection._prepare_cursor(psycopg.Cursor(connection.connection)) as cursor:
         yield cursor
+
+
+@contextmanager
+def server_bound_cursor() -> Iterator[Any]:
+    """A cursor that sends parameters apart from the statement text, and never prepares it.
+
+    For statements with large parameters (an events batch is one JSON text of ~150 kB): Django's
+    cursors bind on the client, escaping and copying that text into the SQL (measured: 7 % of a
+    batch's CPU). Planned afresh every time, with the actual values (see
+    reporting.ingest_sql._cursor). Parameters are typed by the server, as for prepared_cursor.
+    Other databases: Django's cursor.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    connection.ensure_connection()
+    with connection._prepare_cursor(_unprepared_cursor_class()(connection.connection)) as cursor:
+        yield cursor
+
+
+@functools.cache
+def _unprepared_cursor_class() -> type:
+    import psycopg
+
+    class UnpreparedCursor(psycopg.Cursor):  # type: ignore[type-arg]
+        def execute(
+            self, query: Any, params: Any = None, *, prepare: bool | None = None, **kwargs: Any
+        ) -> Any:
+            return super().execute(query, params, prepare=False, **kwargs)
+
+    return UnpreparedCursor

@@ -150,6 +150,60 @@ def test_single_event_posts_take_a_few_queries(scene, switch: Client, django_ass
     assert CallRecord.objects.get().status == "ended" and Handoff.objects.count() == 1
 
 
+# --- a call that starts in its request: its record written whole (PostgreSQL) ------------------
+
+
+def _record_writes(executed: list[str]) -> list[str]:
+    table = CallRecord._meta.db_table
+    return [sql.split(" (")[0] for sql in executed if f'UPDATE "{table}"' in sql or f'INTO "{table}"' in sql]
+
+
+@pytest.mark.postgres
+def test_a_call_that_starts_in_its_request_is_written_once_and_whole(scene, switch: Client) -> None:
+    events = call_events("w1") + call_events("w2", refer_to=None)
+    executed: list[str] = []
+    with connection.execute_wrapper(lambda run, sql, *rest: executed.append(sql) or run(sql, *rest)):
+        assert post_events(switch, events).status_code == 202
+    # The statement that stores the events creates the records with their values: no UPDATE.
+    assert len(_record_writes(executed)) == 1 and "UPDATE" not in _record_writes(executed)[0]
+    written = (record_snapshot(), handoff_snapshot())
+    wipe()
+    for one in reversed(events):  # every record created empty, then updated, event by event
+        assert post_events(switch, one).status_code == 202
+    assert (record_snapshot(), handoff_snapshot()) == written
+    assert written[0]["w1"]["bot_outcome"] == "handed_off" and written[0]["w1"]["queue_id"] is not None
+
+
+@pytest.mark.postgres
+def test_a_start_that_arrives_after_the_calls_other_events_is_folded_with_them(scene, switch: Client) -> None:
+    events = call_events("w1")
+    expected_response = post_events(switch, events)
+    assert expected_response.status_code == 202
+    expected = (record_snapshot(), handoff_snapshot())
+    wipe()
+    assert post_events(switch, events[1:]).status_code == 202  # the record exists, without a start
+    executed: list[str] = []
+    with connection.execute_wrapper(lambda run, sql, *rest: executed.append(sql) or run(sql, *rest)):
+        # the start, with a duplicate of an event stored before: the existing record is refolded
+        assert post_events(switch, [events[0], events[3]]).json() == {"accepted": 1, "duplicates": 1}
+    assert any("UPDATE" in sql for sql in _record_writes(executed))
+    assert (record_snapshot(), handoff_snapshot()) == expected
+
+
+@pytest.mark.postgres
+def test_a_prefilled_record_names_no_bot_deleted_since_validation(acme, scene, bot, switch: Client) -> None:
+    from reporting.events import validate_events
+    from reporting.ingest import ingest_events
+
+    events, agents = validate_events(acme, {"events": call_events("w1")})
+    bot.delete()  # after the events were checked, before they are stored
+    ingest_events(center=acme, events=events, agents=agents)  # commits: no dangling foreign key
+    record = CallRecord.objects.get(call_id="w1")
+    assert record.virtual_agent_id is None and record.active_virtual_agent_id is None
+    assert record.event_count == len(events) and record.queue_id is not None
+    assert Handoff.objects.get().virtual_agent_id is None
+
+
 # --- after commit: the live feed ----------------------------------------------------------------
 
 

@@ -139,7 +139,9 @@ def test_locks_are_taken_in_call_id_order(acme, bot, switch: Client) -> None:
     [(statement, params)] = [(sql, p) for sql, p in executed if sql.startswith("WITH ev AS (INSERT INTO")]
     # Records are created, or locked by ON CONFLICT DO UPDATE, in call_id order...
     assert re.search(
-        r"FROM \(SELECT DISTINCT c FROM ev\) AS calls ORDER BY c ON CONFLICT .* DO UPDATE SET", statement
+        r"FROM \(SELECT DISTINCT c FROM ev\) AS calls LEFT JOIN .* "
+        r"ORDER BY calls\.c ON CONFLICT .* DO UPDATE SET",
+        statement,
     )
     # ...and the events go in in event id order (each id once, found with its JSON quotes).
     payload = next(p for p in params if isinstance(p, str) and p.startswith("[["))  # the events, as JSON
