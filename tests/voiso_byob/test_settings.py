@@ -101,3 +101,18 @@ def test_check_deploy_passes_with_production_settings() -> None:
         FIELD_ENCRYPTION_KEYS=FERNET,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("entry", ["voiso_byob.wsgi", "voiso_byob.asgi"])
+def test_server_entry_points_load_every_view_and_freeze_the_heap(entry: str) -> None:
+    """voiso_byob.heap: what the application loaded is out of the collector's sight in each server."""
+    code = (
+        "import gc, sys; before = gc.get_freeze_count(); "
+        f"import {entry}; "
+        "print(before, gc.get_freeze_count(), 'reporting.api' in sys.modules, 'routing.views' in sys.modules)"
+    )
+    result = run_django(["shell", "--no-imports", "-c", code], DEBUG="true")
+    assert result.returncode == 0, result.stderr
+    before, after, *loaded = result.stdout.split()
+    assert int(before) == 0 and int(after) > 50_000  # Django, the models and the views
+    assert loaded == ["True", "True"]  # views are imported before the freeze, not on the first request
