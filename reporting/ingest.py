@@ -46,10 +46,11 @@ from reporting.events import AgentInfo, EventIn, agent_ref_key, find_virtual_age
 from reporting.feed import feed_messages
 from reporting.models import Handoff
 from reporting.provider_reports import RecordRef, attach_pending_reports_on_commit
+from routing.hotpath import extension_owners
 from routing.models import PhoneNumber
 from routing.refer import Destination, ExtensionOwner, destination_for
 from voiso_byob.errors import DomainError
-from voiso_byob.models import ContactCenter, Extension, Membership
+from voiso_byob.models import ContactCenter, Membership
 from voiso_byob.phone import normalise_e164
 from voiso_byob.sip import ReferTo, ReferToError, parse_refer_to
 
@@ -288,30 +289,9 @@ def _extension_owners(
     center: ContactCenter, digits: set[str]
 ) -> tuple[dict[str, ExtensionOwner], dict[str, str]]:
     """routing.refer's view of each extension's owner, and the owner's id (queue, membership or bot)."""
-    if not digits:
-        return {}, {}
-    owners: dict[str, ExtensionOwner] = {}
-    ids: dict[str, str] = {}
-    rows = Extension.objects.filter(contact_center=center, digits__in=digits).select_related(
-        "queue", "membership__user", "virtual_agent"
-    )
-    for extension in rows:
-        queue = getattr(extension, "queue", None)
-        member = getattr(extension, "membership", None)
-        agent = getattr(extension, "virtual_agent", None)
-        owners[extension.digits] = ExtensionOwner.from_columns(
-            kind=extension.kind,
-            digits=extension.digits,
-            queue_name=queue.name if queue else None,
-            user_name=member.user.display_name if member else None,
-            agent_name=agent.name if agent else None,
-            agent_sip_uri=agent.sip_uri if agent else "",
-            agent_ready=bool(agent and agent.is_enabled and agent.is_connected),
-        )
-        owner = queue or member or agent
-        if owner is not None:
-            ids[extension.digits] = str(owner.pk)
-    return owners, ids
+    found = extension_owners(center.pk, sorted(digits))  # the refer API's own statement's joins
+    owners = {digits: owner for digits, (owner, _) in found.items()}
+    return owners, {digits: owner_id for digits, (_, owner_id) in found.items() if owner_id is not None}
 
 
 def _members(center: ContactCenter, extensions: set[str]) -> dict[str, str]:

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 from django.db import connection, models
@@ -315,10 +316,6 @@ def store_and_lock(
     center = pk_value(center_id)
     defaults = _record_defaults(center_id, fields, now)
     sql = _store_sql_pg()
-    payload = [
-        [e.event_id, e.type, e.call_id, e.occurred_at.isoformat(), e.data, refs.get(e.event_id, {})]
-        for e in events
-    ]
     with _cursor(len(events)) as cursor:
         key = pk_value(key_id)
         cursor.execute(
@@ -326,7 +323,7 @@ def store_and_lock(
             [
                 center,
                 now,
-                _json(payload),
+                _events_json(events, refs),
                 key,
                 key,
                 *defaults,
@@ -355,6 +352,25 @@ def store_and_lock(
         else:  # created by this statement: before it, the call had nothing
             locked[call_id] = LockedRecord(pk, call_id, None, 0, 0, "", prefilled=call_id in prefill)
     return Stored({event_id: pk for pk, event_id in inserted_rows}, locked, earlier)
+
+
+def _events_json(events: Sequence[EventIn], refs: dict[str, Any]) -> str:
+    """The events as one JSON parameter: [id, type, call_id, occurred_at, data, refs] each.
+
+    Written as text around each event's `data_json` (validation encoded `data` once already;
+    encoding it again was a tenth of a batch's CPU). Strings go through the json module's own
+    escaping, so the result is what json.dumps would give, less whitespace.
+    """
+    quote = encode_basestring
+    rows = []
+    for e in events:
+        data = e.data_json if e.data_json is not None else _json(e.data)
+        event_refs = refs.get(e.event_id)
+        rows.append(
+            f"[{quote(e.event_id)},{quote(e.type)},{quote(e.call_id)},"
+            f'"{e.occurred_at.isoformat()}",{data},{_json(event_refs) if event_refs else "{}"}]'
+        )
+    return "[" + ",".join(rows) + "]"
 
 
 def _prefill_rows(prefill: Mapping[str, RecordFields] | None) -> str:

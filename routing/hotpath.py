@@ -95,22 +95,73 @@ def _route_sql() -> str:
 
 @once
 def _refer_sql() -> str:
-    e, q, m, u, v = Extension, Queue, Membership, User, VirtualAgent
-    owner = (
-        f"e.{_c(e, 'kind')}, q.{_c(q, 'name')}, u.{_c(u, 'full_name')}, u.{_c(u, 'email')}, "
-        f"v.{_c(v, 'name')}, v.{_c(v, 'sip_uri')}, v.{_c(v, 'is_enabled')}, v.{_c(v, 'is_connected')}"
-    )
+    e = Extension
     return (
-        f"SELECT {_key_and_center_columns()}, {owner} "
+        f"SELECT {_key_and_center_columns()}, {_owner_columns()} "
         f"{_key_and_center_from()} "
         f"LEFT JOIN {_t(e)} e ON e.{_c(e, 'contact_center')} = k.{_c(ApiKey, 'contact_center')} "
         f"AND e.{_c(e, 'digits')} = %s "
+        f"{_owner_joins()}"
+        f"WHERE k.{_c(ApiKey, 'prefix')} = %s"
+    )
+
+
+def _owner_columns() -> str:
+    e, q, u, v = Extension, Queue, User, VirtualAgent
+    return (
+        f"e.{_c(e, 'kind')}, q.{_c(q, 'name')}, u.{_c(u, 'full_name')}, u.{_c(u, 'email')}, "
+        f"v.{_c(v, 'name')}, v.{_c(v, 'sip_uri')}, v.{_c(v, 'is_enabled')}, v.{_c(v, 'is_connected')}"
+    )
+
+
+def _owner_joins() -> str:
+    e, q, m, u, v = Extension, Queue, Membership, User, VirtualAgent
+    return (
         f"LEFT JOIN {_t(q)} q ON q.{_c(q, 'extension')} = e.{_c(e, 'id')} "
         f"LEFT JOIN {_t(m)} m ON m.{_c(m, 'extension')} = e.{_c(e, 'id')} "
         f"LEFT JOIN {_t(u)} u ON u.{_c(u, 'id')} = m.{_c(m, 'user')} "
         f"LEFT JOIN {_t(v)} v ON v.{_c(v, 'extension')} = e.{_c(e, 'id')} "
-        f"WHERE k.{_c(ApiKey, 'prefix')} = %s"
     )
+
+
+def _owner(digits: str, columns: Sequence[Any]) -> ExtensionOwner:
+    kind, queue_name, full_name, email, agent_name, sip_uri, enabled, connected = columns
+    return ExtensionOwner.from_columns(
+        kind=kind,
+        digits=digits,
+        queue_name=queue_name,
+        user_name=(full_name or email) if email is not None else None,
+        agent_name=agent_name,
+        agent_sip_uri=sip_uri or "",
+        agent_ready=bool(enabled) and bool(connected),
+    )
+
+
+@lru_cache(maxsize=32)
+def _owners_sql(count: int) -> str:
+    e, q, m, v = Extension, Queue, Membership, VirtualAgent
+    owner_id = f"COALESCE(q.{_c(q, 'id')}, m.{_c(m, 'id')}, v.{_c(v, 'id')})"
+    digits = ", ".join(["%s"] * count)
+    return (
+        f"SELECT e.{_c(e, 'digits')}, {owner_id}, {_owner_columns()} FROM {_t(e)} e {_owner_joins()}"  # noqa: S608
+        f"WHERE e.{_c(e, 'contact_center')} = %s AND e.{_c(e, 'digits')} IN ({digits})"
+    )
+
+
+def extension_owners(center_id: Any, digits: Sequence[str]) -> dict[str, tuple[ExtensionOwner, str | None]]:
+    """Who owns each of these extensions of a center, as refer_lookup sees them, with the owner's id
+    (queue, membership or virtual agent). One prepared statement (ingestion resolves Refer-Tos
+    with it on every request that holds a REFER to an extension it could not remember)."""
+    if not digits:
+        return {}
+    digits = sorted(set(digits))
+    center = str(center_id) if connection.vendor == "postgresql" else UUID(str(center_id)).hex
+    with prepared_cursor() as cursor:
+        cursor.execute(_owners_sql(len(digits)), [center, *digits])
+        rows = cursor.fetchall()
+    return {
+        row[0]: (_owner(row[0], row[2:]), str(_uuid(row[1])) if row[1] is not None else None) for row in rows
+    }
 
 
 def _fetch(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
@@ -163,18 +214,7 @@ def refer_lookup(
     if row is None:
         return None
     key, center = _key_and_center(row)
-    kind, queue_name, full_name, email, agent_name, sip_uri, enabled, connected = row[_SPLIT:]
-    owner = None
-    if kind is not None and digits is not None:
-        owner = ExtensionOwner.from_columns(
-            kind=kind,
-            digits=digits,
-            queue_name=queue_name,
-            user_name=(full_name or email) if email is not None else None,
-            agent_name=agent_name,
-            agent_sip_uri=sip_uri or "",
-            agent_ready=bool(enabled) and bool(connected),
-        )
+    owner = _owner(digits, row[_SPLIT:]) if row[_SPLIT] is not None and digits is not None else None
     return key, center, owner
 
 

@@ -1,0 +1,89 @@
+"""Hand-written fast paths checked against what they replace (json.dumps, Django's URLValidator)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reporting.events import _PLAIN_URL, EventIn, check_event, is_http_url
+from reporting.ingest_sql import _events_json
+
+# Text PostgreSQL can keep (what validation lets through): no NUL, no lone surrogate.
+_text = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=20)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    event_id=_text.filter(str.strip),
+    call_id=_text.filter(str.strip),
+    data=st.dictionaries(_text.map("x-{}".format), _json_values, max_size=4),  # no field the type checks
+    refs=st.none() | st.dictionaries(_text, _json_values, max_size=2),
+    micros=st.integers(0, 999_999),
+)
+def test_events_json_is_what_json_dumps_gives(
+    event_id: str, call_id: str, data: dict[str, Any], refs: dict[str, Any] | None, micros: int
+) -> None:
+    occurred = datetime(2026, 5, 1, 9, 30, 0, micros, tzinfo=UTC)
+    item = {"id": event_id, "type": "call.ended", "call_id": call_id, "occurred_at": occurred.isoformat()}
+    validated, errors = check_event({**item, "data": {**data, "end_reason": "normal"}})
+    assert errors == {} and validated is not None and validated.data_json is not None
+    unvalidated = EventIn(event_id, "call.ended", call_id, occurred, data)  # no data_json: encoded here
+    text = _events_json([validated, unvalidated], {event_id: refs} if refs else {})
+    expected_refs = refs or {}
+    assert json.loads(text) == [
+        [
+            event_id,
+            "call.ended",
+            call_id,
+            occurred.isoformat(),
+            {**data, "end_reason": "normal"},
+            expected_refs,
+        ],
+        [event_id, "call.ended", call_id, occurred.isoformat(), data, expected_refs],
+    ]
+
+
+# --- recording URLs: the quick check never accepts what Django's URLValidator refuses --------------
+
+_url_texts = st.one_of(
+    st.from_regex(_PLAIN_URL, fullmatch=True),
+    st.builds(
+        "{}://{}{}{}".format,
+        st.sampled_from(["http", "https", "HTTP", "ftp", ""]),
+        st.text(st.sampled_from("abz09-.[]:@_é"), min_size=0, max_size=30),
+        st.sampled_from(["", ":80", ":", ":123456"]),
+        st.text(st.sampled_from("/?#ab \t\n%[]"), max_size=10),
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=_url_texts)
+def test_the_quick_url_check_agrees_with_djangos_validator(value: str) -> None:
+    try:
+        URLValidator(schemes=["http", "https"])(value)
+        django_says = True
+    except ValidationError:
+        django_says = False
+    assert is_http_url(value) == django_says  # quick or slow path, the same answer
+    plain = _PLAIN_URL.match(value)
+    if plain is not None and len(plain.group(1)) <= 253:  # the quick path's own yes
+        assert django_says
+
+
+def test_usual_and_unusual_recording_urls() -> None:
+    assert is_http_url("https://rec.example.com/calls/c1.wav?sig=ab%20c#t=1")
+    assert is_http_url("http://[::1]:8080/x") and is_http_url("http://localhost/x")  # Django's own path
+    for bad in ["ftp://rec.example.com/x", "https://rec.example.com/a b", "https://-bad.example.com/", "x"]:
+        assert not is_http_url(bad)
