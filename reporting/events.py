@@ -29,6 +29,7 @@ from django.db.models import Q
 
 from reporting.models import CALL_ID_MAX, EVENT_ID_MAX, EventType
 from virtual_agents.models import VirtualAgent
+from voiso_byob import jsontext
 from voiso_byob.models import ContactCenter
 
 MAX_BATCH = 1000
@@ -167,7 +168,7 @@ def _storable_json(data: dict[str, Any]) -> str | None:
     a caller's literal backslash-u0000 text is refused with it, harmlessly rare) and keeps unpaired
     surrogates, which then fail to encode as UTF-8.
     """
-    text = json.dumps(data, ensure_ascii=False)
+    text = jsontext.dumps(data)
     if "\\u0000" in text:
         return None
     try:

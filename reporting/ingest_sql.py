@@ -3,9 +3,10 @@
 PostgreSQL gets a whole batch as one JSON parameter (`json_to_recordset(%s::json) AS v(col type,
 …)`): the statement text is the same whatever the batch size, so the driver does not re-scan
 thousands of placeholders on every call (measured: that scan was a third of a 500-event batch),
-and the rows are serialised by `json.dumps` (C) rather than by the driver's array dumper (Python,
-as slow again). Other databases (SQLite, tests and the embedded default) get the same
-statements as multi-row VALUES, in chunks under their bound-parameter limit.
+and the rows are serialised by the json module's C encoder (voiso_byob.jsontext) rather than by
+the driver's array dumper (Python, as slow again). Other databases (SQLite, tests and the
+embedded default) get the same statements as multi-row VALUES, in chunks under their
+bound-parameter limit.
 
 Foreign keys folded from events' `refs` go through `_existing()`: the bot, queue, agent or number
 an event named may have been deleted since, and a re-fold must write NULL, not a dangling id.
@@ -31,6 +32,7 @@ from reporting.assemble import HANDOFF_FIELDS, RECORD_FIELDS, Assembly, RecordFi
 from reporting.events import EventIn
 from reporting.models import CallEvent, CallRecord, Handoff
 from voiso_byob.db import prepared_cursor, server_bound_cursor
+from voiso_byob.jsontext import dumps_compact
 from voiso_byob.models import ApiKey
 
 CHUNK = 500  # rows per VALUES statement (SQLite's bound-parameter limit)
@@ -61,8 +63,7 @@ def _native_uuid() -> bool:
     return bool(connection.features.has_native_uuid_field)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+_json = dumps_compact  # datetimes as ISO 8601 (voiso_byob.jsontext)
 
 
 def _cursor(rows: int) -> Any:
@@ -98,15 +99,6 @@ def _adapter(field: models.Field) -> Callable[[Any], Any]:
 def _record_type(field: models.Field) -> str:
     """The column's type in a json_to_recordset column list: varchar(64) → varchar."""
     return field.db_type(connection).split("(")[0]
-
-
-def _json_rows(rows: list[list[Any]], datetime_columns: Sequence[int]) -> str:
-    """Rows as one JSON array of arrays, datetimes as ISO 8601 (PostgreSQL parses them back)."""
-    for row in rows:
-        for index in datetime_columns:
-            if row[index] is not None:
-                row[index] = row[index].isoformat()
-    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
 
 
 def _rows_from_json(columns: Sequence[tuple[str, str]]) -> str:
@@ -377,13 +369,7 @@ def _prefill_rows(prefill: Mapping[str, RecordFields] | None) -> str:
     """store_and_lock's prefill as one JSON parameter: [call_id, *RECORD_FIELDS] per call."""
     values_of = operator.attrgetter(*RECORD_FIELDS)
     rows = [[call_id, *values_of(record)] for call_id, record in (prefill or {}).items()]
-    return _json_rows(rows, _prefill_datetimes())
-
-
-@functools.cache
-def _prefill_datetimes() -> list[int]:
-    fields = [CallRecord._meta.get_field(n) for n in RECORD_FIELDS]
-    return [i + 1 for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)]
+    return _json(rows)
 
 
 @functools.cache
@@ -515,7 +501,7 @@ def write_fold(
 
 
 @functools.cache
-def _record_update_parts() -> tuple[list[models.Field], str, str, list[int]]:
+def _record_update_parts() -> tuple[list[models.Field], str, str]:
     fields = [
         CallRecord._meta.pk,
         *[CallRecord._meta.get_field(n) for n in RECORD_FIELDS],
@@ -523,20 +509,18 @@ def _record_update_parts() -> tuple[list[models.Field], str, str, list[int]]:
     ]
     table = _q(CallRecord._meta.db_table)
     sets = ", ".join(f"{_q(f.column)} = {_existing(f, f'v.{_q(f.column)}')}" for f in fields[1:])
-    datetimes = [i for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)]
-    return fields, table, sets, datetimes
+    return fields, table, sets
 
 
 def _update_records_pg(rows: list[tuple[int, Assembly]], *, updated: datetime) -> tuple[str, list[Any]]:
-    *_, datetimes = _record_update_parts()
     values_of = operator.attrgetter(*RECORD_FIELDS)
     values = [[record_pk, *values_of(assembly.record), updated] for record_pk, assembly in rows]
-    return _update_sql_pg(), [_json_rows(values, datetimes), _json([pk for pk, _ in rows])]
+    return _update_sql_pg(), [_json(values), _json([pk for pk, _ in rows])]
 
 
 @functools.cache
 def _update_sql_pg() -> str:
-    fields, table, sets, _ = _record_update_parts()
+    fields, table, sets = _record_update_parts()
     derived = _rows_from_json([(_q(f.column if i else "id"), _record_type(f)) for i, f in enumerate(fields)])
     pk = f"{table}.{_q(fields[0].column)}"
     # The records named again as an array: the planner cannot see how many rows the JSON holds
@@ -553,7 +537,7 @@ def update_records(rows: list[tuple[int, Assembly]], *, updated: datetime) -> No
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
         return
-    fields, table, sets, _ = _record_update_parts()
+    fields, table, sets = _record_update_parts()
     names = ["id", *[f.column for f in fields[1:]]]
     values_of = operator.attrgetter(*RECORD_FIELDS)
     values = [[record_pk, *values_of(assembly.record), updated] for record_pk, assembly in rows]
@@ -592,15 +576,14 @@ def _handoff_parts() -> tuple[list[str], list[models.Field], str, str, str]:
 
 
 def _upsert_handoffs_pg(center_id: Any, rows: list[tuple[int, Assembly]]) -> tuple[str, list[Any]]:
-    attrs, fields, *_ = _handoff_parts()
+    attrs, *_ = _handoff_parts()
     values_of = operator.attrgetter(*attrs)
     values = [
         [record_pk, h.sequence, *values_of(h)] for record_pk, assembly in rows for h in assembly.handoffs
     ]
     if not values:
         return "", []
-    datetimes = [i + 2 for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)]
-    return _handoff_sql_pg(), [pk_value(center_id), _json_rows(values, datetimes)]
+    return _handoff_sql_pg(), [pk_value(center_id), _json(values)]
 
 
 @functools.cache
