@@ -37,7 +37,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
-from django.db import OperationalError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from reporting import ingest_sql, live
@@ -83,16 +83,50 @@ def ingest_events(
     `key_id`: an API key to confirm still active in the statement that stores the events (raises
     KeyRevoked, having stored nothing, when it is not).
     """
+    expect_new = not duplicates_seen.recently(center.pk)
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                return _ingest(center, events, dict(agents or {}), key_id)
+                return _ingest(center, events, dict(agents or {}), key_id, expect_new=expect_new)
+        except IntegrityError as exc:
+            if not (expect_new and ingest_sql.is_duplicate_event(exc)):
+                raise
+            # Rolled back; again, skipping the stored ids (and so for a while in this process:
+            # a switch re-sending a backlog sends many duplicates in a row).
+            duplicates_seen.note(center.pk)
+            expect_new = False
         except OperationalError as exc:
             if attempt == ATTEMPTS or not _is_retryable(exc):
                 raise
             logger.info("ingest: %s, retrying (attempt %d)", type(exc.__cause__ or exc).__name__, attempt)
             time.sleep(random.uniform(0.005, 0.02) * attempt)  # noqa: S311 - jitter, not security
     raise AssertionError("unreachable")
+
+
+class DuplicatesSeen:
+    """Contact centers whose events met a stored event id in the last minute, in this process.
+
+    Ingestion first inserts a request's events as new (store_and_lock's `expect_new`: cheaper when
+    they are, as nearly all are) and, when one was stored before, rolls back and stores them again
+    skipping the known ids. For a while after that, a center's requests skip known ids at once.
+    """
+
+    SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._until: dict[Any, float] = {}
+
+    def recently(self, center_id: Any) -> bool:
+        until = self._until.get(center_id)
+        return until is not None and until > time.monotonic()
+
+    def note(self, center_id: Any) -> None:
+        if len(self._until) > 10_000:
+            self._until.clear()
+        self._until[center_id] = time.monotonic() + self.SECONDS
+
+
+duplicates_seen = DuplicatesSeen()
 
 
 def _is_retryable(exc: OperationalError) -> bool:
@@ -102,7 +136,12 @@ def _is_retryable(exc: OperationalError) -> bool:
 
 
 def _ingest(
-    center: ContactCenter, events: Sequence[EventIn], agents: dict[str, AgentInfo], key_id: Any
+    center: ContactCenter,
+    events: Sequence[EventIn],
+    agents: dict[str, AgentInfo],
+    key_id: Any,
+    *,
+    expect_new: bool = False,
 ) -> IngestResult:
     unique: dict[str, EventIn] = {}
     for event in events:
@@ -137,6 +176,7 @@ def _ingest(
         timezone.now(),
         key_id=key_id,
         prefill={call_id: assembly.record for call_id, assembly in prefill.items()},
+        expect_new=expect_new and ingest_sql.prefills_records(),
     )
     if done.key_revoked:
         raise KeyRevoked

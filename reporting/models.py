@@ -47,7 +47,11 @@ class CallEvent(models.Model):
     """One event as the SIP layer sent it. Never updated, never deleted by the application."""
 
     id = models.BigAutoField(primary_key=True)
-    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="call_events")
+    # No index of its own: the (contact center, …) indexes below serve every lookup by center, and
+    # each index is written on every one of the table's many inserts.
+    contact_center = models.ForeignKey(
+        ContactCenter, on_delete=models.CASCADE, related_name="call_events", db_index=False
+    )
     event_id = models.CharField(max_length=EVENT_ID_MAX)
     type = models.CharField(max_length=32, choices=EventType.choices)
     call_id = models.CharField(max_length=CALL_ID_MAX)
@@ -125,7 +129,10 @@ class CallRecord(models.Model):
     """One per call, folded from its events (see the module docstring)."""
 
     id = models.BigAutoField(primary_key=True)
-    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="call_records")
+    # No index of its own: the (contact center, …) indexes below serve every lookup by center.
+    contact_center = models.ForeignKey(
+        ContactCenter, on_delete=models.CASCADE, related_name="call_records", db_index=False
+    )
     call_id = models.CharField(max_length=CALL_ID_MAX)
     status = models.CharField(max_length=16, choices=CallStatus.choices, default=CallStatus.IN_PROGRESS)
     # Blank until call.started arrives (events may come in any order).
@@ -243,8 +250,13 @@ class Handoff(models.Model):
     """One per REFER a bot sent, numbered within its call in the order they happened."""
 
     id = models.BigAutoField(primary_key=True)
-    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="+")
-    call_record = models.ForeignKey(CallRecord, on_delete=models.CASCADE, related_name="handoffs")
+    # No indexes of their own: (contact center, requested at) and (call record, sequence) lead with them.
+    contact_center = models.ForeignKey(
+        ContactCenter, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    call_record = models.ForeignKey(
+        CallRecord, on_delete=models.CASCADE, related_name="handoffs", db_index=False
+    )
     sequence = models.PositiveSmallIntegerField()
     virtual_agent = models.ForeignKey(
         VirtualAgent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

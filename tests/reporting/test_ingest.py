@@ -191,6 +191,34 @@ def test_a_start_that_arrives_after_the_calls_other_events_is_folded_with_them(s
 
 
 @pytest.mark.postgres
+def test_events_go_in_as_new_and_a_stored_id_sends_the_request_round_again_skipping_it(
+    acme, scene, switch: Client, monkeypatch
+) -> None:
+    from reporting.ingest import DuplicatesSeen, duplicates_seen
+
+    monkeypatch.setattr(duplicates_seen, "_until", {})
+    events = call_events("w1")
+    table = CallEvent._meta.db_table
+
+    def stores(batch: list[dict[str, Any]]) -> tuple[Any, list[bool]]:
+        executed: list[str] = []
+        with connection.execute_wrapper(lambda run, sql, *rest: executed.append(sql) or run(sql, *rest)):
+            answer = post_events(switch, batch).json()
+        inserts = [sql for sql in executed if sql.startswith(f'WITH ev AS (INSERT INTO "{table}"')]
+        return answer, ["DO NOTHING RETURNING" in sql.split("rec AS")[0] for sql in inserts]
+
+    # New events: one statement, without the ON CONFLICT probe.
+    assert stores(events[:3]) == ({"accepted": 3, "duplicates": 0}, [False])
+    # A stored id: that statement fails, is rolled back, and the request goes round again skipping it.
+    assert stores(events[2:5]) == ({"accepted": 2, "duplicates": 1}, [False, True])
+    # For a while, this center's requests skip stored ids at once.
+    assert stores(events[5:]) == ({"accepted": len(events) - 5, "duplicates": 0}, [True])
+    assert CallEvent.objects.count() == len(events)
+    assert record_snapshot()["w1"]["event_count"] == len(events)
+    assert duplicates_seen.recently(acme.pk) and not DuplicatesSeen().recently(acme.pk)
+
+
+@pytest.mark.postgres
 def test_a_prefilled_record_names_no_bot_deleted_since_validation(acme, scene, bot, switch: Client) -> None:
     from reporting.events import validate_events
     from reporting.ingest import ingest_events
