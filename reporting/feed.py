@@ -123,14 +123,18 @@ def feed_messages(
     # messages are only serialised, never changed).
     calls: dict[str, dict[str, Any]] = {}
     handoffs: dict[tuple[str, int], dict[str, Any]] = {}
+    agents: dict[AgentInfo | None, dict[str, Any] | None] = {None: None}  # as messages show them
     for cursor, event in new_events:
         assembly = assemblies[event.call_id]
         sequence = assembly.handoff_of_event.get(event.event_id)
         handoff = assembly.handoffs[sequence - 1] if sequence else None
-        agent = _agent_named(event, assembly)
+        agent = _agent_named(event, assembly) if "virtual_agent" in event.data else None
         if agent is None:
             agent_id = (handoff.virtual_agent_id if handoff else None) or assembly.record.virtual_agent_id
             agent = assembly.agents.get(agent_id) if agent_id else None
+        agent_message = agents.get(agent, agents)
+        if agent_message is agents:
+            agent_message = agents[agent] = _agent(agent)
         call = calls.get(event.call_id)
         if call is None:
             call = calls[event.call_id] = call_summary(event.call_id, assembly.record)
@@ -150,7 +154,7 @@ def feed_messages(
                     "data": event.data,
                 },
                 "call": call,
-                "virtual_agent": _agent(agent),
+                "virtual_agent": agent_message,
                 "handoff": handoff_message,
             }
         )

@@ -277,14 +277,24 @@ def resolve_refs(
     members = _remembered("member", center, extensions, _members)
     numbers = _remembered("number", center, dialled, _numbers)
     refs: dict[str, dict[str, Any]] = {}
+    # Events that resolve alike share one refs object (read-only from here on: the fold reads it,
+    # storage encodes it once per request).
+    shared: dict[tuple[Any, ...], dict[str, Any]] = {}
     for e in events:
         ref = e.data.get("virtual_agent")
-        refs[e.event_id] = refs_for(
-            agent=known.get(agent_ref_key(ref) or "") if isinstance(ref, str) else None,
-            target=targets.get(e.data["refer_to"]) if e.type == "handoff.requested" else None,
-            membership_id=members.get(e.data["extension"]) if e.type == "agent.connected" else None,
-            number=numbers.get(e.data["to"]) if e.type == "call.started" else None,
+        names = (
+            known.get(agent_ref_key(ref) or "") if isinstance(ref, str) else None,
+            targets.get(e.data["refer_to"]) if e.type == "handoff.requested" else None,
+            members.get(e.data["extension"]) if e.type == "agent.connected" else None,
+            numbers.get(e.data["to"]) if e.type == "call.started" else None,
         )
+        event_refs = shared.get(names)
+        if event_refs is None:
+            agent, target, membership_id, number = names
+            event_refs = shared[names] = refs_for(
+                agent=agent, target=target, membership_id=membership_id, number=number
+            )
+        refs[e.event_id] = event_refs
     return refs
 
 

@@ -362,12 +362,16 @@ def _events_json(events: Sequence[EventIn], refs: dict[str, Any]) -> str:
     """
     quote = encode_basestring
     rows = []
+    encoded: dict[int, str] = {}  # events often share one refs object (reporting.ingest.resolve_refs)
     for e in events:
         data = e.data_json if e.data_json is not None else _json(e.data)
         event_refs = refs.get(e.event_id)
+        refs_text = "{}"
+        if event_refs:
+            refs_text = encoded.get(id(event_refs)) or encoded.setdefault(id(event_refs), _json(event_refs))
         rows.append(
             f"[{quote(e.event_id)},{quote(e.type)},{quote(e.call_id)},"
-            f'"{e.occurred_at.isoformat()}",{data},{_json(event_refs) if event_refs else "{}"}]'
+            f'"{e.occurred_at.isoformat()}",{data},{refs_text}]'
         )
     return "[" + ",".join(rows) + "]"
 
