@@ -311,12 +311,14 @@ def store_and_lock(
             .values_list(*[CallRecord._meta.get_field(n).attname for n in _LOCKED])
         )
         return Stored(inserted, {row[1]: LockedRecord(*row[:2], _str(row[2]), *row[3:]) for row in rows})
+    key = pk_value(key_id)
+    if len(events) == 1 and not prefill:
+        return _store_and_lock_one(center_id, events[0], refs, now, key=key, expect_new=expect_new)
     fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
     center = pk_value(center_id)
     defaults = _record_defaults(center_id, fields, now)
     sql = numbered(_store_sql_pg(skip_duplicates=not expect_new))
     with _cursor(len(events)) as cursor:
-        key = pk_value(key_id)
         cursor.execute(
             sql,
             [
@@ -332,7 +334,12 @@ def store_and_lock(
                 key,
             ],
         )
-        inserted_json, locked_json, earlier_json, key_ok = cursor.fetchone()
+        return _stored(cursor.fetchone(), prefill or {})
+
+
+def _stored(row: tuple[Any, ...], prefill: Mapping[str, RecordFields]) -> Stored:
+    """What the store statements return: inserted events, locked records, earlier events, key ok."""
+    inserted_json, locked_json, earlier_json, key_ok = row
     if not key_ok:
         return Stored({}, {}, key_revoked=True)
     inserted_rows = _loaded(inserted_json) or []
@@ -344,13 +351,50 @@ def store_and_lock(
             StoredEvent(event_id, kind, parse(occurred_at), data, event_refs, pk)
         )
     locked: dict[str, LockedRecord] = {}
-    prefill = prefill or {}
     for pk, call_id, active, handoffs, event_count, provider_call_id, state in locked_rows:
         if state == "existing":
             locked[call_id] = LockedRecord(pk, call_id, active, handoffs, event_count, provider_call_id)
         else:  # created by this statement: before it, the call had nothing
             locked[call_id] = LockedRecord(pk, call_id, None, 0, 0, "", prefilled=call_id in prefill)
     return Stored({event_id: pk for pk, event_id in inserted_rows}, locked, earlier)
+
+
+def _store_and_lock_one(
+    center_id: Any, event: EventIn, refs: dict[str, Any], now: datetime, *, key: Any, expect_new: bool
+) -> Stored:
+    """store_and_lock for one event of a call that is not starting: its record most likely exists.
+
+    The statement locks it with SELECT … FOR UPDATE rather than INSERT … ON CONFLICT DO UPDATE,
+    which writes a new version of the row only to lock it (measured: a quarter of PostgreSQL's
+    time on such a request). A record missing from the statement's snapshot (no record yet, or one
+    a concurrent request created after it) is then created if need be and locked in statements of
+    their own, which see what committed meanwhile; its earlier events are read afresh.
+    """
+    center = pk_value(center_id)
+    with _cursor(1) as cursor:
+        cursor.execute(
+            numbered(_store_one_sql_pg(skip_duplicates=not expect_new)),
+            [center, now, _events_json([event], refs), key, key, center, center, key, key],
+        )
+        stored = _stored(cursor.fetchone(), {})
+    if stored.key_revoked or not stored.inserted or stored.locked:
+        return stored
+    create_missing_records(center_id, [event.call_id], now)
+    with _cursor(1) as cursor:
+        cursor.execute(numbered(_lock_one_sql_pg()), [center, event.call_id])
+        pk, call_id, active, handoffs, event_count, provider_call_id = cursor.fetchone()
+    record = LockedRecord(pk, call_id, _str(active), handoffs, event_count, provider_call_id)
+    return Stored(stored.inserted, {call_id: record}, None)
+
+
+@functools.cache
+def _lock_one_sql_pg() -> str:
+    returning = ", ".join(_col(CallRecord, n) for n in _LOCKED)
+    return (
+        f"SELECT {returning} FROM {_q(CallRecord._meta.db_table)} "  # noqa: S608
+        f"WHERE {_col(CallRecord, 'contact_center')} = %s::uuid AND {_col(CallRecord, 'call_id')} = %s "
+        "FOR UPDATE"
+    )
 
 
 def _events_json(events: Sequence[EventIn], refs: dict[str, Any]) -> str:
@@ -401,9 +445,38 @@ _EVENT_ID_CONSTRAINT = next(
 
 
 @functools.cache
-def _store_sql_pg(*, skip_duplicates: bool) -> str:
-    """store_and_lock's statement on PostgreSQL (built once per variant: it depends on the models only)."""
+def _store_one_sql_pg(*, skip_duplicates: bool) -> str:
+    """_store_and_lock_one's statement: the event's INSERT, its record locked FOR UPDATE, the
+    call's earlier events, the key check (parameters: center, now, events, key, key, center,
+    center, key, key)."""
     event_table, record_table = _q(CallEvent._meta.db_table), _q(CallRecord._meta.db_table)
+    returning = ", ".join(_col(CallRecord, n) for n in _LOCKED)
+    call_id, center = _col(CallRecord, "call_id"), _col(CallRecord, "contact_center")
+    earlier_columns = ", ".join(
+        _col(CallEvent, n) for n in ["id", "event_id", "type", "call_id", "occurred_at", "data", "refs"]
+    )
+    return (
+        f"WITH {_events_cte_pg(skip_duplicates=skip_duplicates)}, "  # noqa: S608
+        f"rec AS (SELECT {returning} FROM {record_table} WHERE {center} = %s::uuid "
+        f"AND {call_id} = (SELECT c FROM ev) FOR UPDATE) "
+        "SELECT (SELECT json_agg(json_build_array(id, event_id)) FROM ev), "
+        f"(SELECT json_agg(json_build_array({returning}, 'existing')) FROM rec), "
+        f"(SELECT json_agg(json_build_array({earlier_columns})) FROM {event_table} "
+        f"WHERE {_col(CallEvent, 'contact_center')} = %s::uuid AND {_col(CallEvent, 'call_id')} = "
+        f"(SELECT {call_id} FROM rec WHERE {_col(CallRecord, 'event_count')} > 0)), "
+        f"{_key_ok_pg()}"
+    )
+
+
+def _key_ok_pg() -> str:
+    return (
+        f"(%s::uuid IS NULL OR EXISTS (SELECT 1 FROM {_q(ApiKey._meta.db_table)} "  # noqa: S608
+        f"WHERE {_col(ApiKey, 'id')} = %s::uuid AND {_col(ApiKey, 'revoked_at')} IS NULL))"
+    )
+
+
+def _events_cte_pg(*, skip_duplicates: bool) -> str:
+    """`ev`: the events' INSERT (parameters: center, now, events as JSON, key, key)."""
     event_columns = ", ".join(
         _col(CallEvent, n)
         for n in [
@@ -420,6 +493,20 @@ def _store_sql_pg(*, skip_duplicates: bool) -> str:
     rows = _rows_from_json(
         [("e", "text"), ("t", "text"), ("c", "text"), ("o", "timestamptz"), ("d", "jsonb"), ("f", "jsonb")]
     )
+    event_key = f"{_col(CallEvent, 'contact_center')}, {_col(CallEvent, 'event_id')}"
+    skip = f"ON CONFLICT ({event_key}) DO NOTHING " if skip_duplicates else ""
+    return (
+        f"ev AS (INSERT INTO {_q(CallEvent._meta.db_table)} ({event_columns}) "  # noqa: S608
+        f"SELECT %s::uuid, e, t, c, o, %s::timestamptz, d, f FROM {rows} WHERE {_key_ok_pg()} "
+        f"{skip}RETURNING {_col(CallEvent, 'id')} AS id, {_col(CallEvent, 'event_id')} AS event_id, "
+        f"{_col(CallEvent, 'call_id')} AS c)"
+    )
+
+
+@functools.cache
+def _store_sql_pg(*, skip_duplicates: bool) -> str:
+    """store_and_lock's statement on PostgreSQL (built once per variant: it depends on the models only)."""
+    event_table, record_table = _q(CallEvent._meta.db_table), _q(CallRecord._meta.db_table)
     fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
     folded = set(RECORD_FIELDS)
     prefill = _rows_from_json(
@@ -443,20 +530,11 @@ def _store_sql_pg(*, skip_duplicates: bool) -> str:
     earlier_columns = ", ".join(
         _col(CallEvent, n) for n in ["id", "event_id", "type", "call_id", "occurred_at", "data", "refs"]
     )
-    key_ok = (
-        f"(%s::uuid IS NULL OR EXISTS (SELECT 1 FROM {_q(ApiKey._meta.db_table)} "  # noqa: S608
-        f"WHERE {_col(ApiKey, 'id')} = %s::uuid AND {_col(ApiKey, 'revoked_at')} IS NULL))"
-    )
     # `xmax = 0` in RETURNING: the row was inserted by this statement; a row the ON CONFLICT
     # branch locked (and rewrote unchanged) carries this transaction's id there.
     state = f"CASE WHEN {record_table}.xmax = 0 THEN 'created' ELSE 'existing' END"
-    event_key = f"{_col(CallEvent, 'contact_center')}, {_col(CallEvent, 'event_id')}"
-    skip = f"ON CONFLICT ({event_key}) DO NOTHING " if skip_duplicates else ""
-    sql = (
-        f"WITH ev AS (INSERT INTO {event_table} ({event_columns}) "  # noqa: S608
-        f"SELECT %s::uuid, e, t, c, o, %s::timestamptz, d, f FROM {rows} WHERE {key_ok} "
-        f"{skip}RETURNING {_col(CallEvent, 'id')} AS id, {_col(CallEvent, 'event_id')} AS event_id, "
-        f"{_col(CallEvent, 'call_id')} AS c), "
+    return (
+        f"WITH {_events_cte_pg(skip_duplicates=skip_duplicates)}, "  # noqa: S608
         f"rec AS (INSERT INTO {record_table} ({', '.join(_q(f.column) for f in fields)}) "
         f"SELECT {select} FROM (SELECT DISTINCT c FROM ev) AS calls LEFT JOIN {prefill} ON v.k = calls.c "
         "ORDER BY calls.c "
@@ -468,9 +546,8 @@ def _store_sql_pg(*, skip_duplicates: bool) -> str:
         f"WHERE {_col(CallEvent, 'contact_center')} = %s::uuid AND {_col(CallEvent, 'call_id')} = ANY("
         f"ARRAY(SELECT {_col(CallRecord, 'call_id')} FROM rec "
         f"WHERE state = 'existing' AND {_col(CallRecord, 'event_count')} > 0))), "
-        f"{key_ok}"
+        f"{_key_ok_pg()}"
     )
-    return sql
 
 
 def _str(value: Any) -> str | None:

@@ -219,6 +219,42 @@ def test_events_go_in_as_new_and_a_stored_id_sends_the_request_round_again_skipp
 
 
 @pytest.mark.postgres
+def test_one_event_of_a_call_under_way_locks_its_record_without_rewriting_it(scene, switch: Client) -> None:
+    events = call_events("w1")
+    assert post_events(switch, events[:2]).status_code == 202
+    table = CallRecord._meta.db_table
+    executed: list[str] = []
+    with connection.execute_wrapper(lambda run, sql, *rest: executed.append(sql) or run(sql, *rest)):
+        assert post_events(switch, events[2]).json() == {"accepted": 1, "duplicates": 0}
+    [store] = [sql for sql in executed if sql.startswith("WITH ev AS (INSERT")]
+    assert "FOR UPDATE" in store and f'INSERT INTO "{table}"' not in store  # locked, not upserted
+    with connection.cursor() as cursor:  # one row version: the fold's UPDATE, none to lock it
+        cursor.execute("SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = %s", [table])
+        assert cursor.fetchone()[0] == 1
+    for one in events[3:]:
+        assert post_events(switch, one).status_code == 202
+    assert (record_snapshot(), handoff_snapshot()) == _one_request_result(switch, events)
+
+
+@pytest.mark.postgres
+def test_one_event_of_a_call_without_a_record_creates_it_in_a_statement_of_its_own(
+    scene, switch: Client
+) -> None:
+    events = call_events("w1")
+    assert post_events(switch, events[1]).json() == {"accepted": 1, "duplicates": 0}  # no start yet
+    assert CallRecord.objects.get().event_count == 1
+    for one in [*events[2:], events[0]]:
+        assert post_events(switch, one).status_code == 202
+    assert (record_snapshot(), handoff_snapshot()) == _one_request_result(switch, events)
+
+
+def _one_request_result(switch: Client, events: list[dict[str, Any]]) -> tuple[Any, Any]:
+    wipe()
+    assert post_events(switch, events).status_code == 202
+    return record_snapshot(), handoff_snapshot()
+
+
+@pytest.mark.postgres
 def test_a_prefilled_record_names_no_bot_deleted_since_validation(acme, scene, bot, switch: Client) -> None:
     from reporting.events import validate_events
     from reporting.ingest import ingest_events
