@@ -365,7 +365,7 @@ def _store_and_lock_one(
     """store_and_lock for one event of a call that is not starting: its record most likely exists.
 
     The statement locks it with SELECT … FOR UPDATE rather than INSERT … ON CONFLICT DO UPDATE,
-    which writes a new version of the row only to lock it (measured: a quarter of PostgreSQL's
+    which writes a new version of the row only to lock it (measured: a seventh of PostgreSQL's
     time on such a request). A record missing from the statement's snapshot (no record yet, or one
     a concurrent request created after it) is then created if need be and locked in statements of
     their own, which see what committed meanwhile; its earlier events are read afresh.
