@@ -15,6 +15,7 @@ from channels.layers import get_channel_layer
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -223,14 +224,19 @@ def test_one_event_of_a_call_under_way_locks_its_record_without_rewriting_it(sce
     events = call_events("w1")
     assert post_events(switch, events[:2]).status_code == 202
     table = CallRecord._meta.db_table
+
+    def record_updates() -> int:  # row versions written in this transaction
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = %s", [table])
+            return cursor.fetchone()[0]
+
     executed: list[str] = []
+    updates_before = record_updates()
     with connection.execute_wrapper(lambda run, sql, *rest: executed.append(sql) or run(sql, *rest)):
         assert post_events(switch, events[2]).json() == {"accepted": 1, "duplicates": 0}
     [store] = [sql for sql in executed if sql.startswith("WITH ev AS (INSERT")]
     assert "FOR UPDATE" in store and f'INSERT INTO "{table}"' not in store  # locked, not upserted
-    with connection.cursor() as cursor:  # one row version: the fold's UPDATE, none to lock it
-        cursor.execute("SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = %s", [table])
-        assert cursor.fetchone()[0] == 1
+    assert record_updates() - updates_before == 1  # the fold's UPDATE; none to lock the row
     for one in events[3:]:
         assert post_events(switch, one).status_code == 202
     assert (record_snapshot(), handoff_snapshot()) == _one_request_result(switch, events)
@@ -345,6 +351,38 @@ def test_another_centers_group_hears_nothing(
     with django_capture_on_commit_callbacks(execute=True):
         post_events(switch, call_events("c1"))
     assert heard(layer, channel) == []
+
+
+@pytest.mark.redis
+def test_messages_are_built_only_for_a_center_someone_watches_and_the_rest_is_caught_up(
+    acme, scene, switch: Client, django_capture_on_commit_callbacks, monkeypatch
+) -> None:
+    from reporting import ingest
+    from reporting.live import catch_up
+
+    built: list[int] = []
+    real = ingest.feed_messages
+
+    def counted(new_events: Any, assemblies: Any) -> Any:
+        built.append(len(new_events))
+        return real(new_events, assemblies)
+
+    monkeypatch.setattr(ingest, "feed_messages", counted)
+    before = CallEvent.objects.count()
+    page_loaded = timezone.now()
+    unwatched, watched = call_events("c1")[:3], call_events("c2")[:2]
+    with django_capture_on_commit_callbacks(execute=True):
+        post_events(switch, unwatched)  # no Live page open: nothing to build, nothing sent
+    assert feed_sender.flush(5) and built == []
+    layer, channel = listen(acme)  # a page opens its socket (joins the group)...
+    with django_capture_on_commit_callbacks(execute=True):
+        post_events(switch, watched)
+    assert feed_sender.flush(5) and built == [2]
+    [message] = heard(layer, channel)
+    assert [m["event"]["id"] for m in message["messages"]] == sorted(e["id"] for e in watched)
+    # ...and then fetches what it missed: the unwatched events are there.
+    caught_up = {m["event"]["id"] for m in catch_up(acme, since=page_loaded).messages}
+    assert {e["id"] for e in unwatched} <= caught_up and CallEvent.objects.count() == before + 5
 
 
 def test_nothing_is_broadcast_before_commit(
