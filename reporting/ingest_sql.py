@@ -22,7 +22,7 @@ import operator
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -66,6 +66,25 @@ def _native_uuid() -> bool:
 _json = dumps_compact  # datetimes as ISO 8601 (voiso_byob.jsontext)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(value: datetime | None) -> int | None:
+    """An aware datetime as whole microseconds since 1970 UTC (as JSON rows carry times)."""
+    return None if value is None else (value - _EPOCH) // _MICROSECOND
+
+
+def _with_micros(rows: list[list[Any]], columns: Sequence[int]) -> list[list[Any]]:
+    """The rows, their datetimes in `columns` as microseconds (in place: the rows are ours)."""
+    for row in rows:
+        for index in columns:
+            value = row[index]
+            if value is not None:
+                row[index] = (value - _EPOCH) // _MICROSECOND
+    return rows
+
+
 def _cursor(rows: int) -> Any:
     """A prepared cursor for one row, a server-bound one never prepared for more (voiso_byob.db).
 
@@ -103,13 +122,19 @@ def _record_type(field: models.Field) -> str:
 
 
 def _rows_from_json(columns: Sequence[tuple[str, str]]) -> str:
-    """A derived table `v` of the rows of one JSON parameter (an array of arrays), in order."""
+    """A derived table `v` of the rows of one JSON parameter (an array of arrays), in order.
+
+    Timestamps come as whole microseconds since 1970 UTC (`_micros`): Python's isoformat() and
+    PostgreSQL's parsing of the text measured three times the cost, on every time of every row.
+    """
     select = []
     for index, (name, kind) in enumerate(columns):
         if kind == "jsonb":
             select.append(f"(r->{index})::jsonb AS {name}")
         elif kind in ("varchar", "text"):
             select.append(f"r->>{index} AS {name}")
+        elif kind in ("timestamptz", "timestamp with time zone"):
+            select.append(f"(to_timestamp(0) + (r->>{index})::bigint * interval '1 microsecond') AS {name}")
         else:
             select.append(f"(r->>{index})::{kind} AS {name}")
     source = "jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS x(r, n)"
@@ -141,19 +166,6 @@ def insert_events(
     center = pk_value(center_id)
     inserted: dict[str, int] = {}
     with connection.cursor() as cursor:
-        if _is_pg():
-            rows = _rows_from_json([("e", "text"), ("t", "text"), ("c", "text"), ("o", "timestamptz"),
-                                    ("d", "jsonb"), ("f", "jsonb")])  # fmt: skip
-            payload = [
-                [e.event_id, e.type, e.call_id, e.occurred_at.isoformat(), e.data, refs.get(e.event_id, {})]
-                for e in events
-            ]
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT %s, e, t, c, o, %s, d, f FROM {rows} {conflict}",  # noqa: S608
-                [center, received, _json(payload)],
-            )
-            inserted.update((event_id, pk) for pk, event_id in cursor.fetchall())
-            return inserted
         adapt = connection.ops.adapt_datetimefield_value
         for start in range(0, len(events), CHUNK):
             chunk = events[start : start + CHUNK]
@@ -398,7 +410,7 @@ def _lock_one_sql_pg() -> str:
 
 
 def _events_json(events: Sequence[EventIn], refs: dict[str, Any]) -> str:
-    """The events as one JSON parameter: [id, type, call_id, occurred_at, data, refs] each.
+    """The events as one JSON parameter: [id, type, call_id, occurred_at (µs), data, refs] each.
 
     Written as text around each event's `data_json` (validation encoded `data` once already;
     encoding it again was a tenth of a batch's CPU). Strings go through the json module's own
@@ -415,7 +427,7 @@ def _events_json(events: Sequence[EventIn], refs: dict[str, Any]) -> str:
             refs_text = encoded.get(id(event_refs)) or encoded.setdefault(id(event_refs), _json(event_refs))
         rows.append(
             f"[{quote(e.event_id)},{quote(e.type)},{quote(e.call_id)},"
-            f'"{e.occurred_at.isoformat()}",{data},{refs_text}]'
+            f"{(e.occurred_at - _EPOCH) // _MICROSECOND},{data},{refs_text}]"
         )
     return "[" + ",".join(rows) + "]"
 
@@ -424,7 +436,14 @@ def _prefill_rows(prefill: Mapping[str, RecordFields] | None) -> str:
     """store_and_lock's prefill as one JSON parameter: [call_id, *RECORD_FIELDS] per call."""
     values_of = operator.attrgetter(*RECORD_FIELDS)
     rows = [[call_id, *values_of(record)] for call_id, record in (prefill or {}).items()]
-    return _json(rows)
+    return _json(_with_micros(rows, _record_time_columns(1)))
+
+
+@functools.cache
+def _record_time_columns(offset: int) -> tuple[int, ...]:
+    """Where RECORD_FIELDS' datetimes are in a row that starts with `offset` other values."""
+    fields = [CallRecord._meta.get_field(n) for n in RECORD_FIELDS]
+    return tuple(i + offset for i, f in enumerate(fields) if isinstance(f, models.DateTimeField))
 
 
 def is_duplicate_event(exc: BaseException) -> bool:
@@ -624,8 +643,11 @@ def _record_update_parts() -> tuple[list[models.Field], str, str]:
 
 def _update_records_pg(rows: list[tuple[int, Assembly]], *, updated: datetime) -> tuple[str, list[Any]]:
     values_of = operator.attrgetter(*RECORD_FIELDS)
-    values = [[record_pk, *values_of(assembly.record), updated] for record_pk, assembly in rows]
-    return _update_sql_pg(), [_json(values), _json([pk for pk, _ in rows])]
+    values = [[record_pk, *values_of(assembly.record), _micros(updated)] for record_pk, assembly in rows]
+    return _update_sql_pg(), [
+        _json(_with_micros(values, _record_time_columns(1))),
+        _json([pk for pk, _ in rows]),
+    ]
 
 
 @functools.cache
@@ -693,7 +715,13 @@ def _upsert_handoffs_pg(center_id: Any, rows: list[tuple[int, Assembly]]) -> tup
     ]
     if not values:
         return "", []
-    return _handoff_sql_pg(), [pk_value(center_id), _json(values)]
+    return _handoff_sql_pg(), [pk_value(center_id), _json(_with_micros(values, _handoff_time_columns()))]
+
+
+@functools.cache
+def _handoff_time_columns() -> tuple[int, ...]:
+    _, fields, *_ = _handoff_parts()
+    return tuple(i + 2 for i, f in enumerate(fields) if isinstance(f, models.DateTimeField))
 
 
 @functools.cache

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from hypothesis import given, settings
@@ -41,16 +42,17 @@ def test_events_json_is_what_json_dumps_gives(
     unvalidated = EventIn(event_id, "call.ended", call_id, occurred, data)  # no data_json: encoded here
     text = _events_json([validated, unvalidated], {event_id: refs} if refs else {})
     expected_refs = refs or {}
+    since_1970 = (occurred - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     assert json.loads(text) == [
         [
             event_id,
             "call.ended",
             call_id,
-            occurred.isoformat(),
+            since_1970,
             {**data, "end_reason": "normal"},
             expected_refs,
         ],
-        [event_id, "call.ended", call_id, occurred.isoformat(), data, expected_refs],
+        [event_id, "call.ended", call_id, since_1970, data, expected_refs],
     ]
 
 
@@ -87,3 +89,21 @@ def test_usual_and_unusual_recording_urls() -> None:
     assert is_http_url("http://[::1]:8080/x") and is_http_url("http://localhost/x")  # Django's own path
     for bad in ["ftp://rec.example.com/x", "https://rec.example.com/a b", "https://-bad.example.com/", "x"]:
         assert not is_http_url(bad)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@settings(max_examples=100, deadline=None)
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    )
+)
+def test_times_go_to_postgresql_as_microseconds_exactly(moment: datetime) -> None:
+    from django.db import connection
+
+    from reporting.ingest_sql import _micros, _rows_from_json
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT t FROM {_rows_from_json([('t', 'timestamptz')])}", [f"[[{_micros(moment)}]]"])
+        assert cursor.fetchone()[0] == moment
