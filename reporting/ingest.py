@@ -279,23 +279,33 @@ def resolve_refs(
     refs: dict[str, dict[str, Any]] = {}
     # Events that resolve alike share one refs object (read-only from here on: the fold reads it,
     # storage encodes it once per request).
-    shared: dict[tuple[Any, ...], dict[str, Any]] = {}
+    # Keyed by the identity of the looked-up objects (each name resolves to one object per request):
+    # hashing the dataclasses themselves measured slower than the refs they save.
+    shared: dict[tuple[int, int, int, int], dict[str, Any]] = {}
+    agent_of_ref: dict[str, AgentInfo | None] = {}
     for e in events:
-        ref = e.data.get("virtual_agent")
-        names = (
-            known.get(agent_ref_key(ref) or "") if isinstance(ref, str) else None,
-            targets.get(e.data["refer_to"]) if e.type == "handoff.requested" else None,
-            members.get(e.data["extension"]) if e.type == "agent.connected" else None,
-            numbers.get(e.data["to"]) if e.type == "call.started" else None,
-        )
-        event_refs = shared.get(names)
+        data = e.data
+        ref = data.get("virtual_agent")
+        agent = None
+        if isinstance(ref, str):
+            agent = agent_of_ref.get(ref, _UNSEEN)
+            if agent is _UNSEEN:
+                agent = agent_of_ref[ref] = known.get(agent_ref_key(ref) or "")
+        kind = e.type
+        target = targets.get(data["refer_to"]) if kind == "handoff.requested" else None
+        membership_id = members.get(data["extension"]) if kind == "agent.connected" else None
+        number = numbers.get(data["to"]) if kind == "call.started" else None
+        key = (id(agent), id(target), id(membership_id), id(number))
+        event_refs = shared.get(key)
         if event_refs is None:
-            agent, target, membership_id, number = names
-            event_refs = shared[names] = refs_for(
+            event_refs = shared[key] = refs_for(
                 agent=agent, target=target, membership_id=membership_id, number=number
             )
         refs[e.event_id] = event_refs
     return refs
+
+
+_UNSEEN: Any = object()
 
 
 def _remembered(
