@@ -195,6 +195,16 @@ def _text(
     allow_blank: bool = False,
     label: str | None = None,
 ) -> str | None:
+    value = data.get(key)
+    # The usual case first, in one expression: a valid value needs no error bookkeeping.
+    if (
+        value.__class__ is str
+        and len(value) <= max_length
+        and (allow_blank or value.strip())
+        and "\x00" not in value
+        and (value.isascii() or _storable(value))
+    ):
+        return value
     name = label or key
     if key not in data or data[key] is None:
         if required:
