@@ -32,7 +32,7 @@ from voiso_byob.api_key_cache import (
     touch_api_key,
 )
 from voiso_byob.models import ApiKey, ApiKeyScope, ContactCenter
-from voiso_byob.plain_api import ApiError, bearer_token, plain_api_view
+from voiso_byob.plain_api import ApiError, bearer_token, json_response, plain_api_view
 
 # --- schema only: the request is validated by reporting.events --------------------------------
 
@@ -177,7 +177,7 @@ def telephony_events(request: HttpRequest) -> HttpResponse:
     except KeyRevoked:
         forget_remembered_api_key(prefix)
         raise ApiError(401, "revoked_api_key", "This API key has been revoked.") from None
-    return JsonResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status=202)
+    return json_response({"accepted": result.accepted, "duplicates": result.duplicates}, status=202)
 
 
 def _validated(request: HttpRequest, center: ContactCenter) -> tuple[list[EventIn], dict[str, AgentInfo]]:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework.views import APIView
@@ -32,7 +32,7 @@ from voiso_byob.api_key_cache import touch_api_key_id
 from voiso_byob.cache import TELEPHONY_GENERATION_KEY
 from voiso_byob.errors import DomainError
 from voiso_byob.models import ApiKey
-from voiso_byob.plain_api import ApiError, Fields, bearer_token, json_object, plain_api_view
+from voiso_byob.plain_api import ApiError, Fields, bearer_token, json_object, json_response, plain_api_view
 from voiso_byob.sip import ReferTo, ReferToError, parse_refer_to
 
 _DIGITS = re.compile(r"^[0-9*#]?$")
@@ -92,7 +92,7 @@ def _stale(inputs: hotpath.Inputs, generation: Any) -> bool:
 
 
 @plain_api_view(schema=RouteSchema)
-def telephony_route(request: HttpRequest) -> JsonResponse:
+def telephony_route(request: HttpRequest) -> HttpResponse:
     raw_key = bearer_token(request)
     fields = Fields(json_object(request))
     call_id = fields.text("call_id", max_length=256)
@@ -112,7 +112,7 @@ def telephony_route(request: HttpRequest) -> JsonResponse:
         except (ApiError, DomainError):
             body = None  # decided on remembered inputs: decide again on fresh ones
         if body is not None:
-            return JsonResponse(body)
+            return json_response(body)
         hotpath.forget("route", prefix, number or "")
         if call.digits is None and call.call_id:
             # A stale attempt may have stored a menu state; the fresh answer decides again.
@@ -122,7 +122,7 @@ def telephony_route(request: HttpRequest) -> JsonResponse:
         raise _unknown_key()
     body = _route(inputs, call)
     assert body is not None  # fresh inputs are never stale
-    return JsonResponse(body)
+    return json_response(body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +187,7 @@ def _route(inputs: hotpath.Inputs, call: _Call) -> dict[str, Any] | None:
 
 
 @plain_api_view(schema=ReferSchema)
-def telephony_refer(request: HttpRequest) -> JsonResponse:
+def telephony_refer(request: HttpRequest) -> HttpResponse:
     raw_key = bearer_token(request)
     fields = Fields(json_object(request))
     fields.text("call_id", max_length=256)
@@ -226,7 +226,7 @@ def telephony_refer(request: HttpRequest) -> JsonResponse:
     body: dict[str, Any] = {"sip_status": 202, "destination": destination.as_dict()}
     if target.replaces is not None:
         body["replaces"] = asdict(target.replaces)
-    return JsonResponse(body)
+    return json_response(body)
 
 
 def _generation() -> Any:

@@ -23,7 +23,13 @@ def _datetime_or_refuse(value: Any) -> str:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _make(item_separator: str, key_separator: str) -> Callable[[Any], str]:
+def _refuse(value: Any) -> str:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _make(
+    item_separator: str, key_separator: str, default: Callable[[Any], Any] = _datetime_or_refuse
+) -> Callable[[Any], str]:
     make = getattr(_encoder, "c_make_encoder", None)
     if make is None:  # no C speedups (another Python implementation): the json module as is
 
@@ -33,13 +39,13 @@ def _make(item_separator: str, key_separator: str) -> Callable[[Any], str]:
                 ensure_ascii=False,
                 separators=(item_separator, key_separator),
                 allow_nan=False,
-                default=_datetime_or_refuse,
+                default=default,
             )
 
         return dumps
     encode = make(
         None,  # markers: no circular-reference check
-        _datetime_or_refuse,
+        default,
         _encoder.encode_basestring,  # ensure_ascii=False
         None,  # indent
         key_separator,
@@ -53,3 +59,5 @@ def _make(item_separator: str, key_separator: str) -> Callable[[Any], str]:
 
 dumps_compact: Callable[[Any], str] = _make(",", ":")  # as json.dumps(..., separators=(",", ":"))
 dumps: Callable[[Any], str] = _make(", ", ": ")  # as json.dumps's default layout
+# JSON's own types only (anything else raises TypeError): for answers that must not change shape.
+dumps_native: Callable[[Any], str] = _make(",", ":", default=_refuse)

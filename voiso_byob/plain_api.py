@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.views import APIView
 
+from voiso_byob.jsontext import dumps_native
 from voiso_byob.models import ApiKeyScope, hash_api_key
 
 PlainView = Callable[[HttpRequest], HttpResponse]
@@ -39,6 +40,18 @@ class ApiError(Exception):
         if self.status == 401:
             response["WWW-Authenticate"] = "Bearer"
         return response
+
+
+def json_response(body: dict[str, Any], status: int = 200) -> HttpResponse:
+    """`body` as an application/json answer, encoded by the json module's C encoder built once
+    (voiso_byob.jsontext). JsonResponse builds a DjangoJSONEncoder per answer: measured, a tenth
+    of a telephony route answer's CPU. The hot endpoints' answers hold only JSON's own types; any
+    other value goes through JsonResponse, so it is written exactly as before."""
+    try:
+        content = dumps_native(body)
+    except (TypeError, ValueError):
+        return JsonResponse(body, status=status)
+    return HttpResponse(content.encode(), content_type="application/json", status=status)
 
 
 def plain_api_view(*, schema: type[APIView]) -> Callable[[Callable[..., HttpResponse]], PlainView]:

@@ -38,3 +38,18 @@ def test_datetimes_become_iso_8601_and_other_objects_are_refused() -> None:
 def test_nan_and_infinities_are_refused(number: float) -> None:
     with pytest.raises(ValueError, match="not JSON compliant"):
         dumps_compact({"x": [number]})
+
+
+def test_plain_api_answers_are_json_and_other_values_go_through_django() -> None:
+    from uuid import UUID
+
+    from voiso_byob.jsontext import dumps_native
+    from voiso_byob.plain_api import json_response
+
+    with pytest.raises(TypeError):
+        dumps_native({"at": datetime(2026, 5, 1, tzinfo=UTC)})  # no silent datetime format
+    fast = json_response({"sip_status": 202, "name": "Équipe"}, status=202)
+    assert (fast.status_code, fast["Content-Type"]) == (202, "application/json")
+    assert json.loads(fast.content) == {"sip_status": 202, "name": "Équipe"}
+    other = json_response({"id": UUID(int=1)})  # not JSON's own: DjangoJSONEncoder, as before
+    assert json.loads(other.content) == {"id": "00000000-0000-0000-0000-000000000001"}
