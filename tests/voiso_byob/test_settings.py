@@ -109,10 +109,12 @@ def test_server_entry_points_load_every_view_and_freeze_the_heap(entry: str) -> 
     code = (
         "import gc, sys; before = gc.get_freeze_count(); "
         f"import {entry}; "
-        "print(before, gc.get_freeze_count(), 'reporting.api' in sys.modules, 'routing.views' in sys.modules)"
+        "print(before, gc.get_freeze_count(), 'reporting.api' in sys.modules, 'routing.views' in sys.modules,"
+        " gc.get_threshold()[0])"
     )
     result = run_django(["shell", "--no-imports", "-c", code], DEBUG="true")
     assert result.returncode == 0, result.stderr
-    before, after, *loaded = result.stdout.split()
+    before, after, *loaded, young = result.stdout.split()
     assert int(before) == 0 and int(after) > 50_000  # Django, the models and the views
     assert loaded == ["True", "True"]  # views are imported before the freeze, not on the first request
+    assert int(young) == 10_000  # young collections less often
