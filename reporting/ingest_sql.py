@@ -94,7 +94,7 @@ def _cursor(rows: int) -> Any:
     growing table outdates) measured five times slower, scanning a center's events by center.
     """
     # Statements go as PostgreSQL's own $n text (voiso_byob.db.numbered): PostgreSQL only.
-    return prepared_cursor(numbered=True) if rows <= 1 else server_bound_cursor(numbered=True)
+    return prepared_cursor(numbered=True) if rows <= 1 else server_bound_cursor()
 
 
 def pk_value(value: Any) -> Any:
@@ -401,7 +401,7 @@ def _store_and_lock_one(
 
 @functools.cache
 def _lock_one_sql_pg() -> str:
-    returning = ", ".join(_col(CallRecord, n) for n in _LOCKED)
+    returning = _locked_columns()
     return (
         f"SELECT {returning} FROM {_q(CallRecord._meta.db_table)} "  # noqa: S608
         f"WHERE {_col(CallRecord, 'contact_center')} = %s::uuid AND {_col(CallRecord, 'call_id')} = %s "
@@ -427,7 +427,7 @@ def _events_json(events: Sequence[EventIn], refs: dict[str, Any]) -> str:
             refs_text = encoded.get(id(event_refs)) or encoded.setdefault(id(event_refs), _json(event_refs))
         rows.append(
             f"[{quote(e.event_id)},{quote(e.type)},{quote(e.call_id)},"
-            f"{(e.occurred_at - _EPOCH) // _MICROSECOND},{data},{refs_text}]"
+            f"{_micros(e.occurred_at)},{data},{refs_text}]"
         )
     return "[" + ",".join(rows) + "]"
 
@@ -469,11 +469,8 @@ def _store_one_sql_pg(*, skip_duplicates: bool) -> str:
     call's earlier events, the key check (parameters: center, now, events, key, key, center,
     center, key, key)."""
     event_table, record_table = _q(CallEvent._meta.db_table), _q(CallRecord._meta.db_table)
-    returning = ", ".join(_col(CallRecord, n) for n in _LOCKED)
+    returning, earlier_columns = _locked_columns(), _earlier_columns()
     call_id, center = _col(CallRecord, "call_id"), _col(CallRecord, "contact_center")
-    earlier_columns = ", ".join(
-        _col(CallEvent, n) for n in ["id", "event_id", "type", "call_id", "occurred_at", "data", "refs"]
-    )
     return (
         f"WITH {_events_cte_pg(skip_duplicates=skip_duplicates)}, "  # noqa: S608
         f"rec AS (SELECT {returning} FROM {record_table} WHERE {center} = %s::uuid "
@@ -484,6 +481,18 @@ def _store_one_sql_pg(*, skip_duplicates: bool) -> str:
         f"WHERE {_col(CallEvent, 'contact_center')} = %s::uuid AND {_col(CallEvent, 'call_id')} = "
         f"(SELECT {call_id} FROM rec WHERE {_col(CallRecord, 'event_count')} > 0)), "
         f"{_key_ok_pg()}"
+    )
+
+
+def _locked_columns() -> str:
+    """A locked record's columns as the store statements return them (LockedRecord, in order)."""
+    return ", ".join(_col(CallRecord, n) for n in _LOCKED)
+
+
+def _earlier_columns() -> str:
+    """A stored event's columns as the store statements return them (StoredEvent, with its pk)."""
+    return ", ".join(
+        _col(CallEvent, n) for n in ["id", "event_id", "type", "call_id", "occurred_at", "data", "refs"]
     )
 
 
@@ -545,10 +554,7 @@ def _store_sql_pg(*, skip_duplicates: bool) -> str:
         for f in fields
     )
     updated = _col(CallRecord, "updated")
-    returning = ", ".join(_col(CallRecord, n) for n in _LOCKED)
-    earlier_columns = ", ".join(
-        _col(CallEvent, n) for n in ["id", "event_id", "type", "call_id", "occurred_at", "data", "refs"]
-    )
+    returning, earlier_columns = _locked_columns(), _earlier_columns()
     # `xmax = 0` in RETURNING: the row was inserted by this statement; a row the ON CONFLICT
     # branch locked (and rewrote unchanged) carries this transaction's id there.
     state = f"CASE WHEN {record_table}.xmax = 0 THEN 'created' ELSE 'existing' END"

@@ -36,31 +36,30 @@ def prepared_cursor(*, numbered: bool = False) -> Iterator[Any]:
 
 
 @contextmanager
-def server_bound_cursor(*, numbered: bool = False) -> Iterator[Any]:
+def server_bound_cursor() -> Iterator[Any]:
     """A cursor that sends parameters apart from the statement text, and never prepares it.
 
     For statements with large parameters (an events batch is one JSON text of ~150 kB): Django's
     cursors bind on the client, escaping and copying that text into the SQL (measured: 7 % of a
     batch's CPU). Planned afresh every time, with the actual values (see
-    reporting.ingest_sql._cursor). Parameters are typed by the server, as for prepared_cursor.
-    `numbered` as for prepared_cursor. Other databases: Django's cursor.
+    reporting.ingest_sql._cursor). Parameters are typed by the server, as for prepared_cursor; the
+    statement's placeholders are PostgreSQL's own `$1, $2, …` (`numbered()`). Other databases:
+    Django's cursor.
     """
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             yield cursor
         return
     connection.ensure_connection()
-    with connection._prepare_cursor(_unprepared_cursor_class(numbered)(connection.connection)) as cursor:
+    with connection._prepare_cursor(_unprepared_cursor_class()(connection.connection)) as cursor:
         yield cursor
 
 
 @functools.cache
-def _unprepared_cursor_class(numbered: bool) -> type:
+def _unprepared_cursor_class() -> type:
     import psycopg
 
-    base = psycopg.RawCursor if numbered else psycopg.Cursor
-
-    class UnpreparedCursor(base):  # type: ignore[valid-type,misc]
+    class UnpreparedCursor(psycopg.RawCursor):  # type: ignore[misc]
         def execute(
             self, query: Any, params: Any = None, *, prepare: bool | None = None, **kwargs: Any
         ) -> Any:
