@@ -31,7 +31,7 @@ from django.db import connection, models
 from reporting.assemble import HANDOFF_FIELDS, RECORD_FIELDS, Assembly, RecordFields, StoredEvent
 from reporting.events import EventIn
 from reporting.models import CallEvent, CallRecord, Handoff
-from voiso_byob.db import numbered, prepared_cursor, server_bound_cursor
+from voiso_byob.db import numbered, prepared_cursor
 from voiso_byob.jsontext import dumps_compact
 from voiso_byob.models import ApiKey
 
@@ -85,16 +85,19 @@ def _with_micros(rows: list[list[Any]], columns: Sequence[int]) -> list[list[Any
     return rows
 
 
-def _cursor(rows: int) -> Any:
-    """A prepared cursor for one row, a server-bound one never prepared for more (voiso_byob.db).
+def _cursor() -> Any:
+    """A cursor whose statements PostgreSQL prepares (voiso_byob.db.prepared_cursor).
 
-    A switch sends most events one per request: planning the statement measured as much as
-    running it, so it is prepared. A batch is planned afresh every time: planning is a sliver of
-    its work, and a prepared generic plan (made without the batch's size, on statistics that a
-    growing table outdates) measured five times slower, scanning a center's events by center.
+    Planning the store statement measured about a millisecond: as much as running it for one
+    event, and a tenth of PostgreSQL's work on a batch. Prepared, it is planned for its first five
+    runs on a connection, after which PostgreSQL keeps a generic plan (made without the parameters'
+    values). The statements are written for that plan to be the one their values would get: every
+    table is reached by its index, from the center's id and the batch's ids as an array (`= ANY`),
+    and a JSON row set is estimated at the same size whatever it holds (tested with a generic plan
+    on PostgreSQL). A generic plan is made again when ANALYZE updates a table's statistics.
     """
     # Statements go as PostgreSQL's own $n text (voiso_byob.db.numbered): PostgreSQL only.
-    return prepared_cursor(numbered=True) if rows <= 1 else server_bound_cursor()
+    return prepared_cursor(numbered=True)
 
 
 def pk_value(value: Any) -> Any:
@@ -190,7 +193,7 @@ def load_events(center_id: Any, call_ids: list[str]) -> dict[str, list[StoredEve
             stored[call_id].append(StoredEvent(event_id, kind, occurred_at, data, refs, pk))
         return stored
     names = ["id", "event_id", "type", "call_id", "occurred_at", "data", "refs"]
-    with _cursor(len(call_ids)) as cursor:
+    with _cursor() as cursor:
         columns = ", ".join(_col(CallEvent, n) for n in names)
         where = (
             f"{_col(CallEvent, 'contact_center')} = %s::uuid AND "
@@ -287,9 +290,12 @@ def store_and_lock(
 
     Records are created and locked in call_id order: concurrent requests for the same calls queue
     on them instead of deadlocking. PostgreSQL does it all in one statement: the events' INSERT,
-    then an INSERT … ON CONFLICT DO UPDATE of the records, which locks an existing row (waiting
-    for its holder to commit) and returns it as it is then; and, saving a round trip, it reads the
-    calls' earlier events. That read uses the statement's snapshot, taken before any lock wait:
+    then SELECT … FOR UPDATE of the records it sees (waiting for a holder to commit, and returning
+    the row as it is then), then an INSERT of the others, whose ON CONFLICT DO UPDATE locks one a
+    concurrent request created meanwhile; and, saving a round trip, it reads the calls' earlier
+    events. (Two requests whose snapshots disagree on which records exist can take those locks in
+    different orders and deadlock: rare, and reporting.ingest retries the whole transaction.)
+    The read of earlier events uses the statement's snapshot, taken before any lock wait:
     when another transaction committed events of a call meanwhile, the snapshot has fewer events
     than the locked record's `event_count`, and reporting.ingest reads that call again.
 
@@ -330,7 +336,7 @@ def store_and_lock(
     center = pk_value(center_id)
     defaults = _record_defaults(center_id, fields, now)
     sql = numbered(_store_sql_pg(skip_duplicates=not expect_new))
-    with _cursor(len(events)) as cursor:
+    with _cursor() as cursor:
         cursor.execute(
             sql,
             [
@@ -339,6 +345,7 @@ def store_and_lock(
                 _events_json(events, refs),
                 key,
                 key,
+                center,
                 *defaults,
                 _prefill_rows(prefill or {}),
                 center,
@@ -383,7 +390,7 @@ def _store_and_lock_one(
     their own, which see what committed meanwhile; its earlier events are read afresh.
     """
     center = pk_value(center_id)
-    with _cursor(1) as cursor:
+    with _cursor() as cursor:
         cursor.execute(
             numbered(_store_one_sql_pg(skip_duplicates=not expect_new)),
             [center, now, _events_json([event], refs), key, key, center, center, key, key],
@@ -392,7 +399,7 @@ def _store_and_lock_one(
     if stored.key_revoked or not stored.inserted or stored.locked:
         return stored
     create_missing_records(center_id, [event.call_id], now)
-    with _cursor(1) as cursor:
+    with _cursor() as cursor:
         cursor.execute(numbered(_lock_one_sql_pg()), [center, event.call_id])
         pk, call_id, active, handoffs, event_count, provider_call_id = cursor.fetchone()
     record = LockedRecord(pk, call_id, _str(active), handoffs, event_count, provider_call_id)
@@ -553,23 +560,36 @@ def _store_sql_pg(*, skip_duplicates: bool) -> str:
         )
         for f in fields
     )
-    updated = _col(CallRecord, "updated")
+    updated, call_id, center = (
+        _col(CallRecord, "updated"),
+        _col(CallRecord, "call_id"),
+        _col(CallRecord, "contact_center"),
+    )
     returning, earlier_columns = _locked_columns(), _earlier_columns()
-    # `xmax = 0` in RETURNING: the row was inserted by this statement; a row the ON CONFLICT
-    # branch locked (and rewrote unchanged) carries this transaction's id there.
+    # `old`: the records the statement's snapshot sees, locked FOR UPDATE in call_id order (a lock
+    # only: INSERT … ON CONFLICT DO UPDATE wrote a whole new version of each, with its index
+    # entries, just to lock it). A row another transaction updated meanwhile is returned as it
+    # is after that commit. `new` runs after `old` is complete (its NOT IN reads all of `old`).
+    # `new`: the others, inserted; one a concurrent transaction inserted after our snapshot
+    # conflicts, and DO UPDATE locks it (waiting for that commit) — the rare case. `xmax = 0` in
+    # RETURNING: the row was inserted by this statement; a row the ON CONFLICT branch locked (and
+    # rewrote unchanged) carries this transaction's id there.
     state = f"CASE WHEN {record_table}.xmax = 0 THEN 'created' ELSE 'existing' END"
     return (
         f"WITH {_events_cte_pg(skip_duplicates=skip_duplicates)}, "  # noqa: S608
-        f"rec AS (INSERT INTO {record_table} ({', '.join(_q(f.column) for f in fields)}) "
-        f"SELECT {select} FROM (SELECT DISTINCT c FROM ev) AS calls LEFT JOIN {prefill} ON v.k = calls.c "
-        "ORDER BY calls.c "
-        f"ON CONFLICT ({_col(CallRecord, 'contact_center')}, {_col(CallRecord, 'call_id')}) "
-        f"DO UPDATE SET {updated} = {record_table}.{updated} RETURNING {returning}, {state} AS state) "
+        f"old AS (SELECT {returning}, 'existing' AS state FROM {record_table} WHERE {center} = %s::uuid "
+        f"AND {call_id} = ANY(ARRAY(SELECT DISTINCT c FROM ev)) ORDER BY {call_id} FOR UPDATE), "
+        f"new AS (INSERT INTO {record_table} ({', '.join(_q(f.column) for f in fields)}) "
+        f"SELECT {select} FROM (SELECT DISTINCT c FROM ev WHERE c NOT IN (SELECT {call_id} FROM old)) "
+        f"AS calls LEFT JOIN {prefill} ON v.k = calls.c ORDER BY calls.c "
+        f"ON CONFLICT ({center}, {call_id}) "
+        f"DO UPDATE SET {updated} = {record_table}.{updated} RETURNING {returning}, {state} AS state), "
+        "rec AS (SELECT * FROM old UNION ALL SELECT * FROM new) "
         "SELECT (SELECT json_agg(json_build_array(id, event_id)) FROM ev), "
         f"(SELECT json_agg(json_build_array({returning}, state)) FROM rec), "
         f"(SELECT json_agg(json_build_array({earlier_columns})) FROM {event_table} "
         f"WHERE {_col(CallEvent, 'contact_center')} = %s::uuid AND {_col(CallEvent, 'call_id')} = ANY("
-        f"ARRAY(SELECT {_col(CallRecord, 'call_id')} FROM rec "
+        f"ARRAY(SELECT {call_id} FROM rec "
         f"WHERE state = 'existing' AND {_col(CallRecord, 'event_count')} > 0))), "
         f"{_key_ok_pg()}"
     )
@@ -618,11 +638,11 @@ def write_fold(
     handoff_sql, handoff_params = _upsert_handoffs_pg(center_id, handoffs)
     if not records:
         if handoff_sql:
-            with _cursor(len(handoffs)) as cursor:
+            with _cursor() as cursor:
                 cursor.execute(numbered(handoff_sql), handoff_params)
         return
     update_sql, update_params = _update_records_pg(records, updated=updated)
-    with _cursor(len(records)) as cursor:
+    with _cursor() as cursor:
         if handoff_sql:
             cursor.execute(_update_and_upsert_sql_pg(), [*update_params, *handoff_params])
         else:

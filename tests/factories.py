@@ -6,7 +6,7 @@ import itertools
 
 from routing.models import Queue
 from routing.services import create_queue
-from voiso_byob.models import ApiKey, ContactCenter, Membership, Role
+from voiso_byob.models import ApiKey, ContactCenter, Extension, Membership, Role
 from voiso_byob.services import add_member, create_api_key, create_contact_center
 
 PASSWORD = "correct-horse-battery-42"
@@ -48,11 +48,19 @@ def make_queue(
     center: ContactCenter, name: str | None = None, extension: str | None = None, **kwargs: object
 ) -> Queue:
     n = next(_seq)
+    if extension is None:
+        # A free one: the counter is shared by the whole run, and after a few hundred queues it
+        # would land on a fixture's own extension (Sales has 4323).
+        taken = set(Extension.objects.filter(contact_center=center).values_list("digits", flat=True))
+        while (
+            extension := f"{4000 + n}"[-center.extension_length :].rjust(center.extension_length, "4")
+        ) in taken:
+            n = next(_seq)
     return create_queue(
         center=center,
         by="tests",
         name=name or f"Queue {n}",
-        extension=extension or f"{4000 + n}"[-center.extension_length :].rjust(center.extension_length, "4"),
+        extension=extension,
         **kwargs,  # type: ignore[arg-type]
     )
 

@@ -35,39 +35,6 @@ def prepared_cursor(*, numbered: bool = False) -> Iterator[Any]:
         yield cursor
 
 
-@contextmanager
-def server_bound_cursor() -> Iterator[Any]:
-    """A cursor that sends parameters apart from the statement text, and never prepares it.
-
-    For statements with large parameters (an events batch is one JSON text of ~150 kB): Django's
-    cursors bind on the client, escaping and copying that text into the SQL (measured: 7 % of a
-    batch's CPU). Planned afresh every time, with the actual values (see
-    reporting.ingest_sql._cursor). Parameters are typed by the server, as for prepared_cursor; the
-    statement's placeholders are PostgreSQL's own `$1, $2, …` (`numbered()`). Other databases:
-    Django's cursor.
-    """
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            yield cursor
-        return
-    connection.ensure_connection()
-    with connection._prepare_cursor(_unprepared_cursor_class()(connection.connection)) as cursor:
-        yield cursor
-
-
-@functools.cache
-def _unprepared_cursor_class() -> type:
-    import psycopg
-
-    class UnpreparedCursor(psycopg.RawCursor):  # type: ignore[misc]
-        def execute(
-            self, query: Any, params: Any = None, *, prepare: bool | None = None, **kwargs: Any
-        ) -> Any:
-            return super().execute(query, params, prepare=False, **kwargs)
-
-    return UnpreparedCursor
-
-
 @functools.lru_cache(maxsize=64)
 def numbered(sql: str) -> str:
     """A statement's `%s` placeholders as PostgreSQL's own `$1, $2, …`, for the `numbered` cursors.

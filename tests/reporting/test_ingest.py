@@ -243,6 +243,31 @@ def test_one_event_of_a_call_under_way_locks_its_record_without_rewriting_it(sce
 
 
 @pytest.mark.postgres
+def test_a_batch_locks_the_records_it_sees_without_rewriting_them(scene, switch: Client) -> None:
+    under_way, starting = call_events("w1"), call_events("w2")
+    assert post_events(switch, under_way[:2]).status_code == 202
+    table = CallRecord._meta.db_table
+
+    def record_versions() -> tuple[int, int]:  # (inserted, updated) row versions of this transaction
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = %s", [table]
+            )
+            return cursor.fetchone()
+
+    before = record_versions()
+    # One call under way (its record is locked), one starting (its record is written whole).
+    batch = [*under_way[2:4], *starting[:3]]
+    assert post_events(switch, batch).json() == {"accepted": 5, "duplicates": 0}
+    inserted, updated = (now - then for now, then in zip(record_versions(), before, strict=True))
+    assert (inserted, updated) == (1, 1)  # w2 inserted; w1's fold UPDATE, and no version to lock it
+    for one in [*under_way[4:], *starting[3:]]:
+        assert post_events(switch, one).status_code == 202
+    expected = _one_request_result(switch, [*under_way, *starting])
+    assert (record_snapshot(), handoff_snapshot()) == expected
+
+
+@pytest.mark.postgres
 def test_one_event_of_a_call_without_a_record_creates_it_in_a_statement_of_its_own(
     scene, switch: Client
 ) -> None:

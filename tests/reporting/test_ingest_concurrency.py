@@ -137,10 +137,13 @@ def test_locks_are_taken_in_call_id_order(acme, bot, switch: Client) -> None:
     with connection.execute_wrapper(capture):
         post_events(switch, list(reversed(events)))
     [(statement, params)] = [(sql, p) for sql, p in executed if sql.startswith("WITH ev AS (INSERT INTO")]
-    # Records are created, or locked by ON CONFLICT DO UPDATE, in call_id order...
+    # The records the statement sees are locked in call_id order, then the others are created (or,
+    # when a concurrent request created one meanwhile, locked by ON CONFLICT DO UPDATE) in that order...
     assert re.search(
-        r"FROM \(SELECT DISTINCT c FROM ev\) AS calls LEFT JOIN .* "
-        r"ORDER BY calls\.c ON CONFLICT .* DO UPDATE SET",
+        r'old AS \(SELECT .* AND "call_id" = ANY\(ARRAY\(SELECT DISTINCT c FROM ev\)\) '
+        r'ORDER BY "call_id" FOR UPDATE\), new AS \(INSERT INTO .* '
+        r'FROM \(SELECT DISTINCT c FROM ev WHERE c NOT IN \(SELECT "call_id" FROM old\)\) AS calls '
+        r"LEFT JOIN .* ORDER BY calls\.c ON CONFLICT .* DO UPDATE SET",
         statement,
     )
     # ...and the events go in in event id order (each id once, found with its JSON quotes).

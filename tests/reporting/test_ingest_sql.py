@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.db import connection
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.events_day import generate_day, replay, seed_center, shuffled
+from reporting import ingest_sql
 from reporting.events import _PLAIN_URL, EventIn, check_event, is_http_url
 from reporting.ingest_sql import _events_json
 
@@ -107,3 +110,58 @@ def test_times_go_to_postgresql_as_microseconds_exactly(moment: datetime) -> Non
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT t FROM {_rows_from_json([('t', 'timestamptz')])}", [f"[[{_micros(moment)}]]"])
         assert cursor.fetchone()[0] == moment
+
+
+# --- prepared statements: the plan PostgreSQL keeps for any values --------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_ingestion_statements_reach_the_event_tables_by_index_in_a_generic_plan() -> None:
+    """Ingestion's statements run prepared; after five runs on a connection PostgreSQL keeps one plan
+    made without the parameters' values (reporting.ingest_sql._cursor). None of those plans may
+    scan an events, records or handoffs table whole: one contact center's day fills them here."""
+    center = seed_center("plans")
+    day = generate_day(events=12_000, seed=11, slug="plans")
+    replay(center, day[:10_000], batch=500)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")  # the statistics autovacuum keeps
+
+    executed: dict[str, Any] = {}
+
+    def capture(run: Any, sql: str, params: Any, *rest: Any) -> Any:
+        if "$1" in sql:  # the prepared, numbered statements (voiso_byob.db)
+            executed[sql] = params
+        return run(sql, params, *rest)
+
+    rest = shuffled(day[10_000:], seed=1)  # calls under way (their records locked) and new ones
+    with connection.execute_wrapper(capture):
+        replay(center, rest[:-40], batch=500)
+        replay(center, rest[-40:], batch=1)
+        ingest_sql.load_events(center.pk, sorted({e["call_id"] for e in rest[:50]}))
+    statements = {sql: params for sql, params in executed.items() if '"reporting_' in sql}
+    kinds = {sql.split(" ", 2)[1] for sql in statements}  # WITH ev / WITH u (write_fold) / SELECT "id"…
+    assert {"ev", "u", '"id",'} <= kinds, kinds
+
+    for number, (sql, params) in enumerate(statements.items()):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            cursor.execute(f"PREPARE plan_check_{number} AS {sql}")
+            placeholders = ", ".join(["%s"] * len(params))
+            cursor.execute(f"EXPLAIN (FORMAT JSON) EXECUTE plan_check_{number}({placeholders})", params)
+            [[[plan]]] = cursor.fetchall()
+            cursor.execute(f"DEALLOCATE plan_check_{number}")
+        nodes = list(_plan_nodes(plan["Plan"]))
+        assert any("$" in node.get("Index Cond", "") for node in nodes), sql[:80]  # generic indeed
+        whole = [
+            node["Relation Name"]
+            for node in nodes
+            if node["Node Type"] == "Seq Scan" and node["Relation Name"].startswith("reporting_")
+        ]
+        assert whole == [], f"{sql[:80]}…: {whole}"
+
+
+def _plan_nodes(node: dict[str, Any]) -> Any:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)

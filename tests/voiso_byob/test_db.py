@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from voiso_byob.db import numbered, prepared_cursor, server_bound_cursor
+from voiso_byob.db import numbered, prepared_cursor
 
 
 def test_numbered_placeholders() -> None:
@@ -17,18 +17,11 @@ def test_numbered_placeholders() -> None:
 
 @pytest.mark.postgres
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    "cursor_kind",
-    [lambda: prepared_cursor(numbered=True), server_bound_cursor],
-    ids=["prepared", "unprepared"],
-)
-def test_numbered_statements_run_on_postgresql_and_are_counted(
-    cursor_kind, django_assert_num_queries
-) -> None:
+def test_numbered_statements_run_on_postgresql_and_are_counted(django_assert_num_queries) -> None:
     long_statement = "SELECT %s::int + %s::int" + " + 0" * 2000  # longer than psycopg's 4 kB memo
     with django_assert_num_queries(3):
         for _ in range(3):  # the third runs prepared (PREPARE_THRESHOLD), when the cursor prepares
-            with cursor_kind() as cursor:
+            with prepared_cursor(numbered=True) as cursor:
                 cursor.execute(numbered(long_statement), [40, 2])
                 assert cursor.fetchone() == (42,)
     assert connection.vendor == "postgresql"
