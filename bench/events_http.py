@@ -1,7 +1,8 @@
 """Events API speed over HTTP, served as production serves it, beside what any event store must do.
 
-    .venv/bin/python bench/events_http.py [--duration 15] [--warmup 3] [--connections 32] [--threads 2]
-                                          [--workers 2] [--batches 80] [--batch 500] [--clients 4] [--keep-db]
+    .venv/bin/python bench/events_http.py [--duration 15] [--single-rounds 3] [--warmup 3] [--connections 32]
+                                          [--threads 2] [--workers 2] [--batches 80] [--batch 500]
+                                          [--clients 4] [--rounds 3] [--keep-db]
 
 What it does, in one run (about two minutes):
   1. drops and recreates the PostgreSQL database `voiso_bench_events` (BENCH_PG_URL, default
@@ -13,11 +14,13 @@ What it does, in one run (about two minutes):
      ROOT_URLCONF=bench.urls: the real URLs plus `POST /bench/events-minimal` (bench/events_views.py):
      one indexed SELECT for the API key and one INSERT of the raw event, nothing else;
   3. after a warm-up of each view, ANALYZE (as autovacuum would on a live database); then single
-     events: wrk (2 threads, 32 connections, 15 s, bench/events_wrk.lua) posts one event per
-     request — 1000 calls per wrk thread in flight, each going started → bot → REFER → 202 → NOTIFY 200
-     → ended one step per 1000 requests (a call's events seconds apart, as a switch sends them) — to the
-     minimal view, to /api/v1/telephony/events, and to the minimal view again (the ratio is to the
-     mean of the two; a drift > 15 % between them is flagged);
+     events: wrk (2 threads, 32 connections, bench/events_wrk.lua) posts one event per request —
+     1000 calls per wrk thread in flight, each going started → bot → REFER → 202 → NOTIFY 200 → ended
+     one step per 1000 requests (a call's events seconds apart, as a switch sends them) — to the
+     minimal view and to /api/v1/telephony/events in --single-rounds interleaved rounds (3, 5 s of
+     each view per round, the order alternating; each round goes on with the view's calls where
+     the last one stopped); rates over all rounds, per-round ratios printed, a spread > 15 % between
+     the minimal view's rounds flagged;
   4. batches, after VACUUM ANALYZE and a warm-up of both (16 batches each, not measured): --rounds
      rounds (3), each of the same PostgreSQL taking a generated day's events (--batches x --batch,
      in time order) by COPY into a copy of the events table (its indexes, checks and foreign key),
@@ -107,9 +110,16 @@ def wait_until_up(base: str, server: subprocess.Popen[bytes], token: str, deadli
 
 
 def wrk(
-    base: str, path: str, token: str, nonce: str, args: argparse.Namespace, seconds: float
+    base: str, path: str, token: str, nonce: str, args: argparse.Namespace, seconds: float, offset: int = 0
 ) -> dict[str, Any]:
-    env = {**os.environ, "WRK_TOKEN": token, "WRK_NONCE": nonce, "WRK_SLUG": "acme"}
+    """One wrk run; `offset`: go on with the calls of an earlier run with this nonce (its next_offset)."""
+    env = {
+        **os.environ,
+        "WRK_TOKEN": token,
+        "WRK_NONCE": nonce,
+        "WRK_SLUG": "acme",
+        "WRK_OFFSET": str(offset),
+    }
     cmd = [
         shutil.which("wrk") or "/usr/bin/wrk",
         f"-t{args.threads}",
@@ -139,6 +149,26 @@ def wrk(
         "p99_ms": result["p99_us"] / 1000,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "errors": non_2xx + sum(result["socket_errors"].values()),
+        "next_offset": result["next_offset"],
+    }
+
+
+def _combined_wrk(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """wrk rounds of one view as one run: requests over seconds; the rounds' median p50, worst p99."""
+    statuses: dict[str, int] = {}
+    for r in rounds:
+        for status, n in r["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + n
+    requests, seconds = sum(r["requests"] for r in rounds), sum(r["seconds"] for r in rounds)
+    return {
+        "path": rounds[0]["path"],
+        "requests": requests,
+        "seconds": seconds,
+        "rate": requests / seconds,
+        "p50_ms": statistics.median(r["p50_ms"] for r in rounds),
+        "p99_ms": max(r["p99_ms"] for r in rounds),
+        "statuses": statuses,
+        "errors": sum(r["errors"] for r in rounds),
     }
 
 
@@ -248,7 +278,8 @@ def post_batches(host: str, port: int, token: str, bodies: list[bytes], clients:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds of each view in all")
+    parser.add_argument("--single-rounds", type=int, default=3)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
@@ -327,14 +358,26 @@ def main() -> int:
         # grow): without statistics, the workers' prepared plans for the still-empty tables of a
         # fresh database scan them whole, and keep doing so as they fill up during the run.
         admin_execute(env["DATABASE_URL"], "ANALYZE")
-        single: dict[str, dict[str, Any]] = {}
-        for name, path in (
-            ("minimal", "/bench/events-minimal"),
-            ("events", "/api/v1/telephony/events"),
-            ("minimal_after", "/bench/events-minimal"),
-        ):
-            print(f"wrk {name}: {args.duration:.0f} s at {args.connections} connections ...", flush=True)
-            single[name] = wrk(base, path, token, f"{nonce}{name[:3]}", args, args.duration)
+        # Interleaved rounds, the order alternating, each view's calls going on from round to round
+        # (WRK_OFFSET): one 15 s run after another was at the mercy of whatever else the machine's
+        # host did meanwhile (the minimal view alone moved 25-45 % between its two runs).
+        views = {"minimal": "/bench/events-minimal", "events": "/api/v1/telephony/events"}
+        single_rounds: list[dict[str, dict[str, Any]]] = []
+        offsets = dict.fromkeys(views, 0)
+        for round_ in range(args.single_rounds):
+            order = list(views) if round_ % 2 == 0 else list(reversed(views))
+            results: dict[str, dict[str, Any]] = {}
+            for name in order:
+                seconds = args.duration / args.single_rounds
+                print(
+                    f"round {round_ + 1}: wrk {name}, {seconds:.0f} s at {args.connections} connections ..."
+                )
+                results[name] = wrk(
+                    base, views[name], token, f"{nonce}{name[:3]}", args, seconds, offsets[name]
+                )
+                offsets[name] = results[name]["next_offset"]
+            single_rounds.append(results)
+        single = {name: _combined_wrk([r[name] for r in single_rounds]) for name in views}
 
         # Batches: COPY (raw), then the events API with everything assembled. First what autovacuum
         # does on a live database after a burst of updates (the single events rewrote each call's
@@ -384,8 +427,9 @@ def main() -> int:
         load_after = os.getloadavg()
         assembled = _assembled(env["DATABASE_URL"], center_id, call_ids)
 
-        minimal_rate = (single["minimal"]["rate"] + single["minimal_after"]["rate"]) / 2
-        drift = abs(single["minimal"]["rate"] - single["minimal_after"]["rate"]) / minimal_rate
+        minimal_rate = single["minimal"]["rate"]
+        minimal_rates = [r["minimal"]["rate"] for r in single_rounds]
+        drift = (max(minimal_rates) - min(minimal_rates)) / minimal_rate
         single_ratio = single["events"]["rate"] / minimal_rate
         batch_ratio = batched["rate"] / copy["rate"]
         failures = []
@@ -405,17 +449,8 @@ def main() -> int:
         print(header)
         print("-" * len(header))
         rows = [
-            (
-                "POST /bench/events-minimal (req/s)",
-                single["minimal"],
-                single["minimal"]["rate"] / minimal_rate,
-            ),
+            ("POST /bench/events-minimal (req/s)", single["minimal"], 1.0),
             ("POST /telephony/events, 1 event (req/s)", single["events"], single_ratio),
-            (
-                "POST /bench/events-minimal again (req/s)",
-                single["minimal_after"],
-                single["minimal_after"]["rate"] / minimal_rate,
-            ),
             (f"COPY, {args.batch} per transaction (events/s)", {**copy, "errors": 0}, 1.0),
             (f"POST /telephony/events, {args.batch} per request (events/s)", batched, batch_ratio),
         ]
@@ -425,8 +460,9 @@ def main() -> int:
                 f"{result['p99_ms']:>8.1f} {result['errors']:>7}"
             )
         print(
-            f"single: ratio to the mean of the two minimal runs ({minimal_rate:,.0f}/s, {drift:.0%} apart); "
-            f"wrk -t{args.threads} -c{args.connections} -d{args.duration:.0f}s"
+            f"single: {args.single_rounds} interleaved rounds, {args.duration:.0f} s of each view in all "
+            f"(wrk -t{args.threads} -c{args.connections}); per round: "
+            + ", ".join(f"{r['events']['rate'] / r['minimal']['rate']:.2f}" for r in single_rounds)
         )
         print(
             f"batches: {args.rounds} rounds of COPY then the API ({args.batches} x {args.batch} events "
@@ -436,7 +472,7 @@ def main() -> int:
         print(f"batches: {args.clients} HTTP clients vs COPY on one connection; assembled: {assembled}")
         print(f"load average before/after {load_before[0]:.2f}/{load_after[0]:.2f} on {os.cpu_count()} CPUs")
         if drift > DRIFT_WARNING:
-            print(f"warning: the minimal view's rate moved {drift:.0%} during the run (other load here)")
+            print(f"warning: the minimal view's rate moved {drift:.0%} between rounds (other load here)")
         verdict = "PASS" if not failures else "FAIL"
         print(
             f"targets: single ≥ {SINGLE_TARGET} x minimal, batches ≥ {BATCH_TARGET:.0%} of COPY → {verdict}"
@@ -460,13 +496,14 @@ def main() -> int:
                         "threads": args.threads,
                         "connections": args.connections,
                         "seconds": args.duration,
+                        "single_rounds": args.single_rounds,
                         "batch": args.batch,
                         "batches": args.batches,
                         "rounds": args.rounds,
                         "clients": args.clients,
                     },
                     "single": single,
-                    "minimal_rate_mean": minimal_rate,
+                    "single_rounds": single_rounds,
                     "minimal_drift": drift,
                     "single_ratio": single_ratio,
                     "copy": copy,

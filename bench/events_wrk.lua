@@ -2,11 +2,14 @@
 -- story (started, bot, REFER, 202, NOTIFY 200, ended), ids unique per run; statuses counted and
 -- one machine-readable summary line printed at the end (the shape bench/wrk_post.lua prints).
 --
--- Environment: WRK_TOKEN (Bearer key), WRK_NONCE (run id), WRK_SLUG (contact center slug).
+-- Environment: WRK_TOKEN (Bearer key), WRK_NONCE (run id), WRK_SLUG (contact center slug),
+-- WRK_OFFSET (where each thread's sequence starts: a run that goes on with an earlier run's calls
+-- starts where that one ended, which its summary line says as "next_offset").
 
 local token = os.getenv("WRK_TOKEN") or ""
 local nonce = os.getenv("WRK_NONCE") or "0"
 local slug = os.getenv("WRK_SLUG") or "acme"
+local offset = tonumber(os.getenv("WRK_OFFSET") or "0")
 
 local threads = {}
 local steps = {
@@ -24,7 +27,7 @@ function setup(thread)
 end
 
 function init(args)
-   counter = 0
+   counter = offset
    statuses = {}
    wrk.method = "POST"
    wrk.headers["Content-Type"] = "application/json"
@@ -59,7 +62,9 @@ end
 
 function done(summary, latency, requests)
    local merged = {}
+   local next_offset = offset
    for _, thread in ipairs(threads) do
+      next_offset = math.max(next_offset, thread:get("counter"))
       local counts = thread:get("statuses")
       for status, n in pairs(counts) do
          merged[status] = (merged[status] or 0) + n
@@ -74,9 +79,9 @@ function done(summary, latency, requests)
       'BENCH_RESULT {"requests":%d,"duration_us":%d,"bytes":%d,' ..
       '"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f,' ..
       '"socket_errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d},"non_2xx_wrk":%d,' ..
-      '"statuses":{%s}}\n',
+      '"next_offset":%d,"statuses":{%s}}\n',
       summary.requests, summary.duration, summary.bytes,
       latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
-      e.connect, e.read, e.write, e.timeout, e.status,
+      e.connect, e.read, e.write, e.timeout, e.status, next_offset,
       table.concat(parts, ",")))
 end

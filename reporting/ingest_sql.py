@@ -346,6 +346,7 @@ def store_and_lock(
                 key,
                 key,
                 center,
+                _json(list(prefill or {})),
                 *defaults,
                 _prefill_rows(prefill or {}),
                 center,
@@ -566,19 +567,22 @@ def _store_sql_pg(*, skip_duplicates: bool) -> str:
         _col(CallRecord, "contact_center"),
     )
     returning, earlier_columns = _locked_columns(), _earlier_columns()
-    # `old`: the records the statement's snapshot sees, locked FOR UPDATE in call_id order (a lock
-    # only: INSERT … ON CONFLICT DO UPDATE wrote a whole new version of each, with its index
-    # entries, just to lock it). A row another transaction updated meanwhile is returned as it
-    # is after that commit. `new` runs after `old` is complete (its NOT IN reads all of `old`).
-    # `new`: the others, inserted; one a concurrent transaction inserted after our snapshot
-    # conflicts, and DO UPDATE locks it (waiting for that commit) — the rare case. `xmax = 0` in
+    # `old`: the records the statement's snapshot sees of the calls not starting in this request
+    # (the prefill's call ids are a parameter of their own), locked FOR UPDATE in call_id order (a
+    # lock only: INSERT … ON CONFLICT DO UPDATE wrote a whole new version of each, with its index
+    # entries, just to lock it). A row another transaction updated meanwhile is returned as it is
+    # after that commit. `new` runs after `old` is complete (its NOT IN reads all of `old`).
+    # `new`: the others, inserted (a starting call's record seldom exists: no lookup first); one
+    # that exists conflicts, and DO UPDATE locks it (waiting for a concurrent transaction that
+    # inserted it to commit) — the rare case. `xmax = 0` in
     # RETURNING: the row was inserted by this statement; a row the ON CONFLICT branch locked (and
     # rewrote unchanged) carries this transaction's id there.
     state = f"CASE WHEN {record_table}.xmax = 0 THEN 'created' ELSE 'existing' END"
     return (
         f"WITH {_events_cte_pg(skip_duplicates=skip_duplicates)}, "  # noqa: S608
         f"old AS (SELECT {returning}, 'existing' AS state FROM {record_table} WHERE {center} = %s::uuid "
-        f"AND {call_id} = ANY(ARRAY(SELECT DISTINCT c FROM ev)) ORDER BY {call_id} FOR UPDATE), "
+        f"AND {call_id} = ANY(ARRAY(SELECT DISTINCT c FROM ev WHERE c NOT IN "
+        f"(SELECT json_array_elements_text(%s::json)))) ORDER BY {call_id} FOR UPDATE), "
         f"new AS (INSERT INTO {record_table} ({', '.join(_q(f.column) for f in fields)}) "
         f"SELECT {select} FROM (SELECT DISTINCT c FROM ev WHERE c NOT IN (SELECT {call_id} FROM old)) "
         f"AS calls LEFT JOIN {prefill} ON v.k = calls.c ORDER BY calls.c "

@@ -36,6 +36,7 @@ from reporting.models import CallRecord, ProviderCallReport
 from virtual_agents.models import ProviderIntegration
 from virtual_agents.webhooks import ProviderReport
 from voiso_byob.db import prepared_cursor
+from voiso_byob.jsontext import dumps_compact
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,8 @@ def store_report(*, integration: ProviderIntegration, report: ProviderReport) ->
 _PENDING_SQL = """
     SELECT id, call_id, provider_call_id FROM reporting_providercallreport
     WHERE call_record_id IS NULL AND contact_center_id = %s::uuid
-      AND (call_id = ANY(%s::text[]) OR (call_id = '' AND provider_call_id = ANY(%s::text[])))
+      AND (call_id = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))
+           OR (call_id = '' AND provider_call_id = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))))
 """
 
 
@@ -149,10 +151,13 @@ def _pending(
     """Unmatched reports of a center naming one of these calls (served by the partial indexes)."""
     call_ids, provider_ids = list(call_ids), list(provider_ids)
     if connection.vendor == "postgresql":
-        # Two array parameters instead of one placeholder per id: ingestion calls this for every
-        # batch, and compiling an IN list of a thousand ids cost 4x the query itself.
+        # The ids as two JSON texts instead of one placeholder per id (ingestion calls this for
+        # every batch, and compiling an IN list of a thousand ids cost 4x the query itself), nor
+        # as arrays, which psycopg dumps in Python (measured: 0.3 ms of a batch's CPU).
         with prepared_cursor() as cursor:
-            cursor.execute(_PENDING_SQL, [str(center_id), call_ids, provider_ids])
+            cursor.execute(
+                _PENDING_SQL, [str(center_id), dumps_compact(call_ids), dumps_compact(provider_ids)]
+            )
             return cursor.fetchall()
     lookup = Q(call_id__in=call_ids) | Q(call_id="", provider_call_id__in=provider_ids)
     return list(

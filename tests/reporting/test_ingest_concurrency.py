@@ -140,7 +140,7 @@ def test_locks_are_taken_in_call_id_order(acme, bot, switch: Client) -> None:
     # The records the statement sees are locked in call_id order, then the others are created (or,
     # when a concurrent request created one meanwhile, locked by ON CONFLICT DO UPDATE) in that order...
     assert re.search(
-        r'old AS \(SELECT .* AND "call_id" = ANY\(ARRAY\(SELECT DISTINCT c FROM ev\)\) '
+        r'old AS \(SELECT .* AND "call_id" = ANY\(ARRAY\(SELECT DISTINCT c FROM ev WHERE .*\)\)\) '
         r'ORDER BY "call_id" FOR UPDATE\), new AS \(INSERT INTO .* '
         r'FROM \(SELECT DISTINCT c FROM ev WHERE c NOT IN \(SELECT "call_id" FROM old\)\) AS calls '
         r"LEFT JOIN .* ORDER BY calls\.c ON CONFLICT .* DO UPDATE SET",
