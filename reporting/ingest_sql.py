@@ -330,8 +330,6 @@ def store_and_lock(
         )
         return Stored(inserted, {row[1]: LockedRecord(*row[:2], _str(row[2]), *row[3:]) for row in rows})
     key = pk_value(key_id)
-    if len(events) == 1 and not prefill:
-        return _store_and_lock_one(center_id, events[0], refs, now, key=key, expect_new=expect_new)
     fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
     center = pk_value(center_id)
     defaults = _record_defaults(center_id, fields, now)
@@ -365,11 +363,8 @@ def _stored(row: tuple[Any, ...], prefill: Mapping[str, RecordFields]) -> Stored
     inserted_rows = _loaded(inserted_json) or []
     locked_rows = _loaded(locked_json) or []
     earlier: dict[str, list[StoredEvent]] = {}
-    parse = datetime.fromisoformat
-    for pk, event_id, kind, call_id, occurred_at, data, event_refs in _loaded(earlier_json) or []:
-        earlier.setdefault(call_id, []).append(
-            StoredEvent(event_id, kind, parse(occurred_at), data, event_refs, pk)
-        )
+    for event in _stored_events(earlier_json):
+        earlier.setdefault(event[-1], []).append(event[0])
     locked: dict[str, LockedRecord] = {}
     for pk, call_id, active, handoffs, event_count, provider_call_id, state in locked_rows:
         if state == "existing":
@@ -379,42 +374,159 @@ def _stored(row: tuple[Any, ...], prefill: Mapping[str, RecordFields]) -> Stored
     return Stored({event_id: pk for pk, event_id in inserted_rows}, locked, earlier)
 
 
-def _store_and_lock_one(
-    center_id: Any, event: EventIn, refs: dict[str, Any], now: datetime, *, key: Any, expect_new: bool
-) -> Stored:
-    """store_and_lock for one event of a call that is not starting: its record most likely exists.
+# --- one event, without a transaction of its own (PostgreSQL) ------------------------------------
 
-    The statement locks it with SELECT … FOR UPDATE rather than INSERT … ON CONFLICT DO UPDATE,
-    which writes a new version of the row only to lock it (measured: a seventh of PostgreSQL's
-    time on such a request). A record missing from the statement's snapshot (no record yet, or one
-    a concurrent request created after it) is then created if need be and locked in statements of
-    their own, which see what committed meanwhile; its earlier events are read afresh.
+
+@dataclass(frozen=True, slots=True)
+class CallSeen:
+    """What read_call saw of an event's call, all in one snapshot."""
+
+    record: LockedRecord | None  # as it was (not locked); None: the call has no record
+    events: list[StoredEvent]  # every stored event of the call
+    duplicate: bool  # the event's id is stored already
+    key_revoked: bool = False
+
+
+def read_call(center_id: Any, event: EventIn, key_id: Any = None) -> CallSeen:
+    """The call's record and stored events, and whether this event is stored, in one statement.
+
+    The first of the two statements that store one event (reporting.ingest.ingest_one): the
+    record's `event_count` read here is what `write_one` expects to find, in one snapshot with
+    the events that made it.
     """
-    center = pk_value(center_id)
+    center, key = pk_value(center_id), pk_value(key_id)
     with _cursor() as cursor:
         cursor.execute(
-            numbered(_store_one_sql_pg(skip_duplicates=not expect_new)),
-            [center, now, _events_json([event], refs), key, key, center, center, key, key],
+            _read_call_sql_pg(),
+            [center, event.call_id, center, event.call_id, center, event.event_id, key, key],
         )
-        stored = _stored(cursor.fetchone(), {})
-    if stored.key_revoked or not stored.inserted or stored.locked:
-        return stored
-    create_missing_records(center_id, [event.call_id], now)
-    with _cursor() as cursor:
-        cursor.execute(numbered(_lock_one_sql_pg()), [center, event.call_id])
-        pk, call_id, active, handoffs, event_count, provider_call_id = cursor.fetchone()
-    record = LockedRecord(pk, call_id, _str(active), handoffs, event_count, provider_call_id)
-    return Stored(stored.inserted, {call_id: record}, None)
+        record_json, events_json, duplicate, key_ok = cursor.fetchone()
+    if not key_ok:
+        return CallSeen(None, [], False, key_revoked=True)
+    row = _loaded(record_json)
+    record = None
+    if row is not None:
+        pk, call_id, active, handoffs, event_count, provider_call_id = row
+        record = LockedRecord(pk, call_id, active, handoffs, event_count, provider_call_id)
+    return CallSeen(record, [e for e, _ in _stored_events(events_json)], bool(duplicate))
 
 
 @functools.cache
-def _lock_one_sql_pg() -> str:
-    returning = _locked_columns()
-    return (
-        f"SELECT {returning} FROM {_q(CallRecord._meta.db_table)} "  # noqa: S608
-        f"WHERE {_col(CallRecord, 'contact_center')} = %s::uuid AND {_col(CallRecord, 'call_id')} = %s "
-        "FOR UPDATE"
+def _read_call_sql_pg() -> str:
+    records, events = _q(CallRecord._meta.db_table), _q(CallEvent._meta.db_table)
+    center, call_id = _col(CallEvent, "contact_center"), _col(CallEvent, "call_id")
+    return numbered(
+        f"SELECT (SELECT json_build_array({_locked_columns()}) FROM {records} "  # noqa: S608
+        f"WHERE {_col(CallRecord, 'contact_center')} = %s::uuid AND {_col(CallRecord, 'call_id')} = %s), "
+        f"(SELECT json_agg(json_build_array({_earlier_columns()})) FROM {events} "
+        f"WHERE {center} = %s::uuid AND {call_id} = %s), "
+        f"EXISTS (SELECT 1 FROM {events} WHERE {center} = %s::uuid AND {_col(CallEvent, 'event_id')} = %s), "
+        f"{_key_ok_pg()}"
     )
+
+
+def write_one(
+    center_id: Any,
+    event: EventIn,
+    refs: dict[str, Any],
+    now: datetime,
+    *,
+    seen: LockedRecord | None,
+    assembly: Assembly,
+    handoffs: bool,
+    key_id: Any = None,
+) -> tuple[int, int] | None:
+    """Store one event with its call's new record and (`handoffs`) handoffs, in one statement.
+
+    The second statement of reporting.ingest.ingest_one: the record is written only if it is
+    still as `read_call` saw it (`seen`: the same `event_count`, compared under the row's lock;
+    or, when there was none, still none: the insert skips a row another request created), and
+    the event only with it. A single statement needs no transaction around it (BEGIN and COMMIT
+    measured a tenth of a single event's CPU): it is atomic by itself, and one that finds the
+    call moved on, the key revoked or the event stored meanwhile (a unique violation, raised)
+    writes nothing. (event pk, record pk), or None when the call moved on or the key is revoked.
+    """
+    center, key = pk_value(center_id), pk_value(key_id)
+    handoff_rows = _upsert_handoffs_pg(center_id, [(seen.id if seen else 0, assembly)])[1] if handoffs else []
+    with_handoffs = bool(handoff_rows)
+    events_params = [center, now, _events_json([event], refs)]
+    if seen is not None:
+        _, update_params = _update_records_pg([(seen.id, assembly)], updated=now)
+        params = [*update_params, seen.event_count, key, key, *events_params, *handoff_rows]
+        sql = _write_one_sql_pg(existing=True, with_handoffs=with_handoffs)
+    else:
+        fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
+        defaults = _unfolded_defaults(center_id, fields, now)
+        prefill = _prefill_rows({event.call_id: assembly.record})
+        params = [*defaults, prefill, key, key, *events_params, *handoff_rows]
+        sql = _write_one_sql_pg(existing=False, with_handoffs=with_handoffs)
+    with _cursor() as cursor:
+        cursor.execute(sql, params)
+        event_pk, record_pk = cursor.fetchone()
+    return None if event_pk is None else (event_pk, record_pk)
+
+
+def _unfolded_defaults(center_id: Any, fields: list[models.Field], now: datetime) -> list[Any]:
+    """A new record's values for the columns the fold does not give (`fields` order, call_id aside)."""
+    folded = set(RECORD_FIELDS)
+    values = _record_defaults(center_id, fields, now)
+    kept = [f for f in fields if f.name != "call_id"]
+    return [value for f, value in zip(kept, values, strict=True) if f.attname not in folded]
+
+
+@functools.cache
+def _write_one_sql_pg(*, existing: bool, with_handoffs: bool) -> str:
+    """write_one's statement: the record's conditional write (`rec`), then the event and handoffs
+    only when it wrote (parameters: the record's, key, key, center, now, event, [center, handoffs])."""
+    records = _q(CallRecord._meta.db_table)
+    if existing:
+        # _update_sql_pg's UPDATE, for one record and only while its event count is the one seen.
+        fields, table, sets = _record_update_parts()
+        derived = _rows_from_json(
+            [(_q(f.column if i else "id"), _record_type(f)) for i, f in enumerate(fields)]
+        )
+        pk = f"{table}.{_q(fields[0].column)}"
+        record = (
+            f"rec AS (UPDATE {table} SET {sets} FROM {derived} WHERE {pk} = v.{_q('id')} "  # noqa: S608
+            f"AND {pk} = ANY(ARRAY(SELECT json_array_elements_text(%s::json)::bigint)) "
+            f"AND {table}.{_col(CallRecord, 'event_count')} = %s::int AND {_key_ok_pg()} "
+            f"RETURNING {pk} AS id)"
+        )
+    else:
+        fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
+        folded = set(RECORD_FIELDS)
+        prefill = _rows_from_json(
+            [("k", "text"), *[(_q(n), _record_type(CallRecord._meta.get_field(n))) for n in RECORD_FIELDS]]
+        )
+        select = ", ".join(
+            "v.k"
+            if f.name == "call_id"
+            else (_existing(f, f"v.{_q(f.attname)}") if f.attname in folded else f"%s::{_record_type(f)}")
+            for f in fields
+        )
+        record = (
+            f"rec AS (INSERT INTO {records} ({', '.join(_q(f.column) for f in fields)}) "  # noqa: S608
+            f"SELECT {select} FROM {prefill} WHERE {_key_ok_pg()} "
+            f"ON CONFLICT ({_col(CallRecord, 'contact_center')}, {_col(CallRecord, 'call_id')}) DO NOTHING "
+            f"RETURNING {_q(CallRecord._meta.pk.column)} AS id)"
+        )
+    written = "EXISTS (SELECT 1 FROM rec)"
+    parts = [record, _events_cte_pg(skip_duplicates=False, where=written)]
+    if with_handoffs:
+        if existing:
+            parts.append(f"h AS ({_handoff_sql_pg(where=written)})")
+        else:
+            parts.append(f"h AS ({_handoff_sql_pg(record='rec.id', also_from='rec')})")
+    return numbered(f"WITH {', '.join(parts)} SELECT (SELECT id FROM ev), (SELECT id FROM rec)")  # noqa: S608
+
+
+def _stored_events(rows_json: Any) -> list[tuple[StoredEvent, str]]:
+    """Events as the statements return them (`_earlier_columns`): each with its call id."""
+    parse = datetime.fromisoformat
+    return [
+        (StoredEvent(event_id, kind, parse(occurred_at), data, event_refs, pk), call_id)
+        for pk, event_id, kind, call_id, occurred_at, data, event_refs in _loaded(rows_json) or []
+    ]
 
 
 def _events_json(events: Sequence[EventIn], refs: dict[str, Any]) -> str:
@@ -471,27 +583,6 @@ _EVENT_ID_CONSTRAINT = next(
 )
 
 
-@functools.cache
-def _store_one_sql_pg(*, skip_duplicates: bool) -> str:
-    """_store_and_lock_one's statement: the event's INSERT, its record locked FOR UPDATE, the
-    call's earlier events, the key check (parameters: center, now, events, key, key, center,
-    center, key, key)."""
-    event_table, record_table = _q(CallEvent._meta.db_table), _q(CallRecord._meta.db_table)
-    returning, earlier_columns = _locked_columns(), _earlier_columns()
-    call_id, center = _col(CallRecord, "call_id"), _col(CallRecord, "contact_center")
-    return (
-        f"WITH {_events_cte_pg(skip_duplicates=skip_duplicates)}, "  # noqa: S608
-        f"rec AS (SELECT {returning} FROM {record_table} WHERE {center} = %s::uuid "
-        f"AND {call_id} = (SELECT c FROM ev) FOR UPDATE) "
-        "SELECT (SELECT json_agg(json_build_array(id, event_id)) FROM ev), "
-        f"(SELECT json_agg(json_build_array({returning}, 'existing')) FROM rec), "
-        f"(SELECT json_agg(json_build_array({earlier_columns})) FROM {event_table} "
-        f"WHERE {_col(CallEvent, 'contact_center')} = %s::uuid AND {_col(CallEvent, 'call_id')} = "
-        f"(SELECT {call_id} FROM rec WHERE {_col(CallRecord, 'event_count')} > 0)), "
-        f"{_key_ok_pg()}"
-    )
-
-
 def _locked_columns() -> str:
     """A locked record's columns as the store statements return them (LockedRecord, in order)."""
     return ", ".join(_col(CallRecord, n) for n in _LOCKED)
@@ -511,8 +602,9 @@ def _key_ok_pg() -> str:
     )
 
 
-def _events_cte_pg(*, skip_duplicates: bool) -> str:
-    """`ev`: the events' INSERT (parameters: center, now, events as JSON, key, key)."""
+def _events_cte_pg(*, skip_duplicates: bool, where: str = "") -> str:
+    """`ev`: the events' INSERT (parameters: center, now, events as JSON, then the key, key of the
+    key check, or none when `where` is given as the condition instead)."""
     event_columns = ", ".join(
         _col(CallEvent, n)
         for n in [
@@ -533,7 +625,7 @@ def _events_cte_pg(*, skip_duplicates: bool) -> str:
     skip = f"ON CONFLICT ({event_key}) DO NOTHING " if skip_duplicates else ""
     return (
         f"ev AS (INSERT INTO {_q(CallEvent._meta.db_table)} ({event_columns}) "  # noqa: S608
-        f"SELECT %s::uuid, e, t, c, o, %s::timestamptz, d, f FROM {rows} WHERE {_key_ok_pg()} "
+        f"SELECT %s::uuid, e, t, c, o, %s::timestamptz, d, f FROM {rows} WHERE {where or _key_ok_pg()} "
         f"{skip}RETURNING {_col(CallEvent, 'id')} AS id, {_col(CallEvent, 'event_id')} AS event_id, "
         f"{_col(CallEvent, 'call_id')} AS c)"
     )
@@ -755,11 +847,15 @@ def _handoff_time_columns() -> tuple[int, ...]:
 
 
 @functools.cache
-def _handoff_sql_pg() -> str:
+def _handoff_sql_pg(*, record: str = "r", also_from: str = "", where: str = "") -> str:
+    """The handoffs' upsert (parameters: center, rows as JSON); `record`: where each row's record id
+    comes from (the rows' own, or a CTE's: `also_from`), `where`: a condition on writing them."""
     _, fields, table, columns, upsert = _handoff_parts()
     kinds = [("r", "bigint"), ("s", "smallint"), *[(f"c{i}", _record_type(f)) for i, f in enumerate(fields)]]
-    select = ", ".join(["%s::uuid", "r", "s", *[_existing(f, f"c{i}") for i, f in enumerate(fields)]])
-    return f"INSERT INTO {table} ({columns}) SELECT {select} FROM {_rows_from_json(kinds)} {upsert}"  # noqa: S608
+    select = ", ".join(["%s::uuid", record, "s", *[_existing(f, f"c{i}") for i, f in enumerate(fields)]])
+    source = _rows_from_json(kinds) + (f", {also_from}" if also_from else "")
+    condition = f"WHERE {where} " if where else ""
+    return f"INSERT INTO {table} ({columns}) SELECT {select} FROM {source} {condition}{upsert}"  # noqa: S608
 
 
 def upsert_handoffs(center_id: Any, rows: list[tuple[int, Assembly]]) -> None:
