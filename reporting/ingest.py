@@ -1,23 +1,27 @@
 """Storing call events and keeping call records and handoffs exact: `ingest_events()`.
 
-One transaction per request:
-1. insert the new events, sorted by event id, with INSERT … ON CONFLICT DO NOTHING RETURNING:
-   the unique (contact center, event id) constraint decides what is new, even when two
-   requests race the same ids (the second waits for the first and then skips them);
-2. for the calls that got new events, create missing records (insert, ignoring conflicts) and
-   lock them all with SELECT … FOR UPDATE ORDER BY call_id: concurrent requests for the same
-   calls take the locks in one order, so they queue instead of deadlocking;
-3. only then read every stored event of those calls — a new statement, so in READ COMMITTED it
-   sees the events of any transaction that held the lock before us (reading them in the same
-   statement as the lock would use the older snapshot and lose that transaction's events);
-4. fold each call (reporting.assemble, pure) and write the records in one UPDATE and the
-   handoffs in one upsert; link waiting provider reports;
-5. after commit: the live feed (reporting.feed → reporting.live.publish) and the virtual agents'
-   active-call counters that routing reads (`va-active:<id>` in the cache).
+One event (most requests: a switch reports each as it happens) on PostgreSQL: `ingest_one`, two
+statements and no transaction around them — read the call, fold it, then write the event with
+the call's record and handoffs in one statement only if the record's event count is still the
+one read (optimistic; another request's event in between sends it round again).
+
+Batches, and one event of a call kept busy, or on SQLite: one transaction per request:
+1. insert the new events, sorted by event id: the unique (contact center, event id) constraint
+   decides what is new, even when two requests race the same ids (the second waits for the
+   first; a request that meets a stored id goes round again skipping the stored ids);
+2. lock the records of the calls that got new events with SELECT … FOR UPDATE ORDER BY call_id,
+   and insert the missing ones (a call that starts in the request: its record folded first and
+   written whole), so that concurrent requests for the same calls queue instead of deadlocking;
+3. fold each call (reporting.assemble, pure) from every one of its events: PostgreSQL reads the
+   earlier ones in the statement that locks, and again after the lock when the locked record
+   shows that another transaction committed events meanwhile; write the records in one UPDATE
+   and the handoffs in one upsert;
+4. after commit: waiting provider reports linked, the live feed (reporting.feed →
+   reporting.live) and the virtual agents' active-call counters that routing reads.
 Deadlocks and serialization failures retry the whole transaction a few times.
 
-The statements are in reporting.ingest_sql (PostgreSQL: whole columns as array parameters;
-SQLite ≥ 3.35: multi-row VALUES, also with ON CONFLICT … RETURNING and UPDATE … FROM).
+The statements are in reporting.ingest_sql (PostgreSQL: prepared, the rows as one JSON
+parameter; SQLite ≥ 3.35: multi-row VALUES, also with ON CONFLICT … RETURNING and UPDATE … FROM).
 """
 
 from __future__ import annotations
