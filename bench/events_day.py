@@ -13,7 +13,7 @@ get a recording. Times spread over the day with several calls in flight at once.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -210,7 +210,13 @@ def seed_center(slug: str = "acme") -> Any:
     return center
 
 
-def replay(center: Any, events: Sequence[dict[str, Any]], *, batch: int) -> tuple[int, int]:
+def replay(
+    center: Any,
+    events: Sequence[dict[str, Any]],
+    *,
+    batch: int,
+    after_batch: Callable[[], object] | None = None,
+) -> tuple[int, int]:
     """Ingest `events` in batches as the events API does (validate, then ingest) → (accepted, duplicates)."""
     from reporting.events import validate_events
     from reporting.ingest import ingest_events
@@ -221,6 +227,8 @@ def replay(center: Any, events: Sequence[dict[str, Any]], *, batch: int) -> tupl
         result = ingest_events(center=center, events=valid, agents=agents)
         accepted += result.accepted
         duplicates += result.duplicates
+        if after_batch is not None:
+            after_batch()
     return accepted, duplicates
 
 

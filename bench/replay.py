@@ -12,7 +12,9 @@ What it does, in one run (a few minutes):
      unknown extensions / external numbers, failures and retries, agents, recordings);
   3. replays it in time order, in batches of --batch, through the events API's own path
      (`reporting.events.validate_events` then `reporting.ingest.ingest_events`; no HTTP), and
-     snapshots every field of every call record and handoff;
+     snapshots every field of every call record and handoff; between batches, in every phase, it
+     analyzes the tables that autovacuum would (its default thresholds: bench/harness.py), as
+     this machine's PostgreSQL runs with autovacuum off;
   4. runs ANALYZE (as autovacuum would on a live database), deletes the center's events, records
      and handoffs, replays the day shuffled (batches of
      --batch), then again with another shuffle and batches of 137 (every event a duplicate);
@@ -44,6 +46,7 @@ from bench.harness import (
     PYTHON,
     ROOT,
     admin_execute,
+    analyze_as_autovacuum_would,
     database_url,
     machine,
 )
@@ -112,10 +115,18 @@ def run(args: argparse.Namespace) -> int:
 
     phases: list[dict[str, Any]] = []
 
+    from django.db import connection
+
+    def autovacuum() -> None:
+        with connection.cursor() as cursor:
+            analyze_as_autovacuum_would(cursor)
+
     def timed(name: str, events: list[dict[str, Any]], batch: int) -> tuple[int, int]:
         print(f"{name} ...", flush=True)
         t0 = time.monotonic()
-        accepted, duplicates = replay(center, events, batch=batch)
+        # Between batches, what autovacuum does on a live database as the tables grow (included
+        # in the time): the prepared statements' plans are made again on the new statistics.
+        accepted, duplicates = replay(center, events, batch=batch, after_batch=autovacuum)
         seconds = time.monotonic() - t0
         phases.append(
             {
@@ -136,11 +147,9 @@ def run(args: argparse.Namespace) -> int:
     t = time.monotonic()
     ordered = snapshot(center)
     snapshot_s = time.monotonic() - t
-    # What autovacuum does on a live database as its tables grow: statistics of a day's data, so
-    # the statements are planned for tables of that size (run before the wipe: statistics of the
-    # emptied tables would plan the shuffled replay for empty ones, which it fills at once).
-    from django.db import connection
-
+    # Statistics of a day's data, so the statements are planned for tables of that size (run
+    # before the wipe: statistics of the emptied tables would plan the shuffled replay for empty
+    # ones, which it fills at once).
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     wipe(center)
