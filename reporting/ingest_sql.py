@@ -330,7 +330,7 @@ def store_and_lock(
         )
         return Stored(inserted, {row[1]: LockedRecord(*row[:2], _str(row[2]), *row[3:]) for row in rows})
     key = pk_value(key_id)
-    fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
+    fields, _ = _new_record_parts()
     center = pk_value(center_id)
     defaults = _record_defaults(center_id, fields, now)
     sql = numbered(_store_sql_pg(skip_duplicates=not expect_new))
@@ -455,7 +455,7 @@ def write_one(
         params = [*update_params, seen.event_count, key, key, *events_params, *handoff_rows]
         sql = _write_one_sql_pg(existing=True, with_handoffs=with_handoffs)
     else:
-        fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
+        fields, _ = _new_record_parts()
         defaults = _unfolded_defaults(center_id, fields, now)
         prefill = _prefill_rows({event.call_id: assembly.record})
         params = [*defaults, prefill, key, key, *events_params, *handoff_rows]
@@ -493,11 +493,8 @@ def _write_one_sql_pg(*, existing: bool, with_handoffs: bool) -> str:
             f"RETURNING {pk} AS id)"
         )
     else:
-        fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
+        fields, prefill = _new_record_parts()
         folded = set(RECORD_FIELDS)
-        prefill = _rows_from_json(
-            [("k", "text"), *[(_q(n), _record_type(CallRecord._meta.get_field(n))) for n in RECORD_FIELDS]]
-        )
         select = ", ".join(
             "v.k"
             if f.name == "call_id"
@@ -632,14 +629,21 @@ def _events_cte_pg(*, skip_duplicates: bool, where: str = "") -> str:
 
 
 @functools.cache
-def _store_sql_pg(*, skip_duplicates: bool) -> str:
-    """store_and_lock's statement on PostgreSQL (built once per variant: it depends on the models only)."""
-    event_table, record_table = _q(CallEvent._meta.db_table), _q(CallRecord._meta.db_table)
+def _new_record_parts() -> tuple[list[models.Field], str]:
+    """A new record's columns (all but its pk), and the derived table `v` of `_prefill_rows`."""
     fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
-    folded = set(RECORD_FIELDS)
     prefill = _rows_from_json(
         [("k", "text"), *[(_q(n), _record_type(CallRecord._meta.get_field(n))) for n in RECORD_FIELDS]]
     )
+    return fields, prefill
+
+
+@functools.cache
+def _store_sql_pg(*, skip_duplicates: bool) -> str:
+    """store_and_lock's statement on PostgreSQL (built once per variant: it depends on the models only)."""
+    event_table, record_table = _q(CallEvent._meta.db_table), _q(CallRecord._meta.db_table)
+    fields, prefill = _new_record_parts()
+    folded = set(RECORD_FIELDS)
     # Typed: the statement is prepared, and the server types its parameters from the SQL alone.
     # A prefilled call takes its folded values (a foreign key through _existing: the bot or queue
     # may be gone); any other call an empty record.
