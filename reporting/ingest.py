@@ -98,6 +98,8 @@ def ingest_events(
             with transaction.atomic():
                 return _ingest(center, events, dict(agents or {}), key_id, expect_new=expect_new)
         except IntegrityError as exc:
+            if ingest_sql.is_vanished_reference(exc) and attempt < ATTEMPTS:
+                continue  # a bot, queue or number deleted meanwhile: again, on a new snapshot
             if not (expect_new and ingest_sql.is_duplicate_event(exc)):
                 raise
             # Rolled back; again, skipping the stored ids (and so for a while in this process:
@@ -138,9 +140,11 @@ def ingest_one(
         try:
             written = _write_one(center, event, refs, seen.record, assembly, key_id)
         except IntegrityError as exc:
-            if not ingest_sql.is_duplicate_event(exc):
+            # Another request stored this very event meanwhile (read_call now says so), or a bot,
+            # queue or number the fold names was deleted meanwhile (read again: it is gone then).
+            if not (ingest_sql.is_duplicate_event(exc) or ingest_sql.is_vanished_reference(exc)):
                 raise
-            continue  # another request stored this very event meanwhile: read_call now says so
+            continue
         except OperationalError as exc:
             if not _is_retryable(exc):
                 raise
@@ -195,7 +199,7 @@ def _write_one(
             key_id=key_id,
         )
 
-    if connection.in_atomic_block:
+    if connection.in_atomic_block or not connection.get_autocommit():
         with transaction.atomic():  # a savepoint: a refused write must not spoil the caller's transaction
             return write()
     return write()

@@ -293,8 +293,10 @@ def store_and_lock(
     then SELECT … FOR UPDATE of the records it sees (waiting for a holder to commit, and returning
     the row as it is then), then an INSERT of the others, whose ON CONFLICT DO UPDATE locks one a
     concurrent request created meanwhile; and, saving a round trip, it reads the calls' earlier
-    events. (Two requests whose snapshots disagree on which records exist can take those locks in
-    different orders and deadlock: rare, and reporting.ingest retries the whole transaction.)
+    events. (Requests can still take their locks in different orders and deadlock — two whose
+    snapshots disagree on which records exist, two batches one of which starts a call the other
+    carries an event of, a batch and a single event carrying the same event id: rare, and
+    reporting.ingest retries either way.)
     The read of earlier events uses the statement's snapshot, taken before any lock wait:
     when another transaction committed events of a call meanwhile, the snapshot has fewer events
     than the locked record's `event_count`, and reporting.ingest reads that call again.
@@ -571,6 +573,13 @@ def is_duplicate_event(exc: BaseException) -> bool:
     return getattr(cause, "sqlstate", None) == "23505" and (
         getattr(diag, "constraint_name", None) == _EVENT_ID_CONSTRAINT
     )
+
+
+def is_vanished_reference(exc: BaseException) -> bool:
+    """Whether a database error is a foreign key naming a row deleted meanwhile: a bot, queue or
+    number that `_existing()` still saw in the statement's snapshot was deleted by a transaction
+    that committed before the check at commit. Going round again (a new snapshot) writes NULL."""
+    return getattr(exc.__cause__, "sqlstate", None) == "23503"  # foreign_key_violation
 
 
 _EVENT_ID_CONSTRAINT = next(

@@ -113,11 +113,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 if IS_POSTGRES:
-    # Only the telephony hot path (routing.hotpath) runs on server-side-binding cursors; psycopg
-    # prepares its statement on a connection's second use instead of planning it on every call.
-    # Django's other queries stay client-side (never prepared). Behind a transaction-pooling
-    # PgBouncer this needs max_prepared_statements (PgBouncer ≥ 1.21), or PREPARE_THRESHOLD=0
-    # to turn preparing off.
+    # Only the hot paths (telephony: routing.hotpath; event ingestion: reporting.ingest_sql) run on
+    # server-side-binding cursors (voiso_byob.db); psycopg prepares a statement on a connection's
+    # second use instead of planning it on every call. Django's other queries stay client-side.
+    # Behind a transaction-pooling PgBouncer this needs max_prepared_statements (PgBouncer ≥ 1.21),
+    # or PREPARE_THRESHOLD=0 to turn preparing off.
     _threshold = env.int("PREPARE_THRESHOLD", default=2)
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = _threshold or None
 

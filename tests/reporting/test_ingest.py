@@ -141,8 +141,9 @@ def test_any_order_and_batching_with_duplicates_gives_the_same_records(
 def test_single_event_posts_take_a_few_queries(scene, switch: Client, django_assert_max_num_queries) -> None:
     events = {e["type"]: e for e in call_events("c1")}
     post_events(switch, [events["call.started"], events["bot.connected"]])  # the key is cached now
-    # savepoint, event, record (insert-if-missing, lock), the call's events, record update, release;
-    # + the bot (validation), the Refer-To (resolution, owner), the handoff upsert.
+    # SQLite: savepoint, event, record (insert-if-missing, lock), the call's events, record update,
+    # release; + the bot (validation), the Refer-To (resolution, owner), the handoff upsert.
+    # PostgreSQL: the call read, then one write (record, event, handoff), in a savepoint here.
     with django_assert_max_num_queries(11):
         assert post_events(switch, events["handoff.requested"]).status_code == 202
     # SQLite confirms the remembered API key with a query of its own (PostgreSQL: in the store).
@@ -246,7 +247,9 @@ def test_one_event_is_stored_in_two_statements_and_writes_its_record_once(scene,
 
 
 @pytest.mark.postgres
-def test_one_event_whose_call_moved_on_meanwhile_reads_it_again(scene, switch: Client, monkeypatch) -> None:
+def test_one_event_whose_call_moved_on_meanwhile_reads_it_again(
+    acme, scene, switch: Client, monkeypatch
+) -> None:
     """Between one event's read and its write another request stores an event of the same call:
     the write finds the record's event count moved on, writes nothing, and the call is read again.
     (Checked by mutation: without the count in the write's condition the other event is lost.)"""
@@ -268,7 +271,6 @@ def test_one_event_whose_call_moved_on_meanwhile_reads_it_again(scene, switch: C
         return seen
 
     monkeypatch.setattr(ingest_sql, "read_call", read_then_another_arrives)
-    acme = CallRecord.objects.get().contact_center
     validated, agents = validate_events(acme, events[2])
     assert ingest_events(center=acme, events=validated, agents=agents).accepted == 1
     assert reads == [2, 3]  # read, refused to write, read again with the other event
@@ -277,6 +279,69 @@ def test_one_event_whose_call_moved_on_meanwhile_reads_it_again(scene, switch: C
         assert post_events(switch, one).status_code == 202
     assert CallRecord.objects.get().event_count == len(events)
     assert (record_snapshot(), handoff_snapshot()) == _one_request_result(switch, events)
+
+
+@pytest.mark.postgres
+def test_one_event_whose_call_got_its_record_meanwhile_reads_it_again(
+    acme, scene, switch: Client, monkeypatch
+) -> None:
+    from reporting import ingest_sql
+    from reporting.events import validate_events
+    from reporting.ingest import ingest_events
+
+    events = call_events("w1")
+    real_read, reads = ingest_sql.read_call, []
+
+    def read_then_the_start_arrives(*args: Any, **kwargs: Any) -> Any:
+        seen = real_read(*args, **kwargs)
+        reads.append(seen.record and seen.record.event_count)
+        if len(reads) == 1:  # the call's first event, stored before this one writes
+            monkeypatch.setattr(ingest_sql, "read_call", real_read)
+            assert post_events(switch, events[0]).json() == {"accepted": 1, "duplicates": 0}
+            monkeypatch.setattr(ingest_sql, "read_call", read_then_the_start_arrives)
+        return seen
+
+    monkeypatch.setattr(ingest_sql, "read_call", read_then_the_start_arrives)
+    validated, agents = validate_events(acme, events[1])
+    assert ingest_events(center=acme, events=validated, agents=agents).accepted == 1
+    assert reads == [None, 1]  # no record; its insert met the new one and wrote nothing; read again
+    monkeypatch.setattr(ingest_sql, "read_call", real_read)
+    assert CallEvent.objects.count() == 2 and CallRecord.objects.get().event_count == 2
+    for one in events[2:]:
+        assert post_events(switch, one).status_code == 202
+    assert (record_snapshot(), handoff_snapshot()) == _one_request_result(switch, events)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("way", "size"), [("write_one", 1), ("store_and_lock", 3)], ids=["one", "batch"])
+def test_a_bot_deleted_while_events_naming_it_are_stored_goes_round_again(
+    scene, switch: Client, monkeypatch, way: str, size: int
+) -> None:
+    """The deferred foreign-key check at commit finds a row the statement's snapshot still saw gone
+    (deleted by a transaction that committed meanwhile): the request goes round again, not 500."""
+    from django.db import IntegrityError
+
+    from reporting import ingest_sql
+
+    class _ForeignKeyViolation(Exception):
+        sqlstate = "23503"  # what psycopg's ForeignKeyViolation carries
+
+    real, calls = getattr(ingest_sql, way), []
+
+    def vanished_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise IntegrityError(
+                "insert or update violates foreign key constraint"
+            ) from _ForeignKeyViolation()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_sql, way, vanished_once)
+    events = call_events("w1")
+    batch = events[:size] if size > 1 else events[0]
+    assert post_events(switch, batch).json() == {"accepted": size, "duplicates": 0}
+    assert len(calls) == 2
+    assert CallEvent.objects.count() == size and CallRecord.objects.get().event_count == size
 
 
 @pytest.mark.postgres

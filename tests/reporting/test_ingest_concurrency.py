@@ -105,6 +105,27 @@ def test_parallel_posts_of_disjoint_events_of_the_same_calls_lose_no_update(
     assert concurrent == ordered_result(events, switch)
 
 
+def test_single_events_and_batches_racing_for_the_same_calls_lose_no_update(
+    acme, bot, sales, agent, api_keys: dict[str, str], switch: Client
+) -> None:
+    """Single events (read, then a conditional write) and batches (record locks) at once."""
+    events = busy_calls("m", 3, refers=12) + many_calls("n", 6)
+    random.Random(11).shuffle(events)
+    workers = 6
+
+    def worker(index: int, share: list[dict[str, Any]]) -> list[int]:
+        client, size = Client(), 1 if index % 2 == 0 else 4  # half send one event, half batches
+        return [
+            post_events(client, share[i : i + size], api_keys["telephony"]).status_code
+            for i in range(0, len(share), size)
+        ]
+
+    results = in_parallel([lambda i=i: worker(i, events[i::workers]) for i in range(workers)])
+    assert {status for statuses in results for status in statuses} == {202}
+    assert CallEvent.objects.count() == len(events)
+    assert (record_snapshot(), handoff_snapshot()) == ordered_result(events, switch)
+
+
 def test_two_requests_racing_the_same_event_ids_store_each_once(
     acme, bot, sales, agent, api_keys: dict[str, str], switch: Client
 ) -> None:
@@ -152,11 +173,14 @@ def test_locks_are_taken_in_call_id_order(acme, bot, switch: Client) -> None:
     assert positions == sorted(positions)
 
 
+@pytest.mark.parametrize("waiting", [1, 2], ids=["one event", "a batch"])
 def test_events_committed_while_a_request_waits_for_the_record_lock_are_folded(
-    acme, bot, sales, agent, api_keys: dict[str, str], switch: Client
+    acme, bot, sales, agent, api_keys: dict[str, str], switch: Client, waiting: int
 ) -> None:
-    """The locking statement also reads the call's earlier events, from its snapshot, taken before
-    it waited for the lock: what the lock holder committed meanwhile must be read again, not lost."""
+    """A request that waits for the record's lock must fold what the holder committed meanwhile.
+    One event: its write finds the record's event count moved on and reads the call again. A
+    batch: its locking statement read the call's earlier events from its snapshot, taken before
+    it waited, and must read them again."""
     import time
 
     from django.db import transaction
@@ -179,7 +203,7 @@ def test_events_committed_while_a_request_waits_for_the_record_lock_are_folded(
     def waiter() -> tuple[int, float]:
         holding.wait(10)
         started = time.monotonic()
-        status = post_events(Client(), [events[2]], api_keys["telephony"]).status_code
+        status = post_events(Client(), events[2 : 2 + waiting], api_keys["telephony"]).status_code
         return status, time.monotonic() - started
 
     def releaser() -> None:
@@ -190,9 +214,9 @@ def test_events_committed_while_a_request_waits_for_the_record_lock_are_folded(
     _, (status, waited), _ = in_parallel([holder, waiter, releaser])
     assert status == 202 and waited >= 0.4  # it did wait for the holder's commit
     record = CallRecord.objects.get(call_id="w1")
-    assert record.event_count == 3  # the holder's event is folded in, not just the waiter's
+    assert record.event_count == 2 + waiting  # the holder's event is folded in, not just the waiter's
     assert record.bot_connected_at is not None and record.handoff_count == 1
-    assert (record_snapshot(), handoff_snapshot()) == ordered_result(events[:3], switch)
+    assert (record_snapshot(), handoff_snapshot()) == ordered_result(events[: 2 + waiting], switch)
 
 
 # --- a served request's own transaction (PostgreSQL, real commits and rollbacks) -------------
