@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 # The provider stand-ins, for walking the connect wizard against them.
 from tests.virtual_agents.conftest import elevenlabs_fake, retell_fake, vapi_fake  # noqa: F401
@@ -44,6 +45,10 @@ def browser_page(live_server) -> Iterator[object]:
             page.screenshot(path=str(ARTIFACTS / "last-browser-test.png"), full_page=True)
             context.close()
             browser.close()
+            # Inside this block Playwright runs an event loop in the thread, so Django keeps the
+            # test's database connection in a context variable rather than the thread's storage:
+            # close it here, or it outlives the test (and the test database's teardown warns).
+            connections.close_all()
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
