@@ -216,22 +216,15 @@ def load_events(center_id: Any, call_ids: list[str]) -> dict[str, list[StoredEve
 
 
 def create_missing_records(center_id: Any, call_ids: list[str], now: datetime) -> None:
-    """An empty record for each call that has none, inserted in call_id order (see reporting.ingest)."""
-    fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
+    """An empty record for each call that has none, inserted in call_id order (see reporting.ingest).
+
+    The databases other than PostgreSQL (whose statements create records with their events)."""
+    fields, _ = _new_record_parts()
     columns = ", ".join(_q(f.column) for f in fields)
     table = _q(CallRecord._meta.db_table)
     unique = f"{_col(CallRecord, 'contact_center')}, {_col(CallRecord, 'call_id')}"
     defaults = _record_defaults(center_id, fields, now)
     with connection.cursor() as cursor:
-        if _is_pg():
-            select = ", ".join("c" if f.name == "call_id" else "%s" for f in fields)
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT {select} "  # noqa: S608
-                f"FROM json_array_elements_text(%s::json) WITH ORDINALITY AS x(c, n) ORDER BY n "
-                f"ON CONFLICT ({unique}) DO NOTHING",
-                [*defaults, _json(call_ids)],
-            )
-            return
         call_index = [f.name for f in fields].index("call_id")
         row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         step = CHUNK // 2
@@ -482,17 +475,13 @@ def _write_one_sql_pg(*, existing: bool, with_handoffs: bool) -> str:
     only when it wrote (parameters: the record's, key, key, center, now, event, [center, handoffs])."""
     records = _q(CallRecord._meta.db_table)
     if existing:
-        # _update_sql_pg's UPDATE, for one record and only while its event count is the one seen.
-        fields, table, sets = _record_update_parts()
-        derived = _rows_from_json(
-            [(_q(f.column if i else "id"), _record_type(f)) for i, f in enumerate(fields)]
-        )
+        # write_fold's UPDATE (its WHERE last), for one record and only while its event count is
+        # still the one seen.
+        fields, table, _ = _record_update_parts()
         pk = f"{table}.{_q(fields[0].column)}"
         record = (
-            f"rec AS (UPDATE {table} SET {sets} FROM {derived} WHERE {pk} = v.{_q('id')} "  # noqa: S608
-            f"AND {pk} = ANY(ARRAY(SELECT json_array_elements_text(%s::json)::bigint)) "
-            f"AND {table}.{_col(CallRecord, 'event_count')} = %s::int AND {_key_ok_pg()} "
-            f"RETURNING {pk} AS id)"
+            f"rec AS ({_update_sql_pg()} AND {table}.{_col(CallRecord, 'event_count')} = %s::int "
+            f"AND {_key_ok_pg()} RETURNING {pk} AS id)"
         )
     else:
         fields, prefill = _new_record_parts()
@@ -798,12 +787,8 @@ def _update_sql_pg() -> str:
 
 
 def update_records(rows: list[tuple[int, Assembly]], *, updated: datetime) -> None:
-    """Every assembled record in one UPDATE … FROM (a JSON derived table, or a VALUES CTE)."""
-    if _is_pg():
-        sql, params = _update_records_pg(rows, updated=updated)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-        return
+    """Every assembled record in UPDATE … FROM a VALUES CTE (other databases: PostgreSQL's is in
+    write_fold)."""
     fields, table, sets = _record_update_parts()
     names = ["id", *[f.column for f in fields[1:]]]
     values_of = operator.attrgetter(*RECORD_FIELDS)
@@ -872,13 +857,8 @@ def _handoff_sql_pg(*, record: str = "r", also_from: str = "", where: str = "") 
 
 
 def upsert_handoffs(center_id: Any, rows: list[tuple[int, Assembly]]) -> None:
-    """Every handoff of these records by (record, sequence): inserted, or updated in place."""
-    if _is_pg():
-        sql, params = _upsert_handoffs_pg(center_id, rows)
-        if sql:
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-        return
+    """Every handoff of these records by (record, sequence): inserted, or updated in place (other
+    databases: PostgreSQL's is in write_fold)."""
     attrs, fields, table, columns, upsert = _handoff_parts()
     values_of = operator.attrgetter(*attrs)
     values = [

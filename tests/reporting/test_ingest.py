@@ -253,28 +253,10 @@ def test_one_event_whose_call_moved_on_meanwhile_reads_it_again(
     """Between one event's read and its write another request stores an event of the same call:
     the write finds the record's event count moved on, writes nothing, and the call is read again.
     (Checked by mutation: without the count in the write's condition the other event is lost.)"""
-    from reporting import ingest_sql
-    from reporting.events import validate_events
-    from reporting.ingest import ingest_events
-
     events = call_events("w1")
     assert post_events(switch, events[:2]).status_code == 202
-    real_read, reads = ingest_sql.read_call, []
-
-    def read_then_another_arrives(*args: Any, **kwargs: Any) -> Any:
-        seen = real_read(*args, **kwargs)
-        reads.append(seen.record.event_count)
-        if len(reads) == 1:  # the other request, complete before this one writes
-            monkeypatch.setattr(ingest_sql, "read_call", real_read)
-            assert post_events(switch, events[3]).json() == {"accepted": 1, "duplicates": 0}
-            monkeypatch.setattr(ingest_sql, "read_call", read_then_another_arrives)
-        return seen
-
-    monkeypatch.setattr(ingest_sql, "read_call", read_then_another_arrives)
-    validated, agents = validate_events(acme, events[2])
-    assert ingest_events(center=acme, events=validated, agents=agents).accepted == 1
+    reads = _ingest_with_another_between_read_and_write(acme, switch, monkeypatch, events[2], events[3])
     assert reads == [2, 3]  # read, refused to write, read again with the other event
-    monkeypatch.setattr(ingest_sql, "read_call", real_read)
     for one in events[4:]:
         assert post_events(switch, one).status_code == 202
     assert CallRecord.objects.get().event_count == len(events)
@@ -285,31 +267,40 @@ def test_one_event_whose_call_moved_on_meanwhile_reads_it_again(
 def test_one_event_whose_call_got_its_record_meanwhile_reads_it_again(
     acme, scene, switch: Client, monkeypatch
 ) -> None:
-    from reporting import ingest_sql
-    from reporting.events import validate_events
-    from reporting.ingest import ingest_events
-
     events = call_events("w1")
-    real_read, reads = ingest_sql.read_call, []
-
-    def read_then_the_start_arrives(*args: Any, **kwargs: Any) -> Any:
-        seen = real_read(*args, **kwargs)
-        reads.append(seen.record and seen.record.event_count)
-        if len(reads) == 1:  # the call's first event, stored before this one writes
-            monkeypatch.setattr(ingest_sql, "read_call", real_read)
-            assert post_events(switch, events[0]).json() == {"accepted": 1, "duplicates": 0}
-            monkeypatch.setattr(ingest_sql, "read_call", read_then_the_start_arrives)
-        return seen
-
-    monkeypatch.setattr(ingest_sql, "read_call", read_then_the_start_arrives)
-    validated, agents = validate_events(acme, events[1])
-    assert ingest_events(center=acme, events=validated, agents=agents).accepted == 1
+    reads = _ingest_with_another_between_read_and_write(acme, switch, monkeypatch, events[1], events[0])
     assert reads == [None, 1]  # no record; its insert met the new one and wrote nothing; read again
-    monkeypatch.setattr(ingest_sql, "read_call", real_read)
     assert CallEvent.objects.count() == 2 and CallRecord.objects.get().event_count == 2
     for one in events[2:]:
         assert post_events(switch, one).status_code == 202
     assert (record_snapshot(), handoff_snapshot()) == _one_request_result(switch, events)
+
+
+def _ingest_with_another_between_read_and_write(
+    center: Any, switch: Client, monkeypatch: Any, one: dict[str, Any], other: dict[str, Any]
+) -> list[int | None]:
+    """Ingest `one` alone, with `other` (an event of the same call) posted and stored between its
+    first read of the call and its write; the record's event count at each read (None: no record)."""
+    from reporting import ingest_sql
+    from reporting.events import validate_events
+    from reporting.ingest import ingest_events
+
+    real_read, reads = ingest_sql.read_call, []
+
+    def read_then_the_other_arrives(*args: Any, **kwargs: Any) -> Any:
+        seen = real_read(*args, **kwargs)
+        reads.append(seen.record and seen.record.event_count)
+        if len(reads) == 1:  # the other request, complete before this one writes
+            monkeypatch.setattr(ingest_sql, "read_call", real_read)
+            assert post_events(switch, other).json() == {"accepted": 1, "duplicates": 0}
+            monkeypatch.setattr(ingest_sql, "read_call", read_then_the_other_arrives)
+        return seen
+
+    monkeypatch.setattr(ingest_sql, "read_call", read_then_the_other_arrives)
+    validated, agents = validate_events(center, one)
+    assert ingest_events(center=center, events=validated, agents=agents).accepted == 1
+    monkeypatch.setattr(ingest_sql, "read_call", real_read)
+    return reads
 
 
 @pytest.mark.postgres

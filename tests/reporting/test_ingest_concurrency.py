@@ -47,6 +47,19 @@ def in_parallel(jobs: list[Callable[[], Any]]) -> list[Any]:
     return results
 
 
+def posted_by_workers(events: list[dict[str, Any]], key: str, *, sizes: list[int]) -> set[int]:
+    """Each worker (one per size) posts its share of the events (every len(sizes)-th), `size` per
+    request, all at once; the statuses answered."""
+
+    def worker(share: list[dict[str, Any]], size: int) -> list[int]:
+        client = Client()
+        return [post_events(client, share[i : i + size], key).status_code for i in range(0, len(share), size)]
+
+    workers = len(sizes)
+    jobs = [lambda i=i, size=size: worker(events[i::workers], size) for i, size in enumerate(sizes)]
+    return {status for statuses in in_parallel(jobs) for status in statuses}
+
+
 def many_calls(prefix: str, count: int) -> list[dict[str, Any]]:
     shapes = [
         {},
@@ -90,14 +103,7 @@ def test_parallel_posts_of_disjoint_events_of_the_same_calls_lose_no_update(
     # Checked by mutation: without the record lock this fails on most runs (a lost handoff or event).
     events = busy_calls("p", 3, refers=15) + many_calls("q", 6)
     random.Random(7).shuffle(events)
-    workers = 6
-
-    def worker(share: list[dict[str, Any]]) -> list[int]:
-        client = Client()
-        return [post_events(client, [one], api_keys["telephony"]).status_code for one in share]
-
-    results = in_parallel([lambda share=events[i::workers]: worker(share) for i in range(workers)])
-    assert {status for statuses in results for status in statuses} == {202}
+    assert posted_by_workers(events, api_keys["telephony"], sizes=[1] * 6) == {202}
     assert CallEvent.objects.count() == len(events)
     concurrent = (record_snapshot(), handoff_snapshot())
     assert [concurrent[0][f"p-{n}"]["handoff_count"] for n in range(3)] == [15, 15, 15]
@@ -111,17 +117,8 @@ def test_single_events_and_batches_racing_for_the_same_calls_lose_no_update(
     """Single events (read, then a conditional write) and batches (record locks) at once."""
     events = busy_calls("m", 3, refers=12) + many_calls("n", 6)
     random.Random(11).shuffle(events)
-    workers = 6
-
-    def worker(index: int, share: list[dict[str, Any]]) -> list[int]:
-        client, size = Client(), 1 if index % 2 == 0 else 4  # half send one event, half batches
-        return [
-            post_events(client, share[i : i + size], api_keys["telephony"]).status_code
-            for i in range(0, len(share), size)
-        ]
-
-    results = in_parallel([lambda i=i: worker(i, events[i::workers]) for i in range(workers)])
-    assert {status for statuses in results for status in statuses} == {202}
+    # Half the workers send one event per request, half batches of four.
+    assert posted_by_workers(events, api_keys["telephony"], sizes=[1, 4] * 3) == {202}
     assert CallEvent.objects.count() == len(events)
     assert (record_snapshot(), handoff_snapshot()) == ordered_result(events, switch)
 
