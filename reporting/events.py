@@ -387,7 +387,7 @@ def check_event(item: Any) -> tuple[EventIn | None, dict[str, list[str]]]:
     event_type = item.get("type")
     if event_type is None:
         errors.add("type", "This field is required.")
-    elif event_type not in DATA_RULES:
+    elif not isinstance(event_type, str) or event_type not in DATA_RULES:  # a list is not hashable
         errors.add("type", f"Unknown event type; one of: {', '.join(DATA_RULES)}.")
         event_type = None
     call_id = _text(item, "call_id", errors, max_length=CALL_ID_MAX)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from reporting.models import CallEvent, CallRecord, Handoff
@@ -298,6 +298,8 @@ _event_like = st.fixed_dictionaries(
 @given(
     body=_json | _event_like | st.builds(lambda events: {"events": events}, st.lists(_event_like, max_size=5))
 )
+@example(body={"type": []})  # found by this test: an unhashable type was looked up in a dict
+@example(body={"events": [{"type": {"a": 1}}]})
 def test_never_a_500_and_a_refusal_stores_nothing(switch: Client, bot, body: Any) -> None:
     before = stored()
     response = switch.post(EVENTS_URL, json.dumps(body), content_type="application/json")
