@@ -12,9 +12,11 @@ from voiso_byob.sip.handoff import (
     is_valid_bot_uri,
     sip_domain,
 )
+from voiso_byob.sip.refer import MAX_LENGTH as REFER_TO_MAX_LENGTH
 from voiso_byob.sip.refer import Headers, ReferTo, ReferToError, Replaces, parse_refer_to
 
 __all__ = [
+    "REFER_TO_MAX_LENGTH",
     "Headers",
     "ReferTo",
     "ReferToError",

@@ -4,16 +4,31 @@ A REFER moves a live call, so the parser is strict: anything ambiguous is refuse
 `ReferToError` whose `sip_status` the switch answers the REFER with. It never guesses a target.
 
 Decisions a sloppy or hostile sender runs into:
+- The whole value is bounded (`MAX_LENGTH`), no part of it separately: a 1.5 kB display name is
+  well formed (RFC 4475 §3.1.1.7; RFC 3261 §18.1.1 handles messages up to 65,535 bytes).
 - A value without a scheme (Bland's bare `2001`) is `malformed_uri`: a Refer-To header carries a
   URI, and completing it with a host would choose a target on the sender's behalf.
 - The URI grammar is ASCII. Raw non-ASCII outside a quoted display name is `malformed_uri`
   (`sip:٤٣٢٣@…`); %-escaped UTF-8 decodes and is kept as-is in `user`. Either way Unicode digits
   never become an `extension`, which is ASCII `0-9` only.
+- Any escaped octet is a well-formed user (RFC 4475 "escnull"): `sip:4323%00@…` has the user
+  "4323\\x00", which is not extension 4323 and is answered as an unknown user, never shortened.
+  A quoted-pair may escape a control character in a display name (not CR or LF); a raw control
+  character anywhere is refused.
 - Without `<>`, `;params` after the URI are header parameters (RFC 3261 §20) and `?headers` are
   refused, because the RFC requires `<>` for them.
+- URI headers (RFC 3261 §19.1.5) are honoured one by one: `X-*`, `User-to-User` and `Replaces`
+  are kept, those that only describe the request (`Subject`, `Priority`, …) are ignored (their
+  names are in `ignored_headers`), any other (`Route`, `Call-ID`, `From`, `body`, …) is refused
+  with 403 `header_not_allowed`: honouring it would steer or forge the new call.
+- Refusals of well-formed values carry their own SIP status: 403 for a header we will not honour,
+  404 (or 484 when digits are missing) for a number no numbering plan assigns. 400 is for text
+  that does not parse.
 - A repeated parameter or header name is `malformed_uri`.
-- Every accepted `tel:` has an E.164 `number`. A local number needs a global-digits
-  `phone-context` (the context digits come first); a domain context cannot be made E.164.
+- Every accepted `tel:` has an E.164 `number` or a `local_number` with its `phone_context`. The
+  context is never prefixed to the local number (RFC 3966 §5.1.5); a local number in a domain
+  context that is all ASCII digits is an `extension` candidate, which the resolver accepts only
+  when the context is its own SIP domain. `ext` and `isub` are reported, never dropped.
 - URI parameters such as `maddr` are reported, not acted on: the resolver builds its own target.
 """
 
@@ -35,6 +50,7 @@ from voiso_byob.sip.syntax import (
     PARAM_RE,
     PARAM_SAFE,
     QUOTED,
+    QUOTED_PAIR,
     TOKEN,
     USER_RE,
     USER_SAFE,
@@ -43,20 +59,49 @@ from voiso_byob.sip.syntax import (
     malformed,
     put_unique,
     unescape,
+    unescape_octets,
 )
-from voiso_byob.sip.tel import e164, is_phonedigits, telephone_subscriber
+from voiso_byob.sip.tel import Subscriber, e164, is_phonedigits, telephone_subscriber
 
 __all__ = ["MAX_LENGTH", "Headers", "ReferTo", "ReferToError", "Replaces", "parse_refer_to"]
 
-MAX_LENGTH = 1024
+# The whole value's bound: the handoff event's `refer_to` and the Handoff row that stores it
+# (reporting) take as much, so every REFER answered here can be reported and kept.
+MAX_LENGTH = 2048
 
 _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 _QUOTED_RE = re.compile(QUOTED)
+_QUOTED_PAIR_RE = re.compile(QUOTED_PAIR)
+_TOKEN_RE = re.compile(TOKEN)
 _TOKENS_RE = re.compile(rf"{TOKEN}(?:[ \t]+{TOKEN})*")
 _LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _TOP_LABEL_RE = re.compile(r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 # re.ASCII so that IGNORECASE cannot let the Kelvin sign "\u212a" stand in for "k".
 _ALLOWED_HEADER_RE = re.compile(r"X-[A-Za-z0-9-]+|User-to-User|Replaces", re.IGNORECASE | re.ASCII)
+# Headers that describe the request but cannot steer it, forge an identity or a dialog, or change
+# its body: ignored one by one as RFC 3261 §19.1.5 allows (it lists Accept*, Allow, Organization,
+# Supported and User-Agent among those an implementation SHOULD NOT honour). Compact forms: s, k.
+_IGNORED_HEADERS = frozenset(
+    {
+        "subject",
+        "s",
+        "priority",
+        "organization",
+        "user-agent",
+        "date",
+        "timestamp",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "allow",
+        "supported",
+        "k",
+        "call-info",
+        "alert-info",
+        "in-reply-to",
+        "reply-to",
+    }
+)
 # Tokens compared case-insensitively (RFC 3261 §19.1.4) that the resolver reads.
 _LOWERCASE_VALUES = frozenset({"transport", "user"})
 
@@ -100,7 +145,7 @@ class ReferTo:
     """
 
     scheme: str
-    user: str
+    user: str  # decoded once; may hold any octet (see unescape_octets): write it back with `uri`
     host: str
     port: int | None
     uri_params: dict[str, str] = field(hash=False)
@@ -110,6 +155,16 @@ class ReferTo:
     number: str | None
     replaces: Replaces | None
     extension: str | None
+    local_number: str | None = None  # a local telephone number, within `phone_context`
+    phone_context: str | None = None  # "+<digits>" or a lower-case domain name
+    phone_ext: str | None = None  # ";ext=" of a telephone number (digits): dialled after connect
+    isub: str | None = None  # ";isub=" of a telephone number: the ISDN subaddress
+    ignored_headers: tuple[str, ...] = ()  # URI headers declined one by one (RFC 3261 §19.1.5)
+
+    @property
+    def escaped_user(self) -> str:
+        """`user` as written in a URI: printable, safe in a message or a log line."""
+        return escape(self.user, USER_SAFE)
 
     @property
     def uri(self) -> str:
@@ -119,8 +174,11 @@ class ReferTo:
             for name, value in self.uri_params.items()
         )
         if self.scheme == "tel":
+            if self.number is None:
+                context = f";phone-context={escape(self.phone_context or '', PARAM_SAFE)}"
+                return f"tel:{self.local_number}{context}{params}"
             return f"tel:{self.number}{params}"
-        userinfo = f"{escape(self.user, USER_SAFE)}@" if self.user else ""
+        userinfo = f"{self.escaped_user}@" if self.user else ""
         port = "" if self.port is None else f":{self.port}"
         headers = "&".join(
             f"{escape(name, HEADER_SAFE)}={escape(value, HEADER_SAFE)}"
@@ -136,7 +194,9 @@ def parse_refer_to(value: str) -> ReferTo:
     # Before anything else, so a megabyte of junk costs one len().
     if len(value) > MAX_LENGTH:
         raise ReferToError("too_long", f"Refer-To is longer than {MAX_LENGTH} characters.")
-    if FORBIDDEN_RE.search(value):
+    # A quoted-pair may escape a control character (not CR or LF); a raw one is refused anywhere.
+    # Outside a quoted string a backslash is invalid anyway, so removing the pairs first is safe.
+    if FORBIDDEN_RE.search(_QUOTED_PAIR_RE.sub("", value) if "\\" in value else value):
         raise malformed("Refer-To contains a line break or control character.")
     text = value.strip(" \t")
     if not text:
@@ -232,20 +292,33 @@ def _parse_addr_spec(addr: str, *, is_bracketed: bool) -> ReferTo:
 
 
 def _parse_tel(rest: str) -> ReferTo:
-    number, params = telephone_subscriber(rest, is_escaped=True, syntax_code="malformed_uri")
+    subscriber = telephone_subscriber(rest, is_escaped=True, syntax_code="malformed_uri")
     return ReferTo(
         scheme="tel",
         user="",
         host="",
         port=None,
-        uri_params=params,
+        uri_params=subscriber.params,
         headers=Headers(),
         display_name="",
         header_params={},
-        number=number,
         replaces=None,
-        extension=None,
+        **_subscriber_fields(subscriber),
     )
+
+
+def _subscriber_fields(subscriber: Subscriber) -> dict[str, str | None]:
+    local = subscriber.local_number
+    # Only a domain names a numbering plan that may be ours; "+1-201" is a public area's plan.
+    is_ours_maybe = local is not None and not (subscriber.phone_context or "+").startswith("+")
+    return {
+        "number": subscriber.number,
+        "extension": local if is_ours_maybe and DIGITS_RE.fullmatch(local or "") else None,
+        "local_number": local,
+        "phone_context": subscriber.phone_context,
+        "phone_ext": subscriber.ext,
+        "isub": subscriber.isub,
+    }
 
 
 def _parse_sip(scheme: str, rest: str) -> ReferTo:
@@ -254,13 +327,14 @@ def _parse_sip(scheme: str, rest: str) -> ReferTo:
     host_text, *param_parts = hostport.split(";")
     host, port = _hostport(host_text)
     uri_params = _uri_params(param_parts)
-    headers = _uri_headers(headers_text) if has_headers else Headers()
+    headers, ignored = _uri_headers(headers_text) if has_headers else (Headers(), ())
     if uri_params.get("user") == "phone":
-        number, _ = telephone_subscriber(user, is_escaped=False, syntax_code="invalid_number")
+        subscriber = telephone_subscriber(user, is_escaped=False, syntax_code="invalid_number")
+        telephone = _subscriber_fields(subscriber)
     elif user.startswith("+") and is_phonedigits(user[1:]):
-        number = e164(user[1:])
+        telephone = {"number": e164(user[1:]), "extension": None}
     else:
-        number = None
+        telephone = {"number": None, "extension": user if DIGITS_RE.fullmatch(user) else None}
     return ReferTo(
         scheme=scheme,
         user=user,
@@ -270,9 +344,9 @@ def _parse_sip(scheme: str, rest: str) -> ReferTo:
         headers=headers,
         display_name="",
         header_params={},
-        number=number,
         replaces=parse_replaces(headers.get("Replaces")),
-        extension=user if DIGITS_RE.fullmatch(user) else None,
+        ignored_headers=ignored,
+        **telephone,
     )
 
 
@@ -287,10 +361,7 @@ def _userinfo(rest: str) -> tuple[str, str]:
         raise ReferToError("credentials_in_uri", "A password in the URI is not accepted.")
     if not USER_RE.fullmatch(userinfo):
         raise malformed("Invalid characters or %-escapes in the user part.")
-    user = unescape(userinfo)
-    if DECODED_FORBIDDEN_RE.search(user):
-        raise malformed("The user part decodes to a control character.")
-    return user, hostpart
+    return unescape_octets(userinfo), hostpart
 
 
 def _hostport(text: str) -> tuple[str, int | None]:
@@ -361,8 +432,10 @@ def _uri_params(parts: list[str]) -> dict[str, str]:
     return params
 
 
-def _uri_headers(text: str) -> Headers:
+def _uri_headers(text: str) -> tuple[Headers, tuple[str, ...]]:
+    """(the headers kept, the names of those ignored); a header we will not honour is a 403."""
     headers: dict[str, str] = {}
+    ignored: list[str] = []
     seen: set[str] = set()
     for part in text.split("&"):
         name_text, has_value, value_text = part.partition("=")
@@ -371,14 +444,24 @@ def _uri_headers(text: str) -> Headers:
         if value_text and not HEADER_RE.fullmatch(value_text):
             raise malformed("Invalid URI header value (reserved characters must be %-escaped).")
         name, value = unescape(name_text), unescape(value_text)
-        if not _ALLOWED_HEADER_RE.fullmatch(name):
-            raise ReferToError(
-                "header_not_allowed", "Only X-*, User-to-User and Replaces URI headers are accepted."
+        # Syntax first: a header name is a token, a value holds no line break or control character.
+        # TOKEN's classes are ASCII, so the Kelvin sign in a name does not parse as one.
+        if not _TOKEN_RE.fullmatch(name) or DECODED_FORBIDDEN_RE.search(value):
+            raise malformed(
+                "A URI header must decode to a header name and a value without control characters."
             )
-        if DECODED_FORBIDDEN_RE.search(value):
-            raise ReferToError("header_not_allowed", f"The {name} header value contains a control character.")
         if name.lower() in seen:
             raise malformed(f"The {name} header appears more than once.")
         seen.add(name.lower())
-        headers[name] = value
-    return Headers(headers)
+        if _ALLOWED_HEADER_RE.fullmatch(name):
+            headers[name] = value
+        elif name.lower() in _IGNORED_HEADERS:
+            ignored.append(name)
+        else:
+            raise ReferToError(
+                "header_not_allowed",
+                f"The {name[:64]} URI header is not honoured: only X-*, User-to-User and Replaces are "
+                "carried, and headers that only describe the request (Subject, Priority, …) are ignored.",
+                sip_status=403,
+            )
+    return Headers(headers), tuple(ignored)

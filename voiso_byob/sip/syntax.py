@@ -46,7 +46,10 @@ PARAM_RE = _escaped_run(PARAM_SAFE)
 HEADER_RE = _escaped_run(HEADER_SAFE)
 PLAIN_PARAM_RE = re.compile(f"[{re.escape(PARAM_SAFE)}]+")
 TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
-QUOTED = r'"(?:[^"\\]|\\[\t\x20-\x7e])*"'
+# quoted-pair = "\\" (%x00-09 / %x0B-0C / %x0E-7F): an escaped control character is well formed
+# (RFC 4475 §3.1.1), a raw one is not (FORBIDDEN_RE refuses it before parsing).
+QUOTED_PAIR = r"\\[\x00-\x09\x0b\x0c\x0e-\x7f]"
+QUOTED = rf'"(?:[^"\\]|{QUOTED_PAIR})*"'
 # `SEMI generic-param` (RFC 3261 §25.1): group 1 is the name, group 2 the value or None for a flag.
 GEN_PARAM_RE = re.compile(rf"[ \t]*;[ \t]*({TOKEN})(?:[ \t]*=[ \t]*({TOKEN}|\[[0-9A-Fa-f:.]+\]|{QUOTED}))?")
 # Explicit ASCII ranges throughout: `\d`, str.isdigit() and int() all accept "٥٠٦٠".
@@ -61,6 +64,14 @@ def put_unique(target: dict[str, str], name: str, value: str, code: str = "malfo
     target[name] = value
 
 
+def unescape_octets(text: str) -> str:
+    """Decode %HH once, keeping every octet: one that is not UTF-8 text becomes a lone surrogate
+    (surrogateescape), so `escape` restores it exactly. For the user part (RFC 4475 §3.1.1,
+    "escnull": `%00` is a well-formed user). The result may hold control characters: never log or store it
+    as text, write it back with `escape`."""
+    return unquote_to_bytes(text).decode("utf-8", "surrogateescape") if "%" in text else text
+
+
 def unescape(text: str) -> str:
     """Decode %HH once; callers have already checked that every % starts a valid escape."""
     if "%" not in text:
@@ -72,4 +83,7 @@ def unescape(text: str) -> str:
 
 
 def escape(text: str, safe: str) -> str:
-    return "".join(ch if ch in safe else "".join(f"%{b:02X}" for b in ch.encode()) for ch in text)
+    return "".join(
+        ch if ch in safe else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogateescape"))
+        for ch in text
+    )
