@@ -4,6 +4,22 @@ The parser (`voiso_byob.sip.parse_refer_to`) refuses anything malformed; this mo
 applies the contact center's rules: our domain only, a live extension, external numbers
 only where the center allows them. Every refusal carries the SIP status the switch
 answers the REFER with. Reads only.
+
+Decisions (each refusal is an answer on the merits of a well-formed target, never a 400):
+- A REFER asks for an INVITE: a target URI whose `method` parameter names another method
+  (RFC 3515 §2.1's `;method=SUBSCRIBE`, `BYE`, `REGISTER`; methods are case-sensitive) is
+  refused 403 `unsupported_method` — RFC 3261 §19.1.5 says the method MUST be used, and we
+  only ever place calls.
+- A local telephone number (`tel:555-0123;phone-context=+1-201`, or the same as a
+  `sip:…;user=phone` user) is not an E.164 destination: its context names a numbering plan,
+  it is not a prefix (RFC 3966 §5.1.5). It reaches an extension of this center when the
+  context is the center's own SIP domain (`tel:4323;phone-context=acme.voiso.com`) and the
+  extension exists; any other local number is refused 404 `unknown_number` (not 484: nothing
+  is missing from the address, it names no subscriber we know, and a caller must never reach
+  a subscriber the bot did not name).
+- `;ext=` and `;isub=` of an external number are carried, never dropped: the destination has
+  `extension` (digits the switch dials after the call connects) and `subaddress` beside
+  `number`. Our own extensions have no sub-extensions, so either on one of them is 404.
 """
 
 from __future__ import annotations
@@ -22,10 +38,11 @@ class ReferRefused(ReferToError):
 @dataclass(frozen=True)
 class Destination:
     type: str  # queue | user | virtual_agent | external
-    extension: str | None = None
+    extension: str | None = None  # ours; for an external number, its ;ext= (dialled after connect)
     number: str | None = None
     name: str | None = None
     sip_uri: str | None = None
+    subaddress: str | None = None  # an external number's ;isub=
 
     def as_dict(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if value is not None}
@@ -93,29 +110,50 @@ def resolve_refer(center: ContactCenter, refer_to: str) -> tuple[ReferTo, Destin
 
 def destination_for(center: ContactCenter, target: ReferTo, owner: ExtensionOwner | None) -> Destination:
     """Apply the center's rules to a parsed Refer-To whose extension's owner was looked up."""
-    if target.scheme != "tel" and target.host.rstrip(".") != center.sip_domain:
+    method = target.uri_params.get("method") if target.scheme != "tel" else None
+    if method is not None and method != "INVITE":
+        raise ReferRefused(
+            "unsupported_method",
+            f"A REFER here can only start a call (INVITE), not {method[:32]!r}.",
+            sip_status=403,
+        )
+    if target.scheme != "tel" and target.host != center.sip_domain:
         raise ReferRefused(
             "foreign_domain",
             f"{target.host} is not this contact center's SIP domain ({center.sip_domain}).",
             sip_status=403,
         )
     if target.number is not None:
-        return _external(center, target.number)
-    if target.extension is None:
+        return _external(center, target)
+    in_our_plan = target.phone_context == center.sip_domain and target.extension is not None
+    if target.local_number is not None and not in_our_plan:
         raise ReferRefused(
-            "unknown_extension", f"{target.user or 'An empty user'} is not an extension here.", sip_status=404
+            "unknown_number",
+            f"{target.local_number} in {target.phone_context} is a local number, not one we can reach.",
+            sip_status=404,
+        )
+    if target.extension is None:
+        user = target.escaped_user or "An empty user"  # as in the URI: `user` may hold any octet
+        raise ReferRefused("unknown_extension", f"{user} is not an extension here.", sip_status=404)
+    if target.phone_ext is not None or target.isub is not None:
+        raise ReferRefused(
+            "unknown_extension",
+            f"Extension {target.extension} has no sub-extension or subaddress here.",
+            sip_status=404,
         )
     return _extension(center, target.extension, owner)
 
 
-def _external(center: ContactCenter, number: str) -> Destination:
+def _external(center: ContactCenter, target: ReferTo) -> Destination:
     if not center.allows_external_transfers:
         raise ReferRefused(
             "external_not_allowed",
             "This contact center does not allow handing calls to external numbers.",
             sip_status=403,
         )
-    return Destination(type="external", number=number)
+    return Destination(
+        type="external", number=target.number, extension=target.phone_ext, subaddress=target.isub
+    )
 
 
 def _extension(center: ContactCenter, digits: str, owner: ExtensionOwner | None) -> Destination:

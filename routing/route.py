@@ -52,6 +52,14 @@ _compiled: OrderedDict[tuple[UUID, int], CompiledFlow] = OrderedDict()
 _compiled_lock = Lock()
 
 
+class RouteRefused(DomainError):
+    """A call the flow cannot take; `sip_status` is what the switch answers the call's INVITE with."""
+
+    def __init__(self, code: str, message: str, *, status: int, sip_status: int) -> None:
+        super().__init__(code, message, status=status)
+        self.sip_status = sip_status
+
+
 @dataclass(frozen=True)
 class RouteAnswer:
     instructions: list[dict[str, Any]]
@@ -201,24 +209,28 @@ def route_call(
     the caller stores it (routing.telephony does it in the same round trip as its check).
     """
     if line is None:
-        raise DomainError("unknown_number", f"{number} is not a number of this contact center.", status=404)
+        raise RouteRefused(
+            "unknown_number", f"{number} is not a number of this contact center.", status=404, sip_status=404
+        )
     state_key = menu_state_key(center.pk, call_id)
     state: RunState | None = None
     if digits is not None:
         if stored_state is None:
-            raise DomainError(
+            # 481 Call/Transaction Does Not Exist: the switch's call has no dialog with a menu here.
+            raise RouteRefused(
                 "unknown_call",
                 f"Call {call_id} is not waiting at a menu here (unknown, finished or expired); "
                 "post without digits to start it.",
                 status=409,
+                sip_status=481,
             )
         try:
             state = RunState.from_dict(stored_state["state"])
             version_id = UUID(stored_state["version"])
         except (InvalidRunState, KeyError, TypeError, ValueError):
             cache.delete(state_key)
-            raise DomainError(
-                "unknown_call", f"Call {call_id} has no usable menu state.", status=409
+            raise RouteRefused(
+                "unknown_call", f"Call {call_id} has no usable menu state.", status=409, sip_status=481
             ) from None
     else:
         version_id = _version_for(line, center, at)
@@ -259,8 +271,12 @@ def dialled_number(to: str) -> str | None:
 def _version_for(line: DialledLine, center: ContactCenter, at: datetime) -> UUID:
     """The published version to run: the flow's, or its after-hours flow's outside business hours."""
     if line.published_version_id is None:
-        raise DomainError(
-            "no_published_flow", "This number has no published flow; publish one and attach it.", status=409
+        # 480 Temporarily Unavailable: the number is ours, its flow is not published yet.
+        raise RouteRefused(
+            "no_published_flow",
+            "This number has no published flow; publish one and attach it.",
+            status=409,
+            sip_status=480,
         )
     if line.after_hours_version_id is not None and line.business_hours:
         schedule = _business_hours(line.business_hours)

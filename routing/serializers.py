@@ -15,6 +15,7 @@ from routing.models import (
 )
 from virtual_agents.models import VirtualAgent
 from voiso_byob.models import ContactCenter, Membership
+from voiso_byob.sip import REFER_TO_MAX_LENGTH
 
 
 class QueueSerializer(serializers.ModelSerializer):
@@ -101,7 +102,9 @@ class StrictCharField(serializers.CharField):
 class ReferRequestSerializer(serializers.Serializer):
     call_id = StrictCharField(max_length=256)
     refer_to = StrictCharField(
-        max_length=4096, trim_whitespace=False, help_text="The Refer-To value as received."
+        max_length=REFER_TO_MAX_LENGTH,
+        trim_whitespace=False,
+        help_text="The Refer-To value as received (the whole header value, display name included).",
     )
     referred_by = StrictCharField(max_length=1024, required=False, allow_blank=True)
     headers = serializers.DictField(
@@ -118,10 +121,19 @@ class ReferRequestSerializer(serializers.Serializer):
 
 class DestinationSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=["queue", "user", "virtual_agent", "external"])
-    extension = serializers.CharField(required=False)
-    number = serializers.CharField(required=False)
+    extension = serializers.CharField(
+        required=False,
+        help_text=(
+            "queue, user, virtual_agent: the extension of this contact center. external: the number's "
+            "`;ext=` (RFC 3966), digits the switch dials (DTMF) once the call is answered."
+        ),
+    )
+    number = serializers.CharField(required=False, help_text="external: the E.164 number to dial.")
     name = serializers.CharField(required=False)
     sip_uri = serializers.CharField(required=False)
+    subaddress = serializers.CharField(
+        required=False, help_text="external: the number's `;isub=` (ISDN subaddress, RFC 3966), to pass on."
+    )
 
 
 class ReplacesSerializer(serializers.Serializer):

@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from routing import hotpath
 from routing.refer import destination_for
-from routing.route import MENU_STATE_SECONDS, dialled_number, menu_state_key, route_call
+from routing.route import MENU_STATE_SECONDS, RouteRefused, dialled_number, menu_state_key, route_call
 from routing.serializers import (
     ReferRequestSerializer,
     ReferResponseSerializer,
@@ -33,7 +33,7 @@ from voiso_byob.cache import TELEPHONY_GENERATION_KEY
 from voiso_byob.errors import DomainError
 from voiso_byob.models import ApiKey
 from voiso_byob.plain_api import ApiError, Fields, bearer_token, json_object, json_response, plain_api_view
-from voiso_byob.sip import ReferTo, ReferToError, parse_refer_to
+from voiso_byob.sip import REFER_TO_MAX_LENGTH, ReferTo, ReferToError, parse_refer_to
 
 _DIGITS = re.compile(r"^[0-9*#]?$")
 
@@ -50,7 +50,10 @@ class RouteSchema(APIView):
             "(`play`, `gather`, `dial`, `voicemail`, `hangup`). A menu is answered by posting again with "
             "the same `call_id` and `digits`. Unknown number → 404 `unknown_number`; digits for a call not "
             "waiting at a menu → 409 `unknown_call`; a number without a published flow → 409 "
-            "`no_published_flow`. Needs an API key with scope `telephony`."
+            "`no_published_flow`. Every refusal carries `error.sip_status`, what the switch answers the "
+            "call's INVITE with: 404 `unknown_number`, 481 `unknown_call`, 480 `no_published_flow`, 400 a "
+            "validation error, 500 a key or request the endpoint does not take (401, 403, 405, 415). "
+            "Needs an API key with scope `telephony`."
         ),
         tags=["telephony"],
         operation_id="telephony_route",
@@ -68,10 +71,20 @@ class ReferSchema(APIView):
         summary="Is this REFER target valid, and where does it go?",
         description=(
             "Parses `refer_to` (RFC 3261/3515/3966, name-addr or addr-spec, `Replaces`) and resolves it in "
-            "the key's contact center. A refusal is a 4xx whose `error.sip_status` the switch answers the "
-            "REFER with: 400 malformed, 403 foreign domain or external transfers not allowed, 404 unknown "
-            "extension, 480 (HTTP 409) a disabled or disconnected virtual agent. Needs an API key with "
-            "scope `telephony`."
+            "the key's contact center. Every refusal is a 4xx whose `error.sip_status` the switch answers "
+            "the REFER with. 400 (SIP 400): what does not parse — `malformed_uri`, `unsupported_scheme`, "
+            "`multiple_values`, `credentials_in_uri`, `malformed_replaces`, `invalid_number` (a local "
+            "number without phone-context), `too_long` and request `validation_error` (empty or over "
+            f"{REFER_TO_MAX_LENGTH} characters). 403 (SIP 403): `foreign_domain`, `external_not_allowed`, "
+            "`header_not_allowed` (a URI header we will not honour, e.g. Route or Call-ID; harmless ones "
+            "such as Subject or Priority are ignored), `unsupported_method` (a `method` URI parameter "
+            "other than INVITE). 404 (SIP 404): `unknown_extension`, `unknown_number` (a local number "
+            "that is not an extension of this center), `invalid_number` (a well-formed number no "
+            "numbering plan assigns). HTTP 409: `invalid_number` with SIP 484 (digits missing), "
+            "`target_unavailable` with SIP 480 (a disabled or disconnected virtual agent). A key or "
+            "request the endpoint does not take (401, 403 `permission_denied`, 405, 415) has SIP 500. "
+            "An external number's `;ext=` and `;isub=` are carried as `destination.extension` and "
+            "`destination.subaddress`. Needs an API key with scope `telephony`."
         ),
         tags=["telephony"],
         operation_id="telephony_refer",
@@ -91,7 +104,7 @@ def _stale(inputs: hotpath.Inputs, generation: Any) -> bool:
 # --- route -------------------------------------------------------------------------------
 
 
-@plain_api_view(schema=RouteSchema)
+@plain_api_view(schema=RouteSchema, answers_sip=True)
 def telephony_route(request: HttpRequest) -> HttpResponse:
     raw_key = bearer_token(request)
     fields = Fields(json_object(request))
@@ -165,7 +178,9 @@ def _route(inputs: hotpath.Inputs, call: _Call) -> dict[str, Any] | None:
             stored_state=stored,
         )
     except DomainError as exc:
-        raise ApiError(exc.status_code, exc.code, exc.message) from None
+        # A RouteRefused names its SIP answer; any other refusal gets plain_api's default.
+        sip = {"sip_status": exc.sip_status} if isinstance(exc, RouteRefused) else {}
+        raise ApiError(exc.status_code, exc.code, exc.message, **sip) from None
     if inputs.from_memory and call.digits is None:
         # The one round trip this request makes: check the generation, store the menu state.
         generation, *_ = cache.get_then_write(
@@ -186,12 +201,12 @@ def _route(inputs: hotpath.Inputs, call: _Call) -> dict[str, Any] | None:
 # --- refer -------------------------------------------------------------------------------
 
 
-@plain_api_view(schema=ReferSchema)
+@plain_api_view(schema=ReferSchema, answers_sip=True)
 def telephony_refer(request: HttpRequest) -> HttpResponse:
     raw_key = bearer_token(request)
     fields = Fields(json_object(request))
     fields.text("call_id", max_length=256)
-    refer_to = fields.text("refer_to", max_length=4096, trim=False)
+    refer_to = fields.text("refer_to", max_length=REFER_TO_MAX_LENGTH, trim=False)
     fields.text("referred_by", max_length=1024, required=False, allow_blank=True)
     fields.string_map("headers", max_items=50, max_length=1024)
     target: ReferTo | None = None

@@ -54,27 +54,45 @@ def json_response(body: dict[str, Any], status: int = 200) -> HttpResponse:
     return HttpResponse(content.encode(), content_type="application/json", status=status)
 
 
-def plain_api_view(*, schema: type[APIView]) -> Callable[[Callable[..., HttpResponse]], PlainView]:
+def sip_status_for(http_status: int) -> int:
+    """The SIP answer to a request we refuse for a reason of its own HTTP question.
+
+    400 and 404 describe the SIP request the switch relays (a Refer-To that does not parse, a
+    number we do not have). Anything else (a key that is wrong, revoked or of another scope, a
+    method or a content type the endpoint does not take) is the switch's set-up failing, not the
+    caller's request: 500 Server Internal Error, which no UA reads as "fix your request".
+    """
+    return http_status if http_status in (400, 404) else 500
+
+
+def plain_api_view(
+    *, schema: type[APIView], answers_sip: bool = False
+) -> Callable[[Callable[..., HttpResponse]], PlainView]:
     """POST-only, CSRF-exempt (API keys, no cookies), ApiError → its JSON answer.
 
     `schema` is a DRF view that carries the endpoint's drf-spectacular description; the
     schema generator reads `view.cls`, so the endpoint is documented without being served by DRF.
+    With `answers_sip`, every refusal carries `error.sip_status`, what the switch answers the SIP
+    request with: the view's own where it set one, else `sip_status_for` the HTTP status.
     """
 
     def decorate(view: Callable[..., HttpResponse]) -> PlainView:
         @csrf_exempt
         @wraps(view)
         def wrapper(request: HttpRequest) -> HttpResponse:
-            if request.method != "POST":
-                response = ApiError(
-                    405, "method_not_allowed", f'Method "{request.method}" not allowed.'
-                ).response()
-                response["Allow"] = "POST, OPTIONS"
-                return response
+            allow = None
             try:
+                if request.method != "POST":
+                    allow = "POST, OPTIONS"
+                    raise ApiError(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
                 return view(request)
             except ApiError as exc:
-                return exc.response()
+                if answers_sip:
+                    exc.extra.setdefault("sip_status", sip_status_for(exc.status))
+                response = exc.response()
+                if allow is not None:
+                    response["Allow"] = allow
+                return response
 
         wrapper.cls = schema  # type: ignore[attr-defined]
         wrapper.initkwargs = {}  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ from tests.conftest import bearer, error_code
 from tests.factories import make_api_key, make_member, make_queue
 from virtual_agents import services as va_services
 from voiso_byob.models import ApiKeyScope, ExternalTransferPolicy
+from voiso_byob.sip import REFER_TO_MAX_LENGTH, ReferToError
 
 URL = "/api/v1/telephony/refer"
 
@@ -73,14 +74,78 @@ MORE_CASES = [
     ("<sip:4323@acme.voiso.com>, <sip:1001@acme.voiso.com>", 400, 400, "multiple_values"),
     ("<sip:4323@acme.voiso.com>\r\nX-Evil: 1", 400, 400, "malformed_uri"),
     ("<sip:user:secret@acme.voiso.com>", 400, 400, "credentials_in_uri"),
-    ("<sip:4323@acme.voiso.com?Route=%3Csip:evil%3E>", 400, 400, "header_not_allowed"),
+    ("<sip:4323@acme.voiso.com?Route=%3Csip:evil%3E>", 403, 403, "header_not_allowed"),
     ("2001", 400, 400, "malformed_uri"),
-    ("", 400, 400, None),  # an empty refer_to is a validation error of the request
-    ("<sip:" + "1" * 2000 + "@acme.voiso.com>", 400, 400, "too_long"),
+    # Validation errors of the request still tell the switch what to answer (issue #12 item 4).
+    ("", 400, 400, None),
+    ("   ", 400, 400, "malformed_uri"),
+    ("<sip:" + "1" * 2000 + "@acme.voiso.com>", 404, 404, "unknown_extension"),  # within the bound
+    ("<sip:" + "1" * 3000 + "@acme.voiso.com>", 400, 400, None),
+    ("<sip:4323@acme.voiso.com>" + " " * REFER_TO_MAX_LENGTH, 400, 400, None),
+    ("x" * 5000, 400, 400, None),
+]
+
+# Issue #12, items 1-3, 5 and 6: well-formed values answered on their merits.
+ISSUE_12_CASES = [
+    # 1. phone-context is not a prefix; a local number reaches only an extension of our own plan.
+    ("<tel:555-0123;phone-context=+1-201>", 404, 404, "unknown_number"),
+    ("<sip:555-0123;phone-context=+1-201@acme.voiso.com;user=phone>", 404, 404, "unknown_number"),
+    ("<tel:4323;phone-context=+1-201>", 404, 404, "unknown_number"),
+    ("<tel:4323;phone-context=globex.voiso.com>", 404, 404, "unknown_number"),
+    ("<tel:4323;phone-context=acme.voiso.com>", 200, 202, {"type": "queue", "extension": "4323"}),
+    ("<sip:1001;phone-context=acme.voiso.com@acme.voiso.com;user=phone>", 200, 202, {"type": "user"}),
+    ("<sip:4323;phone-context=acme.voiso.com@globex.voiso.com;user=phone>", 403, 403, "foreign_domain"),
+    ("<tel:5555;phone-context=acme.voiso.com>", 404, 404, "unknown_extension"),
+    # 2. ext and isub are carried beside the number, never dropped.
+    (
+        "<tel:+1-201-555-0123;ext=1234>",
+        200,
+        202,
+        {"type": "external", "number": "+12015550123", "extension": "1234"},
+    ),
+    (
+        "<tel:+1-201-555-0123;isub=1234>",
+        200,
+        202,
+        {"type": "external", "number": "+12015550123", "subaddress": "1234"},
+    ),
+    (
+        "<sip:+1-201-555-0123;ext=1234@acme.voiso.com;user=phone>",
+        200,
+        202,
+        {"type": "external", "number": "+12015550123", "extension": "1234"},
+    ),
+    ("<tel:4323;ext=12;phone-context=acme.voiso.com>", 404, 404, "unknown_extension"),
+    # 3. A REFER starts a call: any method but INVITE is refused.
+    ("<sip:4323@acme.voiso.com;method=SUBSCRIBE>", 403, 403, "unsupported_method"),
+    ("<sip:4323@acme.voiso.com;method=BYE>", 403, 403, "unsupported_method"),
+    ("<sip:4323@acme.voiso.com;method=REGISTER>", 403, 403, "unsupported_method"),
+    ("<sip:4323@acme.voiso.com;method=invite>", 403, 403, "unsupported_method"),  # case-sensitive
+    ("<sip:4323@acme.voiso.com;method=INVITE>", 200, 202, {"type": "queue", "extension": "4323"}),
+    ("sip:4323@acme.voiso.com;method=BYE", 200, 202, {"type": "queue"}),  # a header param
+    # 5. Policy refusals are not syntax errors.
+    (
+        "<sip:4323@acme.voiso.com?subject=project%20x&priority=urgent>",
+        200,
+        202,
+        {"type": "queue", "extension": "4323"},
+    ),
+    ("<sip:4323@acme.voiso.com?Call-ID=abc>", 403, 403, "header_not_allowed"),
+    ("<tel:+2065551212>", 404, 404, "invalid_number"),
+    ("<tel:+1212555019>", 409, 484, "invalid_number"),
+    ("<tel:+1-212-555-0199-9999>", 404, 404, "invalid_number"),
+    # 6. RFC 4475 well-formed values.
+    ("<sip:4323%00@acme.voiso.com>", 404, 404, "unknown_extension"),
+    ("<sip:4323%FF@acme.voiso.com>", 404, 404, "unknown_extension"),
+    ("<sip:%00@acme.voiso.com>", 404, 404, "unknown_extension"),
+    ('"Sales\\\x01\\\x1f" <sip:4323@acme.voiso.com>', 200, 202, {"type": "queue", "extension": "4323"}),
+    ('"' + "S" * 1500 + '" <sip:4323@acme.voiso.com>', 200, 202, {"type": "queue", "extension": "4323"}),
 ]
 
 
-@pytest.mark.parametrize(("refer_to", "http", "sip_status", "expected"), PUBLIC_EXAMPLES + MORE_CASES)
+@pytest.mark.parametrize(
+    ("refer_to", "http", "sip_status", "expected"), PUBLIC_EXAMPLES + MORE_CASES + ISSUE_12_CASES
+)
 def test_refer_answers(telephony: Client, refer_to: str, http: int, sip_status: int, expected: Any) -> None:
     response = refer(telephony, refer_to)
     assert response.status_code == http, response.content
@@ -89,11 +154,46 @@ def test_refer_answers(telephony: Client, refer_to: str, http: int, sip_status: 
         assert body["sip_status"] == sip_status
         for key, value in expected.items():
             assert body["destination"][key] == value
-    elif expected is None:
-        assert error_code(response) in {"validation_error", "blank"} or body["error"]["fields"]["refer_to"]
+        return
+    assert body["error"]["sip_status"] == sip_status
+    if expected is None:
+        assert error_code(response) == "validation_error" and body["error"]["fields"]["refer_to"]
     else:
         assert error_code(response) == expected
-        assert body["error"]["sip_status"] == sip_status
+
+
+@pytest.mark.parametrize(("refer_to", "http", "sip_status", "expected"), PUBLIC_EXAMPLES + ISSUE_12_CASES)
+def test_the_orm_resolver_and_ingestion_agree_with_the_api(
+    acme, telephony: Client, refer_to: str, http: int, sip_status: int, expected: Any
+) -> None:
+    """routing.refer.resolve_refer (ORM) and reporting.ingest.resolve_targets (the events' own
+    query) answer as the endpoint's one-query path does."""
+    from reporting.ingest import resolve_targets
+    from routing.refer import resolve_refer
+
+    answer = refer(telephony, refer_to).json()
+    try:
+        _, destination = resolve_refer(acme, refer_to)
+    except ReferToError as exc:
+        assert (exc.code, exc.sip_status) == (answer["error"]["code"], answer["error"]["sip_status"])
+    else:
+        assert answer["destination"] == destination.as_dict()
+    target = resolve_targets(acme, [refer_to])[refer_to]
+    assert target.error == answer.get("error", {}).get("code", "")
+    assert target.type == answer.get("destination", {}).get("type", "")
+
+
+def test_an_external_destination_carries_ext_and_isub(telephony: Client) -> None:
+    body = refer(telephony, "<tel:+1-201-555-0123;ext=12-34;isub=a1>").json()
+    assert body == {
+        "sip_status": 202,
+        "destination": {
+            "type": "external",
+            "number": "+12015550123",
+            "extension": "1234",
+            "subaddress": "a1",
+        },
+    }
 
 
 def test_destinations_carry_names_and_uris(telephony: Client) -> None:
@@ -190,6 +290,7 @@ def test_sessions_and_anonymous_are_refused(admin, telephony: Client) -> None:
 def test_bad_requests_are_400_with_fields(telephony: Client, payload: dict[str, Any]) -> None:
     response = telephony.post(URL, payload, content_type="application/json")
     assert response.status_code == 400 and response.json()["error"]["fields"]
+    assert response.json()["error"]["sip_status"] == 400
 
 
 def test_malformed_json_is_400(telephony: Client) -> None:
@@ -202,6 +303,8 @@ def test_malformed_json_is_400(telephony: Client) -> None:
 def test_never_a_500(telephony: Client, value: str) -> None:
     response = refer(telephony, value)
     assert response.status_code in (200, 400, 403, 404, 409)
+    if response.status_code != 200:
+        assert response.json()["error"]["sip_status"] in (400, 403, 404, 480, 484)
 
 
 def test_one_sql_query_per_refer_after_warm_up(telephony: Client, django_assert_max_num_queries) -> None:
@@ -241,6 +344,49 @@ def test_other_methods_get_405_in_the_error_shape(telephony: Client, url: str) -
     response = telephony.get(url)
     assert response.status_code == 405 and error_code(response) == "method_not_allowed"
     assert "POST" in response["Allow"]
+
+
+@pytest.mark.parametrize("url", [URL, "/api/v1/telephony/route"])
+@pytest.mark.parametrize(
+    ("send", "http", "sip_status"),
+    [
+        (lambda c, url: c.get(url), 405, 500),
+        (lambda c, url: c.post(url, {"call_id": "c"}), 415, 500),
+        (lambda c, url: c.post(url, "{not json", content_type="application/json"), 400, 400),
+        (lambda c, url: c.post(url, "[]", content_type="application/json"), 400, 400),
+        (lambda c, url: c.post(url, "{}", content_type="application/json"), 400, 400),
+        (lambda c, url: Client().post(url, "{}", content_type="application/json"), 401, 500),
+        (
+            lambda c, url: Client().post(
+                url, "{}", content_type="application/json", HTTP_AUTHORIZATION="Bearer vbk_nope"
+            ),
+            401,
+            500,
+        ),
+    ],
+)
+def test_every_refusal_carries_a_sip_status(
+    telephony: Client, url: str, send: Any, http: int, sip_status: int
+) -> None:
+    """Issue #12 item 4: the switch always knows what to answer. A refusal of the switch's own
+    request (its key, method or content type) is its set-up failing: 500, never "fix your REFER"."""
+    response = send(telephony, url)
+    assert response.status_code == http
+    assert response.json()["error"]["sip_status"] == sip_status
+
+
+def test_a_key_of_another_scope_is_a_500_for_the_switch(api_keys, telephony: Client) -> None:
+    response = Client(**bearer(api_keys["read"])).post(
+        URL, {"call_id": "c", "refer_to": "sip:1001@acme.voiso.com"}, content_type="application/json"
+    )
+    assert response.status_code == 403 and error_code(response) == "permission_denied"
+    assert response.json()["error"]["sip_status"] == 500
+
+
+def test_the_events_endpoint_answers_no_sip_request(telephony: Client) -> None:
+    # It shares the plain views' plumbing, but nobody answers a SIP request with its refusals.
+    response = telephony.get("/api/v1/telephony/events")
+    assert response.status_code == 405 and "sip_status" not in response.json()["error"]
 
 
 @pytest.mark.parametrize("url", [URL, "/api/v1/telephony/route"])

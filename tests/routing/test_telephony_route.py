@@ -91,6 +91,7 @@ def test_menu_then_digits_reach_the_queue(flow: Flow, switch: Client) -> None:
     # The call left the menu: more digits are a clear error, not a replay.
     again = post(switch, digits="1")
     assert again.status_code == 409 and error_code(again) == "unknown_call"
+    assert again.json()["error"]["sip_status"] == 481
 
 
 def test_invalid_digits_replay_then_give_up(flow: Flow, switch: Client) -> None:
@@ -99,13 +100,21 @@ def test_invalid_digits_replay_then_give_up(flow: Flow, switch: Client) -> None:
     assert verbs(post(switch, digits="9")) == ["hangup"]
 
 
+def sip_status(response: Any) -> int:
+    return response.json()["error"]["sip_status"]
+
+
 def test_unknown_numbers_and_calls(flow: Flow, switch: Client) -> None:
+    # Each refusal tells the switch what to answer the call's INVITE with (issue #12 item 4).
     response = post(switch, to="+442079460099")
     assert response.status_code == 404 and error_code(response) == "unknown_number"
+    assert sip_status(response) == 404
     response = post(switch, call_id="never-started", digits="1")
     assert response.status_code == 409 and error_code(response) == "unknown_call"
+    assert sip_status(response) == 481  # Call/Transaction Does Not Exist
     response = post(switch, to="not a number")
     assert response.status_code == 404 and error_code(response) == "unknown_number"
+    assert sip_status(response) == 404
 
 
 def test_another_centers_number_is_unknown(flow: Flow, globex) -> None:
@@ -120,24 +129,28 @@ def test_another_centers_number_is_unknown(flow: Flow, globex) -> None:
 def test_bad_requests(flow: Flow, switch: Client, body: dict[str, Any]) -> None:
     response = switch.post(URL, body, content_type="application/json")
     assert response.status_code == 400 and response.json()["error"]["fields"]
+    assert sip_status(response) == 400
 
 
 def test_digits_must_be_one_key(flow: Flow, switch: Client) -> None:
     post(switch)
     response = post(switch, digits="12")
-    assert response.status_code == 400
+    assert response.status_code == 400 and sip_status(response) == 400
 
 
 def test_only_telephony_keys(flow: Flow, api_keys) -> None:
     for scope in ("read", "admin"):
-        assert post(Client(**bearer(api_keys[scope]))).status_code == 403
-    assert post(Client()).status_code == 401
+        response = post(Client(**bearer(api_keys[scope])))
+        assert response.status_code == 403 and sip_status(response) == 500  # the switch's set-up
+    response = post(Client())
+    assert response.status_code == 401 and sip_status(response) == 500
 
 
 def test_a_number_without_a_published_flow(acme, switch: Client) -> None:
     create_phone_number(center=acme, by="t", number=NUMBER)
     response = post(switch)
     assert response.status_code == 409 and error_code(response) == "no_published_flow"
+    assert sip_status(response) == 480  # Temporarily Unavailable
 
 
 def test_one_sql_query_per_call_after_warm_up(
