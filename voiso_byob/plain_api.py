@@ -55,7 +55,7 @@ def json_response(body: dict[str, Any], status: int = 200) -> HttpResponse:
 
 
 def sip_status_for(http_status: int) -> int:
-    """The SIP answer to a request we refuse for a reason of its own HTTP question.
+    """What the switch answers the SIP request with when a telephony refusal names no SIP status.
 
     400 and 404 describe the SIP request the switch relays (a Refer-To that does not parse, a
     number we do not have). Anything else (a key that is wrong, revoked or of another scope, a

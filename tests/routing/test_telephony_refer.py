@@ -181,6 +181,8 @@ def test_the_orm_resolver_and_ingestion_agree_with_the_api(
     target = resolve_targets(acme, [refer_to])[refer_to]
     assert target.error == answer.get("error", {}).get("code", "")
     assert target.type == answer.get("destination", {}).get("type", "")
+    # An external number's ;ext= is kept with the handoff, as the switch is told to dial it.
+    assert target.extension == answer.get("destination", {}).get("extension", "")
 
 
 def test_an_external_destination_carries_ext_and_isub(telephony: Client) -> None:

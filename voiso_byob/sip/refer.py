@@ -5,14 +5,16 @@ A REFER moves a live call, so the parser is strict: anything ambiguous is refuse
 
 Decisions a sloppy or hostile sender runs into:
 - The whole value is bounded (`MAX_LENGTH`), no part of it separately: a 1.5 kB display name is
-  well formed (RFC 4475 §3.1.1.7; RFC 3261 §18.1.1 handles messages up to 65,535 bytes).
+  well formed (RFC 4475 §3.1.1, "Long Values in Header Fields"; RFC 3261 §18.1.1 handles
+  messages up to 65,535 bytes).
 - A value without a scheme (Bland's bare `2001`) is `malformed_uri`: a Refer-To header carries a
   URI, and completing it with a host would choose a target on the sender's behalf.
 - The URI grammar is ASCII. Raw non-ASCII outside a quoted display name is `malformed_uri`
   (`sip:٤٣٢٣@…`); %-escaped UTF-8 decodes and is kept as-is in `user`. Either way Unicode digits
   never become an `extension`, which is ASCII `0-9` only.
-- Any escaped octet is a well-formed user (RFC 4475 "escnull"): `sip:4323%00@…` has the user
-  "4323\\x00", which is not extension 4323 and is answered as an unknown user, never shortened.
+- Any escaped octet is a well-formed user (RFC 4475 §3.1.1, "Escaped Nulls in URIs"): the user
+  of `sip:4323%00@…` is "4323\\x00", not extension 4323; it is answered as an unknown user, never
+  shortened.
   A quoted-pair may escape a control character in a display name (not CR or LF); a raw control
   character anywhere is refused.
 - Without `<>`, `;params` after the URI are header parameters (RFC 3261 §20) and `?headers` are

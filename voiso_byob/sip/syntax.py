@@ -67,8 +67,8 @@ def put_unique(target: dict[str, str], name: str, value: str, code: str = "malfo
 def unescape_octets(text: str) -> str:
     """Decode %HH once, keeping every octet: one that is not UTF-8 text becomes a lone surrogate
     (surrogateescape), so `escape` restores it exactly. For the user part (RFC 4475 §3.1.1,
-    "escnull": `%00` is a well-formed user). The result may hold control characters: never log or store it
-    as text, write it back with `escape`."""
+    "Escaped Nulls in URIs": `%00` is a well-formed user). The result may hold control
+    characters: never log or store it as text, write it back with `escape`."""
     return unquote_to_bytes(text).decode("utf-8", "surrogateescape") if "%" in text else text
 
 
