@@ -53,9 +53,10 @@ class EventSerializer(serializers.Serializer):
             "bot.connected {virtual_agent (id or extension), provider_call_id?} · handoff.requested "
             "{virtual_agent, refer_to, referred_by?, headers? (name → text)} · "
             "handoff.accepted {sip_status} · "
-            "handoff.completed {answered_by?} · handoff.failed {reason, sip_status?} · agent.connected "
-            "{extension} · call.ended {end_reason, hangup_by?: caller|bot|agent|system} · recording.ready "
-            "{url}. Other keys are kept as received."
+            "handoff.completed {answered_by?} · handoff.failed {reason, sip_status?} · queue.entered "
+            "{queue (a queue's id — the X-Voiso-Target-Id of a route answer's dial — or its extension)} · "
+            "agent.connected {extension} · call.ended {end_reason, hangup_by?: caller|bot|agent|system} · "
+            "recording.ready {url}. Other keys are kept as received."
         ),
     )
 

@@ -21,16 +21,17 @@ Rules, in that order:
   A handoff's state follows its events in order, except that `accepted` never undoes
   `completed` or `failed`.
 - The record's virtual agent is the first bot that connected (else the bot of the first REFER);
-  its queue is the target of the last handoff that resolved to a queue; `answered_by` is the
-  membership owning the extension of the first `agent.connected`.
+  its queue is the queue the call entered last: a `queue.entered` (the switch dialled a queue
+  the flow routed to) or a handoff that resolved to a queue, whichever came later in the order
+  above; `answered_by` is the membership owning the extension of the first `agent.connected`.
 
 Durations, in seconds (None when a bounding event is missing):
 - total_seconds      = ended_at - started_at.
 - bot_seconds        = (completed_at of the first completed handoff, else ended_at) - bot_connected_at:
                        the time the caller spent with the bot.
-- queue_wait_seconds = for a call handed to a queue: from that handoff's completion (the caller
-                       entered the queue) to the first agent.connected at or after it, else to
-                       ended_at (the caller gave up waiting).
+- queue_wait_seconds = for a call that entered a queue: from the last time it did (a
+                       queue.entered, or the completion of a handoff to a queue) to the first
+                       agent.connected at or after it, else to ended_at (the caller gave up waiting).
 - human_seconds      = ended_at - agent_connected_at.
 
 Bot outcome (design.md "Metrics"), for calls that reached a bot (bot.connected or a REFER):
@@ -50,7 +51,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from reporting.events import AgentInfo
+from reporting.events import AgentInfo, QueueInfo
 
 TYPE_RANK = {
     "call.started": 0,
@@ -59,9 +60,10 @@ TYPE_RANK = {
     "handoff.accepted": 3,
     "handoff.failed": 4,
     "handoff.completed": 5,
-    "agent.connected": 6,
-    "call.ended": 7,
-    "recording.ready": 8,
+    "queue.entered": 6,  # a queue is entered after a handoff to it completes, before an agent answers
+    "agent.connected": 7,
+    "call.ended": 8,
+    "recording.ready": 9,
 }
 
 
@@ -102,6 +104,7 @@ def refs_for(
     target: Target | None = None,
     membership_id: str | None = None,
     number: Number | None = None,
+    queue: QueueInfo | None = None,
 ) -> dict[str, Any]:
     """An event's `refs` (JSON): what its names resolved to in the contact center when stored.
 
@@ -109,6 +112,7 @@ def refs_for(
     {"target": {"type", "ref", "extension", "name", "error"}}   handoff.requested
     {"membership_id": "<uuid>"}   agent.connected, when the extension is an agent's
     {"phone_number_id": "<uuid>", "flow_id": "<uuid>" | null}   inbound call.started to our number
+    {"queue": {"id", "name", "extension"}}   queue.entered
     """
     refs: dict[str, Any] = {}
     if agent is not None:
@@ -125,6 +129,8 @@ def refs_for(
         refs["membership_id"] = membership_id
     if number is not None:
         refs["phone_number_id"], refs["flow_id"] = number.phone_number_id, number.flow_id
+    if queue is not None:
+        refs["queue"] = {"id": queue.id, "name": queue.name, "extension": queue.extension}
     return refs
 
 
@@ -234,6 +240,8 @@ def assemble(events: Iterable[StoredEvent], fold: FoldSettings | None = None) ->
     agents: dict[str, AgentInfo] = {}
     first_handoff_agent: str | None = None
     active: str | None = None
+    last_queue: str | None = None  # the queue the call entered last (queue.entered or a handoff)
+    entered_queue_at: datetime | None = None  # when it last entered one (see _durations)
 
     for event in ordered:
         data = event.data
@@ -281,6 +289,8 @@ def assemble(events: Iterable[StoredEvent], fold: FoldSettings | None = None) ->
             )
             handoffs.append(handoff)
             handoff_of_event[event.event_id] = handoff.sequence
+            if target.type == "queue":
+                last_queue = target.ref
             if record.handoff_requested_at is None:
                 record.handoff_requested_at = event.occurred_at
                 first_handoff_agent = handoff.virtual_agent_id
@@ -298,6 +308,8 @@ def assemble(events: Iterable[StoredEvent], fold: FoldSettings | None = None) ->
                 handoff.completed_at = handoff.completed_at or event.occurred_at
                 handoff.answered_by = data.get("answered_by") or handoff.answered_by
                 handoff.state = "completed"
+                if handoff.target_type == "queue":
+                    entered_queue_at = handoff.completed_at  # the caller is in the queue now
                 if not (handoff.target_type == "virtual_agent" and handoff.target_ref == active):
                     active = None  # the call left the bot
             else:
@@ -306,6 +318,11 @@ def assemble(events: Iterable[StoredEvent], fold: FoldSettings | None = None) ->
                 if data.get("sip_status") is not None:
                     handoff.sip_status = data["sip_status"]
                 handoff.state = "failed"
+        elif kind == "queue.entered":
+            queue = event.refs.get("queue")
+            if queue:
+                last_queue = queue["id"]
+            entered_queue_at = event.occurred_at
         elif kind == "agent.connected":
             if record.agent_connected_at is None:
                 record.agent_connected_at = event.occurred_at
@@ -326,25 +343,23 @@ def assemble(events: Iterable[StoredEvent], fold: FoldSettings | None = None) ->
     # An ended call is on no bot, even when a skewed clock dates a bot.connected after the end.
     record.active_virtual_agent_id = active if record.ended_at is None else None
     record.handoff_count = len(handoffs)
-    for handoff in reversed(handoffs):
-        if handoff.target_type == "queue":
-            record.queue_id = handoff.target_ref
-            break
-    _durations(record, handoffs, ordered)
+    record.queue_id = last_queue
+    _durations(record, handoffs, ordered, entered_queue_at)
     record.bot_outcome = _bot_outcome(record, (fold or FoldSettings()).bot_abandon_seconds)
     return Assembly(record, handoffs, handoff_of_event, agents)
 
 
-def _durations(record: RecordFields, handoffs: list[HandoffFields], ordered: list[StoredEvent]) -> None:
+def _durations(
+    record: RecordFields,
+    handoffs: list[HandoffFields],
+    ordered: list[StoredEvent],
+    entered: datetime | None,
+) -> None:
     record.total_seconds = _seconds(record.started_at, record.ended_at)
     left_bot = next((h.completed_at for h in handoffs if h.completed_at is not None), None)
     record.bot_seconds = _seconds(record.bot_connected_at, left_bot or record.ended_at)
     record.human_seconds = _seconds(record.agent_connected_at, record.ended_at)
-    queued = next(
-        (h for h in reversed(handoffs) if h.target_type == "queue" and h.completed_at is not None), None
-    )
-    if queued is not None and queued.completed_at is not None:
-        entered = queued.completed_at
+    if entered is not None:
         answered = next(
             (e.occurred_at for e in ordered if e.type == "agent.connected" and e.occurred_at >= entered), None
         )

@@ -28,6 +28,7 @@ from django.core.validators import URLValidator
 from django.db.models import Q
 
 from reporting.models import CALL_ID_MAX, EVENT_ID_MAX, EventType
+from routing.models import Queue
 from virtual_agents.models import VirtualAgent
 from voiso_byob import jsontext
 from voiso_byob.models import ContactCenter
@@ -93,6 +94,15 @@ class EventIn:
 @dataclass(frozen=True, slots=True)
 class AgentInfo:
     """A virtual agent as events name it (by id or by extension)."""
+
+    id: str
+    name: str
+    extension: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """A queue as a queue.entered event names it (by id or by extension)."""
 
     id: str
     name: str
@@ -299,6 +309,13 @@ def _handoff_requested(data: Mapping[str, Any], errors: _Errors) -> None:
                 )
 
 
+def _queue_entered(data: Mapping[str, Any], errors: _Errors) -> None:
+    # The X-Voiso-Target-Id of the route answer's dial (the queue's id), or the queue's extension.
+    value = _text(data, "queue", errors, max_length=64, label="data.queue")
+    if value is not None and agent_ref_key(value) is None:
+        errors.add("data.queue", "Must be a queue's id (UUID) or its extension.")
+
+
 def _handoff_accepted(data: Mapping[str, Any], errors: _Errors) -> None:
     _sip_status(data, errors, required=True)
 
@@ -340,6 +357,7 @@ DATA_RULES: dict[str, Callable[[Mapping[str, Any], _Errors], None]] = {
     EventType.HANDOFF_ACCEPTED: _handoff_accepted,
     EventType.HANDOFF_COMPLETED: _handoff_completed,
     EventType.HANDOFF_FAILED: _handoff_failed,
+    EventType.QUEUE_ENTERED: _queue_entered,
     EventType.AGENT_CONNECTED: _agent_connected,
     EventType.CALL_ENDED: _call_ended,
     EventType.RECORDING_READY: _recording_ready,
@@ -369,7 +387,8 @@ def parse_occurred_at(value: Any) -> datetime | None:
 
 
 def agent_ref_key(ref: str) -> str | None:
-    """How an event names a virtual agent, canonical: 'id:<uuid>' or 'ext:<digits>'; None if neither."""
+    """How an event names a virtual agent (or a queue), canonical: 'id:<uuid>' or 'ext:<digits>';
+    None if neither."""
     if _DIGITS.match(ref):
         return f"ext:{ref}"
     try:
@@ -466,12 +485,38 @@ def find_virtual_agents(center: ContactCenter, refs: Iterable[str]) -> dict[str,
     return known
 
 
-def _find_virtual_agents(center: ContactCenter, keys: set[str]) -> dict[str, AgentInfo]:
+def _split_keys(keys: set[str]) -> tuple[set[str], set[str]]:
+    """Canonical keys (agent_ref_key) → (ids, extensions)."""
     ids: set[str] = set()
     digits: set[str] = set()
     for key in keys:
         kind, value = key.split(":", 1)
         (ids if kind == "id" else digits).add(value)
+    return ids, digits
+
+
+def find_queues(center: ContactCenter, refs: Iterable[str]) -> dict[str, QueueInfo]:
+    """Queues of `center` named by these refs (ids or extensions) → by canonical key."""
+    keys = {key for ref in refs if (key := agent_ref_key(ref)) is not None}
+    known, missing = recent_lookups.get("queue", center, keys)
+    if missing:
+        ids, digits = _split_keys(missing)
+        rows = (
+            Queue.objects.for_center(center)
+            .filter(Q(id__in=ids) | Q(extension__digits__in=digits))
+            .values_list("id", "name", "extension__digits")
+        )
+        looked_up: dict[str, QueueInfo] = {}
+        for pk, name, extension in rows:
+            info = QueueInfo(str(pk), name, extension)
+            looked_up[f"id:{pk}"] = looked_up[f"ext:{extension}"] = info
+        recent_lookups.put("queue", center, looked_up)
+        known.update(looked_up)
+    return known
+
+
+def _find_virtual_agents(center: ContactCenter, keys: set[str]) -> dict[str, AgentInfo]:
+    ids, digits = _split_keys(keys)
     found: dict[str, AgentInfo] = {}
     rows = (
         VirtualAgent.objects.for_center(center)
@@ -507,6 +552,13 @@ def validate_events(center: ContactCenter, body: Any) -> tuple[list[EventIn], di
         if ref is not None and agent_ref_key(ref) not in agents:
             message = "No such virtual agent in this contact center."
             errors.append({"index": index, "fields": {"data.virtual_agent": [message]}})
+    queue_refs = {e.data["queue"] for _, e in checked if e.type == EventType.QUEUE_ENTERED}
+    queues = find_queues(center, queue_refs) if queue_refs else {}
+    for index, event in checked:
+        if event.type == EventType.QUEUE_ENTERED and agent_ref_key(event.data["queue"]) not in queues:
+            errors.append(
+                {"index": index, "fields": {"data.queue": ["No such queue in this contact center."]}}
+            )
     if errors:
         errors.sort(key=lambda error: error["index"])
         first = errors[0]

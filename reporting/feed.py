@@ -8,7 +8,10 @@ messages in cursor order. Each message is JSON-safe (times are ISO 8601 strings 
       "cursor": 1234,                      # the CallEvent pk: increasing, for catch-up without duplicates
       "event": {"id", "type", "call_id", "occurred_at", "data"},     # as the SIP layer sent it
       "call": {"call_id", "direction", "from", "to", "status", "bot_outcome",
-               "started_at", "ended_at", "handoff_count"},           # the record after this batch
+               "started_at", "ended_at", "handoff_count",
+               "active_virtual_agent",     # the id of the bot the call is on now, or null
+               "event_count"},             # events folded: the larger, the later the snapshot
+                                           # (the record after this batch)
       "virtual_agent": {"id", "name", "extension"} | null,
       "handoff": {"sequence", "state", "refer_to",
                   "target": {"type", "ref", "extension", "name", "error"},
@@ -61,6 +64,10 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _text_or_none(value: Any) -> str | None:
+    return str(value) if value is not None else None
+
+
 def call_summary(call_id: str, record: RecordFields) -> dict[str, Any]:
     return {
         "call_id": call_id,
@@ -72,6 +79,9 @@ def call_summary(call_id: str, record: RecordFields) -> dict[str, Any]:
         "started_at": _iso(record.started_at),
         "ended_at": _iso(record.ended_at),
         "handoff_count": record.handoff_count,
+        # A CallRecord's is a UUID: text, as the channel layer's msgpack carries no UUID.
+        "active_virtual_agent": _text_or_none(record.active_virtual_agent_id),
+        "event_count": record.event_count,
     }
 
 

@@ -46,7 +46,14 @@ from django.utils import timezone
 
 from reporting import ingest_sql, live
 from reporting.assemble import Assembly, FoldSettings, Number, StoredEvent, Target, assemble, refs_for
-from reporting.events import AgentInfo, EventIn, agent_ref_key, find_virtual_agents, recent_lookups
+from reporting.events import (
+    AgentInfo,
+    EventIn,
+    agent_ref_key,
+    find_queues,
+    find_virtual_agents,
+    recent_lookups,
+)
 from reporting.feed import feed_messages
 from reporting.models import Handoff
 from reporting.provider_reports import RecordRef, attach_pending_reports_on_commit
@@ -362,11 +369,14 @@ def resolve_refs(
     extensions: set[str] = set()
     dialled: set[str] = set()
     agent_refs: set[str] = set()
+    queue_refs: set[str] = set()
     for e in events:
         if "virtual_agent" in e.data:
             agent_refs.add(e.data["virtual_agent"])
         if e.type == "handoff.requested":
             refer_tos.add(e.data["refer_to"])
+        elif e.type == "queue.entered":
+            queue_refs.add(e.data["queue"])
         elif e.type == "agent.connected":
             extensions.add(e.data["extension"])
         elif e.type == "call.started" and e.data.get("direction") == "inbound":
@@ -378,12 +388,13 @@ def resolve_refs(
     targets = _remembered("target", center, refer_tos, resolve_targets)
     members = _remembered("member", center, extensions, _members)
     numbers = _remembered("number", center, dialled, _numbers)
+    queues = find_queues(center, queue_refs) if queue_refs else {}  # validation just looked them up
     refs: dict[str, dict[str, Any]] = {}
     # Events that resolve alike share one refs object (read-only from here on: the fold reads it,
     # storage encodes it once per request).
     # Keyed by the identity of the looked-up objects (each name resolves to one object per request):
     # hashing the dataclasses themselves measured slower than the refs they save.
-    shared: dict[tuple[int, int, int, int], dict[str, Any]] = {}
+    shared: dict[tuple[int, int, int, int, int], dict[str, Any]] = {}
     agent_of_ref: dict[str, AgentInfo | None] = {}
     for e in events:
         data = e.data
@@ -397,11 +408,12 @@ def resolve_refs(
         target = targets.get(data["refer_to"]) if kind == "handoff.requested" else None
         membership_id = members.get(data["extension"]) if kind == "agent.connected" else None
         number = numbers.get(data["to"]) if kind == "call.started" else None
-        key = (id(agent), id(target), id(membership_id), id(number))
+        queue = queues.get(agent_ref_key(data["queue"]) or "") if kind == "queue.entered" else None
+        key = (id(agent), id(target), id(membership_id), id(number), id(queue))
         event_refs = shared.get(key)
         if event_refs is None:
             event_refs = shared[key] = refs_for(
-                agent=agent, target=target, membership_id=membership_id, number=number
+                agent=agent, target=target, membership_id=membership_id, number=number, queue=queue
             )
         refs[e.event_id] = event_refs
     return refs

@@ -70,14 +70,18 @@ def live_state(center: ContactCenter, *, agent: VirtualAgent | None, now: dateti
     summaries = (
         ProviderCallReport.objects.for_center(center).exclude(summary="").order_by("received_at", "id")
     )
-    # `virtual_agent IN (...)`: the (contact_center, virtual_agent, status) index serves both reads.
+    # The calls each bot is on now: a call handed off stays in progress with a person after the
+    # bot left it at the final NOTIFY (the fold clears `active_virtual_agent` then).
     in_progress = list(
         records.filter(
-            virtual_agent__in=agent_ids, status=CallStatus.IN_PROGRESS, last_event_at__gte=now - STALE_AFTER
+            active_virtual_agent__in=agent_ids,
+            status=CallStatus.IN_PROGRESS,
+            last_event_at__gte=now - STALE_AFTER,
         )
         .prefetch_related(Prefetch("provider_reports", queryset=summaries, to_attr="summary_reports"))
         .order_by("started_at", "id")
     )
+    # `virtual_agent IN (...)`: the (contact_center, virtual_agent, status) index serves it.
     cohort = list(
         records.filter(virtual_agent__in=agent_ids).filter(
             Q(started_at__gte=since) | Q(started_at__isnull=True, bot_connected_at__gte=since)
@@ -111,8 +115,8 @@ def live_state(center: ContactCenter, *, agent: VirtualAgent | None, now: dateti
     }
     by_agent: dict[Any, list[CallRecord]] = {}
     for record in in_progress:
-        if is_shown(record.virtual_agent_id):
-            by_agent.setdefault(record.virtual_agent_id, []).append(record)
+        if is_shown(record.active_virtual_agent_id):
+            by_agent.setdefault(record.active_virtual_agent_id, []).append(record)
     groups = [(a, by_agent[a.pk]) for a in agents if a.pk in by_agent]
     listed = [h for h in shown_handoffs if h.requested_at and h.requested_at >= since][:HANDOFF_ROWS]
 

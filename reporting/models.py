@@ -30,6 +30,7 @@ class EventType(models.TextChoices):
     HANDOFF_ACCEPTED = "handoff.accepted", "Handoff accepted"
     HANDOFF_COMPLETED = "handoff.completed", "Handoff completed"
     HANDOFF_FAILED = "handoff.failed", "Handoff failed"
+    QUEUE_ENTERED = "queue.entered", "Queue entered"
     AGENT_CONNECTED = "agent.connected", "Agent connected"
     CALL_ENDED = "call.ended", "Call ended"
     RECORDING_READY = "recording.ready", "Recording ready"
@@ -152,7 +153,7 @@ class CallRecord(models.Model):
     active_virtual_agent = models.ForeignKey(
         VirtualAgent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # The queue the call was handed to (the last handoff that targeted a queue).
+    # The queue the call last entered: a queue.entered (a queue the flow dialled) or a handoff to a queue.
     queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     answered_by = models.ForeignKey(
         Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -546,8 +546,16 @@ class _Call:
         # Straight to people (a queue, a user, an external number): no bot on this call.
         self.has_media = True
         if kind in ("queue", "user"):
-            agent = destination.get("extension") if kind == "user" else self.pick_agent(None)
+            agent = (
+                destination.get("extension")
+                if kind == "user"
+                else self.pick_agent(self.queue_of(destination))
+            )
             if kind == "queue":
+                # The caller is in the queue the dial named: reported with the X-Voiso-Target-Id the
+                # dial carried (the queue's id), else the destination's extension.
+                queue = headers.get("X-Voiso-Target-Id") or destination.get("extension") or ""
+                await self.sim.send([self.event("queue.entered", {"queue": queue})])
                 await self.sim.pause(self.plan.queue_seconds)
             if agent:
                 await self.sim.send([self.event("agent.connected", {"extension": agent})])
@@ -621,6 +629,11 @@ class _Call:
             await sim.send(answered)
         await sim.pause(plan.human_seconds)
         await self.end("completed", plan.human_hangup_by)
+
+    def queue_of(self, destination: Mapping[str, Any]) -> ReferTarget | None:
+        """The configured target for a queue a dial reached (its agents answer it), if any."""
+        extension = destination.get("extension")
+        return next((t for t in self.sim.config.refer_targets if t.extension == extension), None)
 
     def pick_agent(self, target: ReferTarget | None) -> str | None:
         agents = target.agents if target is not None else ()

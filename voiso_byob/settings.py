@@ -122,11 +122,17 @@ if IS_POSTGRES:
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = _threshold or None
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# A socket waits for its next message in a blocking BZPOPMIN of channels_redis's `brpop_timeout`
+# (5 s), looped. redis-py 8 gives every connection a 5 s socket timeout by default, so a read
+# that Redis answers at the end of those 5 s timed out on our side: the consumer died and the
+# socket closed with 1011 after ~5 s without events. The layer's connections wait longer than
+# the blocking read; a Redis that does not answer at all still fails within this bound.
+CHANNEL_LAYER_SOCKET_TIMEOUT = 15.0  # seconds
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}]},
         }
     }
 else:

@@ -55,6 +55,14 @@
     return Number.isNaN(started) ? time(entry.firstAt) : started;
   };
 
+  // The bot a call is on now (null once it left: a completed handoff, the end). Not monotone
+  // like the rest, so it comes from the later snapshot: the one folded from more events.
+  function activeBot(old, next) {
+    if (next.status === "ended" || old.status === "ended") return null;
+    const later = (next.event_count || 0) >= (old.event_count || 0) ? next : old;
+    return later.active_virtual_agent ?? null;
+  }
+
   function mergeCall(old, next) {
     if (!old) return { ...next };
     // Snapshots can arrive out of order: keep whatever is furthest along.
@@ -68,6 +76,8 @@
       started_at: firstOf(next.started_at, old.started_at),
       ended_at: firstOf(next.ended_at, old.ended_at),
       handoff_count: Math.max(next.handoff_count || 0, old.handoff_count || 0),
+      active_virtual_agent: activeBot(old, next),
+      event_count: Math.max(next.event_count || 0, old.event_count || 0),
     };
   }
 
@@ -194,13 +204,22 @@
     return [row, el("tr", { class: "live-summary", "data-summary-for": call.call_id }, el("td", { colspan: 5 }, texts))];
   }
 
-  function renderCalls() {
+  // Bot calls in progress: each call under the bot it is on now, as the server renders them.
+  function callsByBot() {
     const groups = new Map();
-    for (const { call, agent } of calls.values()) {
-      if (call.status !== "in_progress" || !agent || !matches(agent)) continue;
-      if (!groups.has(agent.id)) groups.set(agent.id, { agent: agents.get(agent.id) || agent, calls: [] });
-      groups.get(agent.id).calls.push(call);
+    for (const { call } of calls.values()) {
+      const botId = call.active_virtual_agent;
+      if (call.status !== "in_progress" || !botId) continue;
+      const agent = agents.get(botId) || { id: botId, name: "", extension: "" };
+      if (!matches(agent)) continue;
+      if (!groups.has(botId)) groups.set(botId, { agent, calls: [] });
+      groups.get(botId).calls.push(call);
     }
+    return groups;
+  }
+
+  function renderCalls() {
+    const groups = callsByBot();
     const ordered = [...groups.values()].sort((a, b) => a.agent.name.localeCompare(b.agent.name));
     const sections = ordered.map(({ agent, calls: rows }) => {
       rows.sort((a, b) => (time(a.started_at) || 0) - (time(b.started_at) || 0));

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import io
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import httpx
 import pytest
+from django.core.management import call_command
 
 from reporting.models import BotOutcome, Direction, HandoffState, TargetType
 from reporting.queries import PAGE_SIZE
 from tests.browser.conftest import snap
 from tests.conftest import Persona
-from tests.factories import PASSWORD, make_queue
+from tests.factories import PASSWORD, make_api_key, make_queue
 from tests.reporting.factories import T0, make_bot, make_call, make_event, make_handoff, make_report
+from voiso_byob.management.commands.seed_demo import DEMO_NUMBER, DEMO_PASSWORD, SUPERVISOR_EMAIL
+from voiso_byob.models import ApiKeyScope, ContactCenter
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -122,3 +128,73 @@ def test_supervisor_filters_calls_and_opens_one(browser_page, supervisor: Person
     assert timeline.count() == 2
     assert "call.started" in timeline.nth(0).inner_text() and "+40.0 s" in timeline.nth(1).inner_text()
     snap(page, "call-detail")
+
+
+def test_a_caller_the_flow_sends_straight_to_a_queue_is_listed_under_that_queue(
+    browser_page, live_server, transactional_db
+) -> None:
+    """The demo's 'press 3 for billing', as a switch plays it over HTTP: the route answer dials the
+    Billing queue, the switch reports entering it (echoing the dial's X-Voiso-Target-Id), an agent
+    answers. No bot, no REFER; the Calls page lists the call under Billing."""
+    call_command("seed_demo", stdout=io.StringIO())
+    center = ContactCenter.objects.get(slug="acme")
+    key = make_api_key(center, ApiKeyScope.TELEPHONY)[1]
+    switch = httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    call = {"call_id": "press-3@pbx.example", "to": DEMO_NUMBER, "from": "+447700900123"}
+    assert switch.post("/api/v1/telephony/route", json=call).status_code == 200  # the menu
+    answer = switch.post("/api/v1/telephony/route", json={**call, "digits": "3"}).json()
+    [dial] = [i for i in answer["instructions"] if i["verb"] == "dial"]
+    assert dial["headers"]["X-Voiso-Target"] == "queue"
+    started = datetime.now(UTC) - timedelta(minutes=3)
+
+    def happened(kind: str, seconds: float, **data: Any) -> dict[str, Any]:
+        moment = (started + timedelta(seconds=seconds)).isoformat()
+        return {
+            "id": f"{kind}-1",
+            "type": kind,
+            "call_id": call["call_id"],
+            "occurred_at": moment,
+            "data": data,
+        }
+
+    events = [
+        happened("call.started", 0, direction="inbound", **{"from": call["from"], "to": DEMO_NUMBER}),
+        happened("queue.entered", 9, queue=dial["headers"]["X-Voiso-Target-Id"]),
+        happened("agent.connected", 41, extension="1001"),
+        happened("call.ended", 161, end_reason="normal_clearing", hangup_by="caller"),
+    ]
+    response = switch.post("/api/v1/telephony/events", json={"events": events})
+    assert response.status_code == 202, response.text
+
+    page = browser_page
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", SUPERVISOR_EMAIL)
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
+    page.goto("/calls/")
+    row = page.locator("#list tbody tr", has_text="+447700900123")
+    cells = [text.strip() for text in row.locator("td").all_inner_texts()]
+    header = [text.strip() for text in page.locator("#list thead th").all_inner_texts()]
+    shown = dict(zip(header, cells, strict=True))
+    assert (shown["Virtual agent"], shown["Handoffs"], shown["Queue"], shown["Answered by"]) == (
+        "—",
+        "0",
+        "Billing",
+        "Ana Duarte",
+    )
+    snap(page, "calls-direct-to-queue")
+
+    # The queue filter counts it as Billing's call, and as no other queue's.
+    page.select_option("select[name=queue]", label="Billing (4500)")
+    page.wait_for_url("**queue=*")
+    page.wait_for_function("document.querySelectorAll('#list tbody tr a').length === 1")
+    assert "+447700900123" in page.locator("#list tbody tr").first.inner_text()
+    page.select_option("select[name=queue]", label="Sales (4323)")
+    page.wait_for_function("document.querySelectorAll('#list tbody tr a').length === 0")
+
+    # Its page says so too, with the time it waited in the queue.
+    page.goto(f"/calls/{call['call_id']}/")
+    details = page.locator("dl").first.inner_text()
+    assert "Queue\nBilling" in details and "queue wait 0:32" in details, details
+    assert "queue.entered" in page.locator("table", has_text="call.started").inner_text()

@@ -176,12 +176,35 @@ def test_supervisor_watches_a_handoff_and_the_page_catches_up_after_a_dropped_so
     assert "Completed" in handoff.inner_text()
     assert page.locator('[data-counter="completed"]').inner_text() == "1"
     assert page.locator('tr[data-handoff-key="web-1#1"]').count() == 1
-    assert page.locator('tr[data-call-id="web-1"]').count() == 1
-
-    # And the new socket carries what follows: the call ends and leaves the in-progress list.
-    post(asgi_url, key, now_event("call.ended", "web-1", end_reason="normal_clearing", hangup_by="agent"))
-    call_row.wait_for(state="detached")
+    # The bot left the call at the final NOTIFY: still in progress with a person, no longer the bot's.
+    assert call_row.count() == 0
     assert page.locator("#live-calls-empty").is_visible()
+
+    # And the new socket carries what follows: another caller reaches the bot, is handed off,
+    # and leaves the bot's calls the moment the handoff completes, while the first call ends.
+    post(
+        asgi_url,
+        key,
+        now_event(
+            "call.started", "web-2", direction="inbound", **{"from": "+442079460556", "to": "+442079460018"}
+        ),
+        now_event("bot.connected", "web-2", virtual_agent="7001"),
+    )
+    second_row = page.locator(f'section[data-agent-id="{scene["bot"].pk}"] tr[data-call-id="web-2"]')
+    second_row.wait_for()
+    assert page.locator('[data-role="count"]').inner_text() == "1 in progress"
+    post(
+        asgi_url,
+        key,
+        now_event("handoff.requested", "web-2", virtual_agent="7001", refer_to="<sip:4323@acme.voiso.com>"),
+        now_event("handoff.accepted", "web-2", sip_status=202),
+    )
+    page.locator('tr[data-handoff-key="web-2#1"][data-state="accepted"]').wait_for()
+    assert second_row.count() == 1  # ringing the queue: the bot is still on the call
+    post(asgi_url, key, now_event("handoff.completed", "web-2", answered_by="queue"))
+    second_row.wait_for(state="detached")
+    assert page.locator("#live-calls-empty").is_visible()
+    post(asgi_url, key, now_event("call.ended", "web-1", end_reason="normal_clearing", hangup_by="agent"))
     assert page.locator('tr[data-handoff-key="web-1#1"]').count() == 1
 
     # Later the provider's signed post-call webhook brings the bot's summary: it appears under

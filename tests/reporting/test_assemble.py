@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reporting.assemble import FoldSettings, StoredEvent, Target, assemble, refs_for
-from reporting.events import AgentInfo
+from reporting.assemble import FoldSettings, StoredEvent, Target, assemble, order_key, refs_for
+from reporting.events import AgentInfo, QueueInfo
 
 T0 = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
 BOT = AgentInfo("11111111-1111-1111-1111-111111111111", "Billing bot", "7001")
@@ -25,6 +25,8 @@ TARGETS = {
     "<sip:9999@acme.voiso.com>": Target(error="unknown_extension"),
 }
 MEMBERS = {"1001": ANA.ref}
+BILLING = QueueInfo("55555555-5555-5555-5555-555555555555", "Billing", "4324")
+QUEUES = {"4324": BILLING, BILLING.id: BILLING, "4323": QueueInfo(SALES.ref, "Sales", "4323")}
 FOLD = FoldSettings(bot_abandon_seconds=10)
 
 
@@ -34,6 +36,7 @@ def ev(event_id: str, kind: str, seconds: float, **data: Any) -> StoredEvent:
         agent=AGENTS.get(data.get("virtual_agent", "")),
         target=TARGETS.get(data["refer_to"]) if kind == "handoff.requested" else None,
         membership_id=MEMBERS.get(data["extension"]) if kind == "agent.connected" else None,
+        queue=QUEUES.get(data["queue"]) if kind == "queue.entered" else None,
     )
     return StoredEvent(event_id, kind, T0 + timedelta(seconds=seconds), data, refs)
 
@@ -230,7 +233,7 @@ def test_same_instant_events_sort_by_type_then_id() -> None:
 def _random_call(draw: st.DrawFn) -> list[StoredEvent]:
     kinds = st.sampled_from(
         ["call.started", "bot.connected", "handoff.requested", "handoff.accepted", "handoff.completed",
-         "handoff.failed", "agent.connected", "call.ended", "recording.ready"]
+         "handoff.failed", "queue.entered", "agent.connected", "call.ended", "recording.ready"]
     )  # fmt: skip
     data_for = {
         "call.started": lambda: {
@@ -245,6 +248,7 @@ def _random_call(draw: st.DrawFn) -> list[StoredEvent]:
         "handoff.accepted": lambda: {"sip_status": 202},
         "handoff.completed": lambda: {"answered_by": draw(st.sampled_from(["", "1001"]))},
         "handoff.failed": lambda: {"reason": draw(st.sampled_from(["busy", "timeout"])), "sip_status": 486},
+        "queue.entered": lambda: {"queue": draw(st.sampled_from(["4324", BILLING.id, "4323"]))},
         "agent.connected": lambda: {"extension": draw(st.sampled_from(["1001", "5555"]))},
         "call.ended": lambda: {
             "end_reason": "x", "hangup_by": draw(st.sampled_from(["caller", "bot", "agent"]))
@@ -294,6 +298,61 @@ def test_records_and_handoffs_are_consistent(case: tuple[list[StoredEvent], list
         assert record.bot_outcome == "handed_off"
     if record.status == "ended":
         assert record.active_virtual_agent_id is None
+    # The queue is the one entered last, whichever way: a queue.entered or a REFER to a queue.
+    queue_events = [
+        e for e in sorted(events, key=order_key)
+        if e.type == "queue.entered"
+        or (e.type == "handoff.requested" and TARGETS[e.data["refer_to"]] == SALES)
+    ]  # fmt: skip
+    expected_queue = None
+    if queue_events:
+        last = queue_events[-1]
+        expected_queue = QUEUES[last.data["queue"]].id if last.type == "queue.entered" else SALES.ref
+    assert record.queue_id == expected_queue
     for h in result.handoffs:
         assert h.state in ("requested", "accepted", "completed", "failed")
         assert (h.completed_at is not None) or h.state != "completed"
+
+
+def straight_to_a_queue() -> list[StoredEvent]:
+    """The demo's caller who presses 3: the flow dials the Billing queue, no bot on the call."""
+    return [
+        ev("q1", "call.started", 0, direction="inbound", **{"from": "+442079460999", "to": "+442079460018"}),
+        ev("q2", "queue.entered", 12, queue=BILLING.id),  # the dial's X-Voiso-Target-Id, echoed
+        ev("q3", "agent.connected", 32, extension="1001"),
+        ev("q4", "call.ended", 152, end_reason="normal_clearing", hangup_by="caller"),
+    ]  # fmt: skip
+
+
+def test_a_call_the_flow_sent_straight_to_a_queue_has_the_queue_and_its_wait() -> None:
+    record = assemble(straight_to_a_queue(), FOLD).record
+    assert (record.queue_id, record.answered_by_id, record.virtual_agent_id) == (BILLING.id, ANA.ref, None)
+    assert (record.queue_wait_seconds, record.human_seconds, record.total_seconds) == (20.0, 120.0, 152.0)
+    assert record.bot_outcome == "" and record.handoff_count == 0
+
+
+def test_a_queue_named_by_its_extension_and_a_caller_who_gave_up_waiting() -> None:
+    events = [*straight_to_a_queue()[:1], ev("q2", "queue.entered", 12, queue="4324"),
+              ev("q4", "call.ended", 72, end_reason="abandoned", hangup_by="caller")]  # fmt: skip
+    record = assemble(events, FOLD).record
+    assert (record.queue_id, record.queue_wait_seconds, record.answered_by_id) == (BILLING.id, 60.0, None)
+
+
+def test_the_queue_entered_last_is_the_calls_whichever_way_it_got_there() -> None:
+    # A REFER to Sales, then the switch moves the caller to Billing (its failover, say): Billing.
+    moved = [*handed_to_queue()[:5], ev("e5b", "queue.entered", 50, queue="4324"),
+             *handed_to_queue()[5:]]  # fmt: skip
+    record = assemble(moved, FOLD).record
+    assert record.queue_id == BILLING.id
+    assert record.queue_wait_seconds == 21.0  # from entering Billing at 50 s to the agent at 71 s
+    # The REFER's own queue reported as entered too (at the final NOTIFY): the same record as without it.
+    echoed = [*handed_to_queue()[:5], ev("e5b", "queue.entered", 41, queue="4323"), *handed_to_queue()[5:]]
+    again, plain = assemble(echoed, FOLD).record, assemble(handed_to_queue(), FOLD).record
+    assert (
+        (again.queue_id, again.queue_wait_seconds)
+        == (plain.queue_id, plain.queue_wait_seconds)
+        == (
+            SALES.ref,
+            30.0,
+        )
+    )

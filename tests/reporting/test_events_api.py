@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from reporting.models import CallEvent, CallRecord, Handoff
 from tests.conftest import bearer, error_code
-from tests.factories import make_api_key
+from tests.factories import make_api_key, make_queue
 from tests.reporting.conftest import EVENTS_URL, at, call_events, event, make_bot, post_events
 from voiso_byob.models import ApiKey, ApiKeyScope
 from voiso_byob.services import revoke_api_key
@@ -24,6 +24,7 @@ VALID = {
     "handoff.accepted": {"sip_status": 202},
     "handoff.completed": {},
     "handoff.failed": {"reason": "busy"},
+    "queue.entered": {"queue": "4323"},
     "agent.connected": {"extension": "1001"},
     "call.ended": {"end_reason": "normal_clearing"},
     "recording.ready": {"url": "https://rec.example.com/1.wav"},
@@ -42,7 +43,7 @@ def stored() -> tuple[int, int, int]:
 
 
 @pytest.mark.parametrize("kind", list(VALID))
-def test_every_type_with_its_required_data_is_accepted(switch: Client, bot, kind: str) -> None:
+def test_every_type_with_its_required_data_is_accepted(switch: Client, bot, sales, kind: str) -> None:
     response = post_events(switch, one(kind, **VALID[kind]))
     assert response.status_code == 202, response.content
     assert response.json() == {"accepted": 1, "duplicates": 0}
@@ -195,6 +196,11 @@ INVALID_DATA = [
     ("handoff.completed", {"answered_by": 1001}, "data.answered_by"),
     ("handoff.failed", {}, "data.reason"),
     ("handoff.failed", {"reason": "busy", "sip_status": 1000}, "data.sip_status"),
+    ("queue.entered", {}, "data.queue"),
+    ("queue.entered", {"queue": "billing"}, "data.queue"),
+    ("queue.entered", {"queue": 4323}, "data.queue"),
+    ("queue.entered", {"queue": "4399"}, "data.queue"),  # no such queue here
+    ("queue.entered", {"queue": "7001"}, "data.queue"),  # the bot's extension, not a queue's
     ("agent.connected", {}, "data.extension"),
     ("agent.connected", {"extension": "ana"}, "data.extension"),
     ("agent.connected", {"extension": 1001}, "data.extension"),
@@ -378,6 +384,44 @@ def test_another_centers_virtual_agent_is_a_validation_error(acme, globex, bot, 
     assert stored() == (0, 0, 0)
 
 
+def test_another_centers_queue_is_not_entered(acme, globex, sales, switch: Client) -> None:
+    foreign = make_queue(globex, name="Globex sales", extension="4399")
+    for ref in (str(foreign.pk), "4399"):
+        response = post_events(switch, one("queue.entered", queue=ref))
+        assert response.status_code == 400 and error_code(response) == "invalid_events"
+        assert response.json()["error"]["errors"][0]["fields"] == {
+            "data.queue": ["No such queue in this contact center."]
+        }
+    assert stored() == (0, 0, 0)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one event per request", "one batch"])
+@pytest.mark.parametrize("by", ["id", "extension"])
+def test_a_call_the_flow_sent_straight_to_a_queue_is_the_queues(
+    switch: Client, sales, agent, batched: bool, by: str
+) -> None:
+    """No bot, no REFER: the switch dialled the queue of a route answer and reports entering it."""
+    queue = str(sales.pk) if by == "id" else "4323"
+    events = [
+        event("call.started", "direct-1", 0, direction="inbound", **{"from": "+442079460999", "to": "+1"}),
+        event("queue.entered", "direct-1", 8, queue=queue),
+        event("agent.connected", "direct-1", 23, extension="1001"),
+        event("call.ended", "direct-1", 83, end_reason="normal_clearing", hangup_by="caller"),
+    ]
+    for body in [events] if batched else events:
+        assert post_events(switch, body).status_code == 202
+    record = CallRecord.objects.get(call_id="direct-1")
+    assert (record.queue_id, record.answered_by_id, record.virtual_agent_id) == (
+        sales.pk,
+        agent.membership.pk,
+        None,
+    )
+    assert (record.queue_wait_seconds, record.human_seconds, record.event_count) == (15.0, 60.0, 4)
+    assert CallEvent.objects.get(type="queue.entered").refs == {
+        "queue": {"id": str(sales.pk), "name": "Sales", "extension": "4323"}
+    }
+
+
 def test_another_centers_queue_does_not_resolve(acme, globex, bot, switch: Client) -> None:
     from tests.factories import make_queue
 
@@ -394,3 +438,8 @@ def test_the_schema_documents_the_endpoint(anonymous: Client) -> None:
     assert "202" in operation["responses"] and "400" in operation["responses"]
     examples = operation["requestBody"]["content"]["application/json"]["examples"]
     assert {"OneEvent", "ABatch"} <= set(examples)
+    # Every event type and its data, queue.entered's included (the event contract as served).
+    event_schemas = json.dumps(schema["components"]["schemas"])
+    for kind in VALID:
+        assert f'"{kind}"' in event_schemas, kind
+    assert "queue.entered {queue (a queue's id" in event_schemas

@@ -463,6 +463,8 @@ def test_each_new_event_reaches_the_centers_feed_after_commit(
         "started_at": "2026-05-01T09:30:00+00:00",
         "ended_at": None,
         "handoff_count": 1,
+        "active_virtual_agent": str(bot.pk),  # the REFER is not answered yet: still on the bot
+        "event_count": 4,
     }
     assert requested["virtual_agent"] == {"id": str(bot.pk), "name": "Billing bot", "extension": "7001"}
     assert requested["handoff"] == {

@@ -115,3 +115,35 @@ def test_an_event_posted_to_one_server_reaches_a_socket_on_another(
     assert status == 202
     assert [m["event"]["id"] for m in received["messages"]] == [e["id"] for e in events]
     assert received["messages"][1]["virtual_agent"]["id"] == str(bot.pk)
+
+
+IDLE_SECONDS = 30
+
+
+def test_an_idle_socket_stays_open_and_still_receives_an_event(
+    supervisor: Persona, acme: ContactCenter
+) -> None:
+    """A quiet evening: no event for longer than any Redis client timeout (redis-py's default 5 s
+    socket timeout once cut the layer's 5 s blocking read short, closing the socket with 1011).
+    The socket stays open and the next event still arrives. Takes IDLE_SECONDS, on purpose."""
+    port = free_port()
+
+    async def scenario() -> tuple[Any, int | None, Any]:
+        sock = await LiveSocket.connect("127.0.0.1", port, cookie=cookie(supervisor))
+        try:
+            try:
+                early = await asyncio.wait_for(sock.receive(), IDLE_SECONDS)
+            except TimeoutError:
+                early = "nothing"  # what a quiet socket should see: no close, no message
+            if early != "nothing":
+                return early, sock.close_code, None
+            await sync_to_async(publish)(acme.id, [feed_message(1, call_id="late-call")])
+            return early, sock.close_code, await sock.receive_json(timeout=5)
+        finally:
+            await sock.close()
+
+    with daphne(port, server_env()):
+        early, close_code, received = async_to_sync(scenario)()
+
+    assert (early, close_code) == ("nothing", None)
+    assert received == {"type": "events", "messages": [feed_message(1, call_id="late-call")]}

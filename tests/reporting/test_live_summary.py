@@ -151,6 +151,8 @@ def test_a_webhook_after_its_call_publishes_the_summary_once_after_commit(
                 "started_at": T0.isoformat(),
                 "ended_at": (T0 + timedelta(seconds=120)).isoformat(),
                 "handoff_count": 1,
+                "active_virtual_agent": None,  # ended
+                "event_count": 8,
             },
             "virtual_agent": {"id": str(bot.pk), "name": "Billing bot", "extension": "7001"},
             "handoff": None,

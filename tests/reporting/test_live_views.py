@@ -126,6 +126,34 @@ def test_bot_calls_in_progress_are_grouped_by_virtual_agent(
     assertNotContains(response, 'data-call-id="call-contained"')  # ended
 
 
+def test_a_call_handed_off_leaves_its_bot_once_the_handoff_completed(
+    supervisor: Persona, switch: Client, traffic: dict[str, str]
+) -> None:
+    """The bot leaves the call at the final NOTIFY: the call, still talking to a person, is no
+    longer the bot's; a REFER still ringing (accepted, no final NOTIFY) keeps it with the bot."""
+    with_agent = call_events("call-with-agent", start=60)[:6]  # handed off, agent talking, not ended
+    ringing = call_events("call-ringing", start=70)[:4]  # REFER accepted, no final NOTIFY yet
+    assert [e["type"] for e in with_agent][-2:] == ["handoff.completed", "agent.connected"]
+    assert post_events(switch, [*with_agent, *ringing]).status_code == 202
+
+    response = supervisor.client.get(PAGE)
+
+    groups = response.context["state"].groups
+    assert [(agent.name, [call.call_id for call in calls]) for agent, calls in groups] == [
+        ("Billing bot", ["call-with-bot", "call-ringing"])
+    ]
+    assertNotContains(response, '<tr data-call-id="call-with-agent">')
+    assertContains(response, "2 in progress")
+    # The script starts from the same facts: which bot each call is on now.
+    on_bot = {
+        m["call"]["call_id"]: m["call"]["active_virtual_agent"] for m in client_state(response)["messages"]
+    }
+    bot_id = str(groups[0][0].pk)
+    assert on_bot["call-with-bot"] == on_bot["call-ringing"] == bot_id
+    assert on_bot["call-with-agent"] is None
+    assert on_bot["call-completed"] is None  # ended
+
+
 def test_handoffs_show_stage_caller_bot_target_and_context(
     supervisor: Persona, traffic: dict[str, str]
 ) -> None:

@@ -39,6 +39,7 @@ from reporting.simulator import (
     menu_digits,
     plan_call,
 )
+from routing.models import Queue
 from tests.factories import make_api_key, make_center
 from virtual_agents.models import VirtualAgent
 from voiso_byob.models import ApiKey, ApiKeyScope, AuditEvent, ContactCenter
@@ -51,6 +52,7 @@ EVENT_TYPES = {
     "handoff.accepted",
     "handoff.completed",
     "handoff.failed",
+    "queue.entered",
     "agent.connected",
     "call.ended",
     "recording.ready",
@@ -306,6 +308,7 @@ def test_calls_run_the_demo_flow_and_every_bot_hands_off(
     assert stats.calls_started == stats.calls_ended == len(calls) >= 10
     assert stats.gave_up == stats.rejected == 0 and not stats.errors
     bots = {str(pk) for pk in VirtualAgent.objects.for_center(demo).values_list("pk", flat=True)}
+    billing = str(Queue.objects.for_center(demo).get(name="Billing").pk)
     routes = [body for path, body in switchboard.requests if path == ROUTE_PATH and body.get("call_id")]
     refers = [body for path, body in switchboard.requests if path == REFER_PATH]
     # Every call starts at the menu and answers it with a key the prompt offers.
@@ -321,6 +324,10 @@ def test_calls_run_the_demo_flow_and_every_bot_hands_off(
         assert [e["occurred_at"] for e in events] == sorted(e["occurred_at"] for e in events)
         if "bot.connected" not in kinds:
             assert "handoff.requested" not in kinds  # the billing queue: people only
+            # The switch reports the queue the dial named, by the X-Voiso-Target-Id it carried.
+            assert kinds[:3] == ["call.started", "queue.entered", "agent.connected"], kinds
+            assert events[1]["data"] == {"queue": billing}
+            assert events[2]["data"] == {"extension": "1001"}  # Billing's agent in these targets
             continue
         with_bot += 1
         assert events[kinds.index("bot.connected")]["data"]["virtual_agent"] in bots

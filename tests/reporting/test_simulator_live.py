@@ -4,6 +4,7 @@ handoffs with the right shapes and counts, and re-sent event batches duplicate n
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from reporting.models import BotOutcome, CallEvent, CallRecord, CallStatus, Handoff, HandoffState
 from reporting.simulator import EVENTS_PATH, ReferTarget, Stats
+from routing.models import Queue
 from tests.reporting.test_simulator import Switchboard, serve, simulate, telephony_key
 from tests.reporting.test_simulator import demo as demo  # the seeded demo center (a fixture)
 from voiso_byob.models import ContactCenter
@@ -76,6 +78,35 @@ def test_at_handoff_share_one_every_bot_call_is_handed_off(demo: ContactCenter, 
             assert record.answered_extension in ("1001", "1002", "1003")
         if record.recording_url:
             assert record.recording_url.endswith(f"/{record.call_id}.mp3")
+
+
+def test_callers_the_flow_sends_straight_to_billing_are_billings_calls(
+    demo: ContactCenter, live_server: Any, client: Any
+) -> None:
+    """The demo's 'press 3 for billing': no bot, no REFER, and yet the Billing queue's call."""
+    stats = simulate(
+        live_server.url, telephony_key(demo), handoff_share=0.0, refer_targets=REFER_TARGETS, seed=23
+    )
+
+    kept = assert_matches_the_run(demo, stats)
+    billing = Queue.objects.for_center(demo).get(name="Billing")
+    direct = [record for record in kept if record.virtual_agent_id is None]
+    assert direct and len(direct) == stats.calls_started - stats.bot_calls
+    for record in direct:
+        assert record.queue_id == billing.pk, record.call_id
+        assert record.answered_extension == "1001" and record.answered_by.user.email == "ana@acme.example"
+        assert record.queue_wait_seconds is not None and 0 <= record.queue_wait_seconds < 5
+    # No bot call of this run entered a queue (share 0: no handoffs), so Billing's calls are the direct ones.
+    assert {r.call_id for r in CallRecord.objects.for_center(demo).filter(queue=billing)} == {
+        r.call_id for r in direct
+    }
+    # The Calls page's queue filter finds them.
+    admin = demo.memberships.get(user__email="admin@acme.example").user
+    client.force_login(admin)
+    response = client.get("/calls/", {"queue": str(billing.pk)})
+    assert response.status_code == 200
+    listed = set(re.findall(r'href="/calls/([^"/]+)/"', response.content.decode()))
+    assert listed == {r.call_id for r in direct}
 
 
 def test_at_handoff_share_zero_no_call_is_handed_off(demo: ContactCenter, live_server: Any) -> None:

@@ -41,3 +41,33 @@ def test_group_message_from_another_process_arrives() -> None:
 
     message = asyncio.run(scenario())
     assert message == {"type": "ping", "n": 7}
+
+
+def test_the_layers_connections_outwait_its_blocking_read() -> None:
+    """channels_redis waits for a socket's next message in a blocking read of `brpop_timeout`
+    seconds; a client socket timeout at or under it cuts the read short and kills the socket."""
+    from channels_redis.core import RedisChannelLayer
+
+    assert RedisChannelLayer.brpop_timeout + 5 <= settings.CHANNEL_LAYER_SOCKET_TIMEOUT
+    if os.environ.get("REDIS_URL"):
+        (host,) = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+        assert host == {
+            "address": os.environ["REDIS_URL"],
+            "socket_timeout": settings.CHANNEL_LAYER_SOCKET_TIMEOUT,
+        }
+
+
+@pytest.mark.redis
+def test_a_receive_waits_past_the_redis_clients_default_timeout() -> None:
+    """Nothing arrives for 7 s: the receive is still waiting (not a TimeoutError from redis-py)."""
+    layer = get_channel_layer()
+
+    async def scenario() -> str:
+        channel = await layer.new_channel()
+        try:
+            await asyncio.wait_for(layer.receive(channel), timeout=7)
+        except TimeoutError as exc:
+            return "still waiting" if not str(exc) else f"redis: {exc}"
+        return "received"
+
+    assert asyncio.run(scenario()) == "still waiting"
