@@ -27,6 +27,8 @@ E164_REGEX = r"^\+[1-9][0-9]{1,14}$"
 # `invalid_number` never are (the number or the callee said no), `completed` needs no retry.
 RETRYABLE_OUTCOMES = ("busy", "no_answer", "machine", "failed")
 DEFAULT_RETRY_MINUTES = {"busy": 30, "no_answer": 60, "machine": 240, "failed": 15}
+# Every call the dialer places has an id with this prefix; ingestion routes its events to the attempt.
+DIALER_CALL_ID_PREFIX = "dial-"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
