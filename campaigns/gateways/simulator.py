@@ -89,18 +89,18 @@ class SimulatorGateway:
         self,
         *,
         base_url: str,
-        api_key: str,
+        api_key_for: Callable[[str], str],
         time_scale: float = 1.0,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        tries: int = 7,
     ) -> None:
+        """`api_key_for(contact_center_id)`: a telephony key of that center (events name no center)."""
         self.time_scale = time_scale
-        self._client = httpx.Client(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=10.0,
-            transport=transport,
-        )
+        self._client = httpx.Client(base_url=base_url, timeout=10.0, transport=transport)
+        self._api_key_for = api_key_for
+        self.tries = tries
+        self._keys: dict[str, str] = {}
         self._clock = clock
         self._due: list[tuple[float, int, dict[str, Any]]] = []
         self._order = itertools.count()
@@ -123,19 +123,25 @@ class SimulatorGateway:
             }
             for index, step in enumerate(story(origination))
         ]
+        center = origination.contact_center_id
+        if center not in self._keys:
+            self._keys[center] = self._api_key_for(center)
         if self.time_scale == 0:
-            self._post(events)  # the whole story now: tests
+            self._post(center, events)  # the whole story now: tests
             return
         with self._wake:
             for event, step in zip(events, story(origination), strict=True):
-                heapq.heappush(self._due, (now + step.after * self.time_scale, next(self._order), event))
+                due = now + step.after * self.time_scale
+                heapq.heappush(self._due, (due, next(self._order), (center, event)))
             self._wake.notify()
         self._ensure_thread()
 
-    def _post(self, events: list[dict[str, Any]]) -> None:
-        for attempt in range(3):
+    def _post(self, center: str, events: list[dict[str, Any]]) -> None:
+        """Sends with retries that outlast a dev server's start or reload (about 15 s in all)."""
+        headers = {"Authorization": f"Bearer {self._keys[center]}"}
+        for attempt in range(self.tries):
             try:
-                response = self._client.post(EVENTS_PATH, json={"events": events})
+                response = self._client.post(EVENTS_PATH, json={"events": events}, headers=headers)
             except httpx.HTTPError as exc:
                 error: str = type(exc).__name__
             else:
@@ -145,7 +151,8 @@ class SimulatorGateway:
                 if response.status_code < 500 and response.status_code != 429:
                     raise OriginationError(f"events refused: {response.status_code} {response.text[:200]}")
                 error = str(response.status_code)
-            time.sleep(0.2 * (attempt + 1))
+            if attempt + 1 < self.tries:
+                time.sleep(min(0.25 * 2**attempt, 4.0))
         raise OriginationError(f"events API unreachable ({error})")
 
     def _ensure_thread(self) -> None:
@@ -161,19 +168,32 @@ class SimulatorGateway:
                     self._wake.wait(timeout)
                 if self._closing and not self._due:
                     return
-                batch = []
+                batches: dict[str, list[dict[str, Any]]] = {}
                 while self._due and (self._due[0][0] <= self._clock() or self._closing):
-                    batch.append(heapq.heappop(self._due)[2])
-            try:
-                self._post(batch)
-            except OriginationError as exc:
-                logger.warning("simulator gateway: %d events lost: %s", len(batch), exc)
+                    center, event = heapq.heappop(self._due)[2]
+                    batches.setdefault(center, []).append(event)
+            for center, batch in batches.items():
+                if self._closing:
+                    _no_later_than_now(batch)
+                try:
+                    self._post(center, batch)
+                except OriginationError as exc:
+                    logger.warning("simulator gateway: %d events lost: %s", len(batch), exc)
 
     def close(self) -> None:
-        """Sends what is still due at once (the calls' stories end), then stops."""
+        """Ends the calls in progress at once (their remaining events, now), then stops."""
         with self._wake:
             self._closing = True
             self._wake.notify()
         if self._thread is not None:
             self._thread.join(timeout=30)
         self._client.close()
+
+
+def _no_later_than_now(events: list[dict[str, Any]]) -> None:
+    """A story cut short ends now: its later events keep their order a microsecond apart."""
+    now = datetime.now(UTC)
+    for index, event in enumerate(events):
+        moment = datetime.fromisoformat(event["occurred_at"])
+        if moment > now:
+            event["occurred_at"] = (now + timedelta(microseconds=index)).isoformat()
