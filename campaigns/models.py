@@ -226,9 +226,13 @@ class LeadQuerySet(models.QuerySet["Lead"]):
 
 class Lead(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # Denormalised from the campaign: the daily cap and DNC checks look leads up center-wide.
-    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="+")
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="leads")
+    # Denormalised from the campaign: a number put on the center's DNC list retires its leads in
+    # every campaign (the (center, phone) index). Neither key has an index of its own: the unique
+    # (campaign, phone) and that index lead with them.
+    contact_center = models.ForeignKey(
+        ContactCenter, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="leads", db_index=False)
     phone = models.CharField(max_length=16)
     name = models.CharField(max_length=150, blank=True)
     source = models.CharField(max_length=150, blank=True)
@@ -268,6 +272,7 @@ class Lead(models.Model):
                 condition=Q(is_active=True, status__in=["new", "retry"]),
                 name="campaigns_lead_due",
             ),
+            models.Index(fields=["contact_center", "phone"], name="campaigns_lead_center_phone"),
         ]
 
     def __str__(self) -> str:
@@ -318,9 +323,13 @@ class CallAttempt(models.Model):
     """One dial of one lead. (lead, number) is unique: the same attempt can never be dialled twice."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="+")
+    # Without indexes of their own: the unique (center, call id) and (lead, number) lead with them,
+    # and every index is written by each dial (bench/dialer.py).
+    contact_center = models.ForeignKey(
+        ContactCenter, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="attempts")
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="call_attempts")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="call_attempts", db_index=False)
     number = models.PositiveSmallIntegerField(help_text="1 for the lead's first attempt.")
     phone = models.CharField(max_length=16)
     virtual_agent = models.ForeignKey(
@@ -353,6 +362,16 @@ class CallAttempt(models.Model):
             # The daily cap: attempts per number across the center's campaigns in the last 24 h.
             models.Index(
                 fields=["contact_center", "phone", "claimed_at"], name="campaigns_attempt_daily_cap"
+            ),
+            # Each tick's count of the dials in progress per bot (and the silent-dial sweep).
+            models.Index(
+                fields=["virtual_agent"], condition=Q(ended_at__isnull=True), name="campaigns_attempt_open"
+            ),
+            # Each tick's sweep of claims never dialled.
+            models.Index(
+                fields=["claimed_at"],
+                condition=Q(originated_at__isnull=True),
+                name="campaigns_attempt_undialled",
             ),
         ]
 

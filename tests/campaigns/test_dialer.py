@@ -185,7 +185,7 @@ def test_a_claim_whose_worker_died_goes_back(campaign: Campaign) -> None:
     started(campaign, "+12125550100")
     crashed = Dialer(gateway=Recorder(), now=lambda: NOON_UTC, busy_calls=lambda _: 0)
     # The worker claimed and died before dialling: _plan's claim without _originate.
-    crashed._originate = lambda origination, result: None
+    crashed._originate_all = lambda originations, result: None
     crashed.tick()
     assert CallAttempt.objects.filter(originated_at__isnull=True).count() == 1
     later = NOON_UTC + CLAIM_TIMEOUT + timedelta(seconds=1)
@@ -202,13 +202,14 @@ def test_a_released_claim_is_never_dialled(campaign: Campaign) -> None:
     started(campaign, "+12125550100")
     gateway = Recorder()
     worker = dialer(gateway)
-    original = worker._originate
+    original = worker._originate_all
 
-    def release_first(origination, result):
-        CallAttempt.objects.filter(pk=origination.attempt_id).delete()  # another worker released it
-        original(origination, result)
+    def release_first(originations, result):
+        for origination in originations:  # another worker released them
+            CallAttempt.objects.filter(pk=origination.attempt_id).delete()
+        original(originations, result)
 
-    worker._originate = release_first
+    worker._originate_all = release_first
     assert worker.tick().originated == 0 and gateway.placed == []
 
 
@@ -311,3 +312,23 @@ def test_a_resent_end_event_moves_nothing_twice(campaign: Campaign, simulator) -
     )
     after = Lead.objects.get()
     assert (after.status, after.attempts, after.next_attempt_at) == (lead.status, 1, lead.next_attempt_at)
+
+
+def test_the_unique_attempt_number_stops_a_dial_the_locks_missed(acme, campaign: Campaign) -> None:
+    (lead_id,) = add_leads(campaign, "+12125550100")
+    start_campaign(campaign=campaign, by="tests")
+    lead = Lead.objects.get(pk=lead_id)
+    # A first attempt written without counting it on the lead (what a broken lock protocol would do).
+    CallAttempt.objects.create(
+        contact_center=acme,
+        campaign=campaign,
+        lead=lead,
+        number=1,
+        phone=lead.phone,
+        call_id="other",
+        originated_at=NOON_UTC,
+    )
+    gateway = Recorder()
+    assert dialer(gateway).tick().originated == 0
+    assert gateway.placed == [] and CallAttempt.objects.count() == 1
+    assert Lead.objects.get(pk=lead_id).attempts == 0  # the claim rolled back whole
