@@ -3,8 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
-# `make run` also plays the SIP layer: simulated calls to the demo number, so the Live page moves.
-# `make run SIMULATE=0` serves without them.
+# `make run` also plays the SIP layer: simulated calls to the demo number, and a dialer worker whose
+# simulator gateway plays the callees of the demo campaign, so Live, Calls and Campaigns move.
+# `make run SIMULATE=0` serves without either.
 SIMULATE ?= 1
 SIMULATE_RATE ?= 0.2
 
@@ -22,12 +23,13 @@ run: $(VENV)/.installed
 ifeq ($(SIMULATE),0)
 	DEBUG=true $(PY) manage.py runserver 127.0.0.1:$(PORT)
 else
-	@# Both in the background (SIGINT ignored); Ctrl-C reaches this shell, which stops the simulator
-	@# first (its calls end while the server still answers), then the server.
+	@# All in the background (SIGINT ignored); Ctrl-C reaches this shell, which stops the simulator
+	@# and the dialer first (their calls end while the server still answers), then the server.
 	@DEBUG=true $(PY) manage.py runserver 127.0.0.1:$(PORT) & server=$$!; \
 	DEBUG=true $(PY) manage.py simulate_calls --url http://127.0.0.1:$(PORT) --rate $(SIMULATE_RATE) \
 		--duration 0 --report-every 30 & sim=$$!; \
-	trap 'trap "" INT TERM; kill -TERM $$sim 2>/dev/null; wait $$sim; \
+	DEBUG=true $(PY) manage.py run_dialer --gateway simulator --url http://127.0.0.1:$(PORT) & dialer=$$!; \
+	trap 'trap "" INT TERM; kill -TERM $$sim $$dialer 2>/dev/null; wait $$sim $$dialer; \
 		kill -TERM $$server 2>/dev/null; wait $$server' EXIT; \
 	trap 'exit 0' INT TERM; \
 	wait $$server

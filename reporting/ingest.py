@@ -44,6 +44,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from campaigns.services import CallEventFact, apply_call_events, is_dialer_call
 from reporting import ingest_sql, live
 from reporting.assemble import Assembly, FoldSettings, Number, StoredEvent, Target, assemble, refs_for
 from reporting.events import (
@@ -94,7 +95,8 @@ def ingest_events(
     `key_id`: an API key to confirm still active in the statement that stores the events (raises
     KeyRevoked, having stored nothing, when it is not).
     """
-    if len(events) == 1 and ingest_sql.prefills_records():  # PostgreSQL
+    # A dialer's call moves its attempt in the same transaction as its events: the locking way.
+    if len(events) == 1 and ingest_sql.prefills_records() and not is_dialer_call(events[0].call_id):
         result = ingest_one(center, events[0], dict(agents or {}), key_id)
         if result is not None:
             return result
@@ -347,6 +349,14 @@ def _ingest(
         if locked[call_id].event_count == 0
         or locked[call_id].provider_call_id != assembly.record.provider_call_id
     )
+
+    dialer_facts = [
+        CallEventFact(e.call_id, e.type, e.occurred_at, e.data)
+        for e in (unique[event_id] for event_id in inserted)
+        if is_dialer_call(e.call_id)
+    ]
+    if dialer_facts:
+        apply_call_events(center_id=center.pk, facts=dialer_facts)
 
     deltas = active_call_deltas(
         (locked[call_id].active_virtual_agent_id, a.record.active_virtual_agent_id)

@@ -151,6 +151,11 @@ FLOW_HTTP_ALLOW_PRIVATE = env.bool("FLOW_HTTP_ALLOW_PRIVATE", default=False)
 # counts as abandoned in the bot, not contained (design.md "Metrics").
 BOT_ABANDON_SECONDS = env.int("BOT_ABANDON_SECONDS", default=10)
 
+# Dialer workers' http gateway (manage.py run_dialer --gateway http): where originations go and
+# the secret they are signed with (HMAC-SHA256; see campaigns/gateways/http.py).
+DIALER_SWITCH_URL = env.str("DIALER_SWITCH_URL", default="")
+DIALER_SWITCH_SECRET = env.str("DIALER_SWITCH_SECRET", default="")
+
 AUTH_USER_MODEL = "voiso_byob.User"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

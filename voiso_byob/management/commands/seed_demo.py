@@ -7,6 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from campaigns.models import WEEKDAYS, Campaign
+from campaigns.services import LeadRow, create_campaign, import_leads, start_campaign
 from routing.models import Flow, PhoneNumber, Queue
 from routing.services import create_flow, create_phone_number, create_queue, publish_flow
 from virtual_agents.models import Provider, ProviderIntegration, VirtualAgent
@@ -44,6 +46,32 @@ FLOW_NAME = "Demo main line"
 # Ofcom's range for drama (+44 20 7946 0000 to 0999): never a real subscriber.
 DEMO_NUMBER = "+442079460000"
 BY = "manage.py seed_demo"
+
+CAMPAIGN_NAME = "Policy renewals"
+CAMPAIGN_BOT = "Demo renewals bot"
+# Fictional ranges only: NANP 555-01xx, Ofcom's drama numbers, ACMA's fictitious mobiles. 25 leads
+# in each of eight places across four countries and seven time zones; the last digit (0-9) picks
+# what the simulator gateway plays (see campaigns/gateways/simulator.py).
+_PLACES = [
+    # (number pattern, place): {n} is the lead's index there
+    ("+12125550{n:03d}", "New York"),
+    ("+13105550{n:03d}", "Los Angeles"),
+    ("+13125550{n:03d}", "Chicago"),
+    ("+13055550{n:03d}", "Miami"),
+    ("+14165550{n:03d}", "Toronto"),
+    ("+18085550{n:03d}", "Honolulu"),
+    ("+442079460{n:03d}", "London"),
+    ("+61491570{n:03d}", "Sydney"),
+]
+CAMPAIGN_LEADS = [
+    (
+        pattern.format(n=100 + n),
+        f"{place} customer {n + 1}",
+        {"X-Policy": f"P-{index}{n:03d}", "X-Reason": "renewal"},
+    )
+    for index, (pattern, place) in enumerate(_PLACES)
+    for n in range(25)
+]
 
 
 class Command(BaseCommand):
@@ -88,12 +116,53 @@ class Command(BaseCommand):
                     members=[members[email] for email in emails],
                 )
         self._seed_bots_and_number(center)
+        self._seed_campaign(center)
         self.stdout.write(
             f"Demo contact center {center.name} ({center.sip_domain}) is ready.\n"
             f"  administrator: {ADMIN_EMAIL} / {DEMO_PASSWORD}\n"
             f"  supervisor:    {SUPERVISOR_EMAIL} / {DEMO_PASSWORD}\n"
-            f"  number:        {DEMO_NUMBER} (menu: 1 sales bot, 2 support bot, 3 billing queue)"
+            f"  number:        {DEMO_NUMBER} (menu: 1 sales bot, 2 support bot, 3 billing queue)\n"
+            f"  campaign:      {CAMPAIGN_NAME} ({len(CAMPAIGN_LEADS)} leads; `make run` dials it)"
         )
+
+    def _seed_campaign(self, center: ContactCenter) -> None:
+        """An outbound campaign with its own bot (no extension: it only takes campaign calls)."""
+        if Campaign.objects.for_center(center).filter(name=CAMPAIGN_NAME).exists():
+            return
+        integration = ProviderIntegration.objects.for_center(center).get(label=INTEGRATION_LABEL)
+        bot = VirtualAgent.objects.for_center(center).filter(
+            name=CAMPAIGN_BOT
+        ).first() or create_virtual_agent(
+            integration=integration,
+            by=BY,
+            name=CAMPAIGN_BOT,
+            sip_uri="sip:renewals-bot@bots.example.com",
+            max_concurrent_calls=20,
+            handoff_targets=["4323"],
+            default_handoff="4323",
+            connect=True,
+        )
+        campaign = create_campaign(
+            center=center,
+            by=BY,
+            name=CAMPAIGN_NAME,
+            virtual_agents=[bot],
+            handoff_queue=Queue.objects.for_center(center).get(name="Sales"),
+            caller_ids=PhoneNumber.objects.filter(number=DEMO_NUMBER),
+            # Every day: some leads' local hours are open whenever a newcomer first runs the demo.
+            calling_hours=[{"days": list(WEEKDAYS), "start": "08:00", "end": "21:00"}],
+            max_attempts=3,
+            retry_minutes={"busy": 2, "no_answer": 3, "machine": 5, "failed": 1},
+        )
+        import_leads(
+            campaign=campaign,
+            rows=[
+                LeadRow(phone, name=name, source="demo", context=context)
+                for phone, name, context in CAMPAIGN_LEADS
+            ],
+            by=BY,
+        )
+        start_campaign(campaign=campaign, by=BY)
 
     def _seed_bots_and_number(self, center: ContactCenter) -> None:
         integration = ProviderIntegration.objects.for_center(center).filter(label=INTEGRATION_LABEL).first()
