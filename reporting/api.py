@@ -100,6 +100,7 @@ class EventsSchema(APIView):
             ),
             401: OpenApiResponse(description="No, unknown or revoked API key."),
             403: OpenApiResponse(description="The key's scope is not `telephony`."),
+            413: OpenApiResponse(description="`request_too_large`: send smaller batches."),
         },
         examples=[
             OpenApiExample("One event", value=_EXAMPLE_EVENT, request_only=True),

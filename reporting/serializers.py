@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from reporting.models import CallEvent, CallRecord, Direction, Handoff, ProviderCallReport
@@ -79,6 +80,7 @@ class CallRecordSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_serializer(many=False)  # the page is one object, not an array of pages
 class CallPageSerializer(serializers.Serializer):
     """For the schema: one page of `GET /api/v1/calls/`."""
 

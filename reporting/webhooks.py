@@ -21,7 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -65,21 +65,6 @@ class WebhookAck(serializers.Serializer):
     matched = serializers.BooleanField(required=False, help_text="Whether the call record was found.")
 
 
-_ERROR = inline_serializer(
-    "WebhookError",
-    fields={
-        "error": inline_serializer(
-            "WebhookErrorBody",
-            fields={
-                "code": serializers.CharField(),
-                "message": serializers.CharField(),
-                "fields": serializers.DictField(required=False),
-            },
-        )
-    },
-)
-
-
 class ProviderWebhookView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
@@ -99,10 +84,10 @@ class ProviderWebhookView(APIView):
         request=OpenApiTypes.OBJECT,
         responses={
             200: WebhookAck,
-            400: OpenApiResponse(_ERROR, description="Not JSON, or not a report we can read."),
-            401: OpenApiResponse(_ERROR, description="Missing, malformed, stale or wrong signature."),
-            404: OpenApiResponse(_ERROR, description="No such integration for this provider."),
-            413: OpenApiResponse(_ERROR, description="Body larger than 64 MB."),
+            400: OpenApiResponse(description="Not JSON, or not a report we can read."),
+            401: OpenApiResponse(description="Missing, malformed, stale or wrong signature."),
+            404: OpenApiResponse(description="No such integration for this provider."),
+            413: OpenApiResponse(description="Body larger than 64 MB."),
         },
         auth=[],
         tags=["webhooks"],

@@ -103,11 +103,11 @@ class PhoneNumberViewSet(CenterScopedViewSet):
 
     def perform_update(self, serializer: PhoneNumberSerializer) -> None:
         data = serializer.validated_data
-        kwargs: dict[str, Any] = {}
-        if "label" in data:
-            kwargs["label"] = data["label"]
-        if "flow" in data:
-            kwargs["flow"] = data["flow"]
+        kwargs: dict[str, Any] = {key: data[key] for key in ("label", "flow") if key in data}
+        if not serializer.partial:
+            # PUT replaces the whole number: unsent optional fields return to their defaults.
+            kwargs.setdefault("label", "")
+            kwargs.setdefault("flow", None)
         serializer.instance = services.update_phone_number(
             phone=serializer.instance, by=self.access.by, **kwargs
         )

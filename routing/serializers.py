@@ -14,7 +14,9 @@ from routing.models import (
     QueueStrategy,
 )
 from virtual_agents.models import VirtualAgent
+from voiso_byob.errors import DomainError
 from voiso_byob.models import ContactCenter, Membership
+from voiso_byob.phone import normalise_e164
 from voiso_byob.sip import REFER_TO_MAX_LENGTH
 
 
@@ -163,8 +165,23 @@ class PhoneNumberSerializer(serializers.ModelSerializer):
         center = self.context.get("center")
         if center is not None:
             self.fields["flow"].queryset = Flow.objects.for_center(center)
-        if self.instance is not None and not isinstance(self.instance, list | tuple):
-            self.fields["number"].read_only = True
+
+    def validate_number(self, value: str) -> str:
+        # The number is the row's identity: a PUT repeats it (a full update sends every required
+        # field), and any other number is refused rather than silently ignored.
+        is_update = self.instance is not None and not isinstance(self.instance, list | tuple)
+        if is_update and _e164_or_text(value) != self.instance.number:
+            raise serializers.ValidationError(
+                "A number cannot change; delete it and add the new one.", code="immutable"
+            )
+        return value
+
+
+def _e164_or_text(value: str) -> str:
+    try:
+        return normalise_e164(value)
+    except DomainError:
+        return value
 
 
 class ProblemSerializer(serializers.Serializer):

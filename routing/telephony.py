@@ -16,7 +16,7 @@ from typing import Any
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.views import APIView
 
 from routing import hotpath
@@ -43,7 +43,11 @@ class RouteSchema(APIView):
 
     @extend_schema(
         request=RouteRequestSerializer,
-        responses={200: RouteResponseSerializer},
+        responses={
+            200: RouteResponseSerializer,
+            404: OpenApiResponse(description="`unknown_number`: not a number of this contact center."),
+            409: OpenApiResponse(description="`unknown_call` or `no_published_flow`."),
+        },
         summary="Where does this call go?",
         description=(
             "Runs the published flow of the dialled number and returns the verbs the switch executes "
@@ -67,7 +71,13 @@ class ReferSchema(APIView):
 
     @extend_schema(
         request=ReferRequestSerializer,
-        responses={200: ReferResponseSerializer},
+        responses={
+            200: ReferResponseSerializer,
+            **{
+                status: OpenApiResponse(description="Refused; answer the REFER with `error.sip_status`.")
+                for status in (400, 403, 404, 409)
+            },
+        },
         summary="Is this REFER target valid, and where does it go?",
         description=(
             "Parses `refer_to` (RFC 3261/3515/3966, name-addr or addr-spec, `Replaces`) and resolves it in "

@@ -25,6 +25,9 @@ from voiso_byob.api import CenterScopedViewSet
 class ByobGatedViewSet(CenterScopedViewSet):
     """Everything here needs BYOB switched on for the contact center (403 byob_disabled)."""
 
+    # Writes and actions may call the bot provider's API: the schema declares its 502.
+    calls_provider = True
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         services.require_byob(self.access.center)

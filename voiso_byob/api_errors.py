@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -41,20 +43,27 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
-def _first_code(codes: Any) -> str | None:
-    if isinstance(codes, dict):
-        for value in codes.values():
-            found = _first_code(value)
-            if found:
-                return found
-    elif isinstance(codes, list):
-        for value in codes:
-            found = _first_code(value)
-            if found:
-                return found
-    elif isinstance(codes, str) and codes not in _GENERIC_CODES:
-        return codes
-    return None
+def _leaf_errors(detail: Any) -> list[ErrorDetail]:
+    """Every error message in `detail` (nested dicts and lists), in order."""
+    if isinstance(detail, dict):
+        return [leaf for value in detail.values() for leaf in _leaf_errors(value)]
+    if isinstance(detail, list):
+        return [leaf for value in detail for leaf in _leaf_errors(value)]
+    return [detail] if isinstance(detail, ErrorDetail) else []
+
+
+def _headline(detail: Any) -> tuple[str, str]:
+    """The top-level code and message: the first error with a specific code, else the first error.
+
+    Code and message come from the same error, so a client reading `message` learns what `code`
+    names (they used to come from different fields: a bad `queue` filter beside a bad cursor
+    answered `invalid_cursor` with the queue's message).
+    """
+    leaves = _leaf_errors(detail)
+    for leaf in leaves:
+        if leaf.code and leaf.code not in _GENERIC_CODES:
+            return str(leaf.code), str(leaf)
+    return "validation_error", (str(leaves[0]) if leaves else "Invalid input.")
 
 
 def _flatten_messages(detail: Any) -> Any:
@@ -80,15 +89,49 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return None
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        code = _first_code(exc.get_codes()) or "validation_error"
-        fields = _flatten_messages(detail)
-        first = next(iter(fields.values()), ["Invalid input."])
-        is_message_list = isinstance(first, list) and first and isinstance(first[0], str)
-        message = first[0] if is_message_list else "Invalid input."
-        response.data = error_body(code, message, fields=fields)
+        code, message = _headline(detail)
+        response.data = error_body(code, message, fields=_flatten_messages(detail))
         return response
     if isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else exc.default_code
         response.data = error_body(code, str(exc.detail))
     return response
+
+
+# --- Django's own error pages, for requests under /api/ ----------------------------------------
+# A URL that matches no pattern (`/api/v1/webhooks/vapi/not-a-uuid/`), a request Django refuses
+# before any view (a malformed multipart body) or an unhandled exception never reaches DRF's
+# handler above; under /api/ they still answer in the error shape, elsewhere with the portal's pages.
+
+
+def is_api_path(request: HttpRequest) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def _json_error(status_code: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status_code)
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_path(request):
+        return _json_error(400, "bad_request", "The request could not be read.")
+    return defaults.bad_request(request, exception)
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_path(request):
+        return _json_error(403, "permission_denied", "You do not have permission to perform this action.")
+    return defaults.permission_denied(request, exception)
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_path(request):
+        return _json_error(404, "not_found", "Not found.")
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if is_api_path(request):
+        return _json_error(500, "server_error", "Server error.")
+    return defaults.server_error(request)

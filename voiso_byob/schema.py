@@ -1,10 +1,84 @@
-"""OpenAPI description of our authentication, so generated clients know to send the key."""
+"""OpenAPI description: our authentication, and the error answers every operation can give.
+
+`ApiAutoSchema` (REST_FRAMEWORK's DEFAULT_SCHEMA_CLASS) adds to each operation the refusals it
+can answer, all in the one error shape (voiso_byob.api_errors), so a view declares only what is
+particular to it. A response a view declares without a body (a description of its codes) gets
+the error shape as its body.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from rest_framework import serializers
+
+ERROR_DESCRIPTIONS = {
+    "400": "Invalid input: `validation_error` or a specific code, with `fields` (name → messages).",
+    "401": "No, unknown or revoked API key (or no session).",
+    "403": "Not allowed: the role or the key's scope, or BYOB is not enabled for the contact center.",
+    "404": "No such object in this contact center.",
+    "409": "Conflicts with the current state.",
+    "413": "The body is too large.",
+    "415": "The body is not application/json.",
+    "502": "The bot provider failed or could not be reached; nothing changed.",
+}
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable, machine-readable: `not_found`, `validation_error`, …")
+    message = serializers.CharField(help_text="For people; may change.")
+    fields = serializers.DictField(
+        required=False, help_text="Per input field (or `non_field_errors`): a list of messages."
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every refusal: `{"error": {"code", "message", "fields"?, …}}`; some endpoints add keys."""
+
+    error = ErrorDetailSerializer()
+
+
+class ApiAutoSchema(AutoSchema):
+    def _get_paginator(self) -> Any:
+        # Only a viewset's `list` pages; its other actions (a flow's versions, an integration's
+        # agents, a simulation's steps…) answer with the whole array.
+        if getattr(self.view, "action", "list") != "list":
+            return None
+        return super()._get_paginator()
+
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        operation = super().get_operation(*args, **kwargs)
+        if operation is None:
+            return None
+        error = {"application/json": {"schema": self.resolve_serializer(ErrorSerializer, "response").ref}}
+        responses = operation["responses"]
+        for status in self._error_statuses(operation):
+            responses.setdefault(status, {"description": ERROR_DESCRIPTIONS[status]})
+        for status, response in responses.items():
+            if status >= "400" and "content" not in response:
+                response["content"] = error
+        return operation
+
+    def _error_statuses(self, operation: dict[str, Any]) -> list[str]:
+        statuses = []
+        has_body = "requestBody" in operation
+        parameters = operation.get("parameters", [])
+        if has_body or self.method != "GET" or any(p["in"] == "query" for p in parameters):
+            statuses.append("400")
+        if any(requirement for requirement in operation.get("security", [])):
+            statuses += ["401", "403"]
+        if any(p["in"] == "path" for p in parameters):
+            statuses.append("404")
+        if has_body:
+            statuses.append("415")
+        if getattr(self.view, "calls_provider", False) and getattr(self.view, "action", None) not in {
+            "list",
+            "retrieve",
+        }:
+            statuses.append("502")
+        return statuses
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):

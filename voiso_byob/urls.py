@@ -14,6 +14,12 @@ from virtual_agents.api import IntegrationViewSet, VirtualAgentViewSet
 from voiso_byob import views
 from voiso_byob.api import MemberViewSet
 
+# Under /api/ Django's own 400/403/404/500 answers take the API's error shape (voiso_byob.api_errors).
+handler400 = "voiso_byob.api_errors.handler400"
+handler403 = "voiso_byob.api_errors.handler403"
+handler404 = "voiso_byob.api_errors.handler404"
+handler500 = "voiso_byob.api_errors.handler500"
+
 router = SimpleRouter()
 router.register("queues", QueueViewSet, basename="queue")
 router.register("numbers", PhoneNumberViewSet, basename="number")

@@ -53,7 +53,12 @@ def test_other_centers_numbers_are_404(caller: Caller, globex, globex_admin_key:
 
 def test_number_is_immutable_but_label_changes(caller: Caller) -> None:
     created = caller.post(NUMBERS, {"number": "+442079460018"}).json()
+    # Another number is refused, not silently ignored (as an integration's provider, a member's email).
     response = caller.patch(f"{NUMBERS}{created['id']}/", {"number": "+442079460019", "label": "Main"})
+    assert response.status_code == 400
+    assert error_code(response) == "immutable"
+    assert caller.get(f"{NUMBERS}{created['id']}/").json() == created
+    response = caller.patch(f"{NUMBERS}{created['id']}/", {"number": "+44 20 7946 0018", "label": "Main"})
     assert response.status_code == 200
     assert response.json() == {**created, "label": "Main"}
 
