@@ -25,6 +25,7 @@ from campaigns.dialer import Dialer
 from campaigns.gateways import Gateway
 from campaigns.gateways.http import HttpGateway
 from campaigns.gateways.simulator import SimulatorGateway
+from campaigns.lead_imports import process_lead_imports
 from voiso_byob.models import ApiKey, ApiKeyScope, ContactCenter
 from voiso_byob.services import create_api_key, revoke_api_key
 
@@ -32,6 +33,9 @@ logger = logging.getLogger("campaigns.run_dialer")
 
 KEY_NAME = "Dialer simulator"
 BY = "manage.py run_dialer"
+# CSV lead files uploaded in the portal are imported by the workers, a chunk (2,000 rows) per tick
+# each: more would hold up the next tick's calls.
+IMPORT_CHUNKS_PER_TICK = 1
 
 
 class Command(BaseCommand):
@@ -83,6 +87,10 @@ class Command(BaseCommand):
                             result.failed,
                             "".join(f"; campaign {pk} {status}" for pk, status in result.status_changes),
                         )
+                try:
+                    process_lead_imports(limit_chunks=IMPORT_CHUNKS_PER_TICK)
+                except OperationalError as exc:
+                    logger.warning("lead imports: database unavailable (%s); trying again", exc)
                 ticks += 1
                 if options["ticks"] and ticks >= options["ticks"]:
                     break
