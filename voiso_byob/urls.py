@@ -49,7 +49,7 @@ urlpatterns = [
     path("api-keys/<uuid:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("audit/", views.audit_list, name="audit_list"),
     path("virtual-agents/", include("virtual_agents.urls")),
-    path("campaigns/", views.section, {"name": "campaigns"}, name="campaigns"),
+    path("campaigns/", include("campaigns.urls")),
     path("reports/", views.section, {"name": "reports"}, name="reports"),
     path("live/", include("reporting.live_urls")),
     path("calls/", include("reporting.urls")),

@@ -107,11 +107,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 SECTIONS = {
-    "campaigns": (
-        "Campaigns",
-        "Dialer campaigns that call leads with virtual agents as the agents, with do-not-call "
-        "lists, calling hours and drop-rate control.",
-    ),
     "reports": (
         "Reports",
         "Containment, handoff success and queue service level for bot-handled calls, and the "

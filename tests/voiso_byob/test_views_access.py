@@ -65,7 +65,7 @@ MATRIX = [
     ("profile", None, "get", 200, 200, 200),
     ("switch_center", None, "post", 302, 302, 302),
     ("virtual_agents:index", None, "get", 200, 200, 403),
-    ("campaigns", None, "get", 200, 200, 403),
+    ("campaigns:campaign_list", None, "get", 200, 200, 403),
     ("reports", None, "get", 200, 200, 403),
     ("live", None, "get", 200, 200, 403),
     ("routing:queue_list", None, "get", 200, 200, 403),
