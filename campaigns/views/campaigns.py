@@ -44,6 +44,8 @@ RECENT_ATTEMPTS = 20
 RECENT_IMPORTS = 3
 # Seconds between the detail page's refreshes while something moves.
 POLL_SECONDS = 3
+# The leads table's page costs a count over the campaign's leads: refreshed less often.
+LEADS_POLL_SECONDS = 10
 _TRANSITIONS = {
     "start": services.start_campaign,
     "pause": services.pause_campaign,
@@ -204,6 +206,7 @@ def _page(
         "imports": imports,
         "is_polling": is_importing or campaign.status in (CampaignStatus.ACTIVE, CampaignStatus.AUTO_PAUSED),
         "poll_seconds": POLL_SECONDS,
+        "leads_poll_seconds": LEADS_POLL_SECONDS,
         "actions": _ACTIONS.get(campaign.status, ()) if membership.can_configure else (),
         "is_open": campaign.status not in (CampaignStatus.STOPPED, CampaignStatus.COMPLETED),
         "import_form": import_form or LeadImportForm(),

@@ -419,3 +419,14 @@ def test_uploads_and_rejects_are_refused_to_other_roles_and_centers(
     assert supervisor.client.get(rejects).status_code == 200  # supervisors read everything
     assert agent.client.get(rejects).status_code == 403
     assert outsider.client.get(rejects).status_code == 404
+
+
+def test_the_page_polls_only_while_the_campaign_dials(admin: Persona, campaign: Campaign) -> None:
+    add_leads(campaign, "+14155550101")
+    draft = admin.client.get(detail_url(campaign)).content.decode()
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.ACTIVE)
+    active = admin.client.get(detail_url(campaign)).content.decode()
+
+    assert 'hx-trigger="every' not in draft
+    assert 'hx-trigger="every 3s"' in active  # the progress
+    assert 'hx-trigger="every 10s"' in active  # the leads table
