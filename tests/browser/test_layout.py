@@ -1,13 +1,20 @@
-"""Layout checks that only a browser can make: the top bar on one line, action cells in their rows."""
+"""Checks only a browser can make: the top bar on one line, action cells in their rows, and the
+times the Live page's script writes (24-hour, in the contact center's zone)."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 from django.core.management import call_command
+from django.test import Client
 
 from tests.browser.conftest import snap
 from tests.browser.test_portal import log_in
-from voiso_byob.management.commands.seed_demo import ADMIN_EMAIL
+from tests.factories import make_api_key
+from voiso_byob.management.commands.seed_demo import ADMIN_EMAIL, SUPERVISOR_EMAIL
 from voiso_byob.models import ContactCenter, Membership, Role, User
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -67,3 +74,49 @@ def test_action_cells_stay_in_their_rows(browser_page) -> None:
             checked += 1
     assert checked >= 8
     snap(page, "action-cells")
+
+
+def test_live_writes_24_hour_times_in_the_centers_zone(browser_page) -> None:
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    center = ContactCenter.objects.get(slug="acme")
+    center.timezone = "Asia/Tokyo"  # never the browser's zone (UTC here), and afternoon somewhere
+    center.save(update_fields=["timezone"])
+    _, key = make_api_key(center, "telephony")
+    now = datetime.now(UTC).replace(microsecond=0)
+    started, requested = now - timedelta(seconds=20), now - timedelta(seconds=5)
+
+    def event(kind: str, when: datetime, **data: object) -> dict[str, object]:
+        return {
+            "id": f"{kind}-tz",
+            "type": kind,
+            "call_id": "call-tz",
+            "occurred_at": when.isoformat(),
+            "data": data,
+        }
+
+    events = [
+        event(
+            "call.started", started, direction="inbound", **{"from": "+442079460999", "to": "+442079460000"}
+        ),
+        event("bot.connected", started + timedelta(seconds=1), virtual_agent="5001"),
+        event("handoff.requested", requested, virtual_agent="5001", refer_to="<sip:4323@acme.voiso.com>"),
+    ]
+    response = Client().post(
+        "/api/v1/telephony/events",
+        {"events": events},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+    assert response.status_code == 202, response.content
+
+    page = browser_page
+    log_in(page, SUPERVISOR_EMAIL)
+    page.goto("/live/")
+    handoff_time = page.locator("#live-handoffs tbody time").first
+    call_time = page.locator("#live-calls time").first
+    tokyo = ZoneInfo("Asia/Tokyo")
+    # The script rewrote both (its rows replace the server's), as HH:MM:SS in Tokyo.
+    assert call_time.inner_text() == started.astimezone(tokyo).strftime("%H:%M:%S")
+    assert handoff_time.inner_text() == requested.astimezone(tokyo).strftime("%H:%M:%S")
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in page.locator("main time").all_inner_texts())
+    snap(page, "live-times")
