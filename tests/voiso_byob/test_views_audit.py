@@ -11,6 +11,7 @@ from routing.services import update_queue
 from tests.conftest import Persona
 from tests.factories import make_member, make_queue
 from tests.reporting.conftest import make_bot
+from voiso_byob.models import AuditEvent
 
 
 def test_queue_members_are_shown_by_email_and_name_not_by_id(admin: Persona, agent: Persona) -> None:
@@ -48,3 +49,32 @@ def test_times_are_in_the_centers_time_zone(admin: Persona) -> None:
     assertNotContains(response, "2026-01-15 03:04:05")
     assertContains(response, "America/Los_Angeles")
     assertNotContains(response, "(UTC)")
+
+
+def test_member_ids_in_events_recorded_before_are_shown_as_emails(
+    admin: Persona, agent: Persona, outsider: Persona, django_assert_max_num_queries
+) -> None:
+    # What a queue's audit row held before it named people: membership ids. Another center's id
+    # (which this center's log should never hold) is not resolved: names come from this center only.
+    removed = "9b0c1f4e-0000-4000-8000-000000000000"
+    AuditEvent.objects.create(
+        contact_center=admin.center,
+        actor_repr="admin@acme.example",
+        action="queue.updated",
+        target_type="routing.queue",
+        target_id="q",
+        target_repr="Sales",
+        changes={
+            "members": {
+                "from": [str(agent.membership.pk)],
+                "to": [str(agent.membership.pk), str(outsider.membership.pk), removed],
+            }
+        },
+    )
+
+    with django_assert_max_num_queries(8):
+        response = admin.client.get("/audit/", {"action": "queue.updated"})
+
+    expected = f"{agent.user.email} → {agent.user.email}, {outsider.membership.pk}, {removed}"
+    assertContains(response, expected)
+    assertNotContains(response, outsider.user.email)
