@@ -153,7 +153,8 @@ class Dialer:
     def _lock_free_bots(self, campaign: Campaign) -> list[_Bot]:
         """The campaign's enabled bots this worker may dial with now, and their free slots.
 
-        Locked (FOR UPDATE SKIP LOCKED) until the claim commits: two workers must not both count
+        Locked (FOR NO KEY UPDATE SKIP LOCKED: event ingestion's foreign-key checks on the bot do not
+        wait for it) until the claim commits: two workers must not both count
         the same free slot. A bot another worker holds is skipped this tick; its slots are that
         worker's. Counted after the lock, so the count sees every claim committed before it.
         Free = capacity minus the calls it is on minus this system's dials still ringing.
@@ -161,7 +162,7 @@ class Dialer:
         enabled = [bot.pk for bot in campaign.virtual_agents.all() if bot.is_enabled]
         agents = list(
             VirtualAgent.objects.filter(pk__in=enabled, is_enabled=True)
-            .select_for_update(skip_locked=True)
+            .select_for_update(skip_locked=True, no_key=True)
             .only("pk", "sip_uri", "max_concurrent_calls")
             .order_by("pk")
         )
@@ -232,7 +233,7 @@ class Dialer:
             Lead.objects.due(now)
             .filter(campaign=campaign)
             .only("pk", "phone", "attempts", "timezones", "context")
-            .select_for_update(skip_locked=True)[:slots]
+            .select_for_update(skip_locked=True, no_key=True)[:slots]
         )
         if not leads:
             self._maybe_complete(campaign, result)
@@ -364,7 +365,7 @@ class Dialer:
             logger.warning("dialer: call %s not placed: %s", origination.call_id, exc)
             with transaction.atomic():
                 attempt = (
-                    CallAttempt.objects.select_for_update()
+                    CallAttempt.objects.select_for_update(of=("self",))
                     .select_related("campaign")
                     .get(pk=origination.attempt_id)
                 )
@@ -397,7 +398,11 @@ class Dialer:
         ).select_related("campaign")
         for attempt in silent[:1000]:
             with transaction.atomic():
-                locked = CallAttempt.objects.select_for_update().select_related("campaign").get(pk=attempt.pk)
+                locked = (
+                    CallAttempt.objects.select_for_update(of=("self",))
+                    .select_related("campaign")
+                    .get(pk=attempt.pk)
+                )
                 if locked.ended_at is None:
                     end_attempt(locked, outcome=AttemptOutcome.FAILED, at=now)
                     result.failed += 1
