@@ -66,7 +66,9 @@ center = create_contact_center(slug="capbench", name="Cap", admin_email="a@cap.e
                                admin_password=None, by="bench", byob_enabled=True)
 # The benchmark runs at any hour: the center's window and the campaign's hours span the day.
 DialerPolicy.objects.create(contact_center=center, legal_start=time(0, 0), legal_end=time(23, 59, 59))
-integration = va.create_integration(center=center, provider="generic_sip", label="Bots", credentials=None, by="bench")
+integration = va.create_integration(
+    center=center, provider="generic_sip", label="Bots", credentials=None, by="bench"
+)
 bots = [va.create_virtual_agent(integration=integration, by="bench", name=f"Bot {n}",
         sip_uri=f"sip:bot{n}@10.0.0.5", max_concurrent_calls=50, connect=True) for n in range(4)]
 days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
