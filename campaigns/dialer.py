@@ -27,7 +27,6 @@ from functools import lru_cache
 from typing import Any
 
 import phonenumbers
-from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
@@ -132,6 +131,8 @@ class Dialer:
         # without a transaction (most ticks of a busy dialer); one with some is counted again locked.
         dials = open_dials({bot.pk for campaign in campaigns for bot in campaign.virtual_agents.all()})
         rules = list(RegionalCallingRule.objects.all())
+        queues = {campaign.handoff_queue_id for campaign in campaigns if campaign.handoff_queue_id}
+        waiting = queue_load(queues) if queues else {}
         policies: dict[Any, DialerPolicy] = {}
         originations: list[Origination] = []
         # The whole tick's claims commit together: a commit waits for the disk (~2-4 ms here), and
@@ -145,14 +146,15 @@ class Dialer:
                 enabled = [bot for bot in campaign.virtual_agents.all() if bot.is_enabled]
                 if enabled and not any(bot.free for bot in self._free(enabled, dials)):
                     continue  # busy: not paused, the next tick looks again
-                originations += self._plan(campaign, policies[center.pk], rules, now, result)
+                originations += self._plan(campaign, waiting, policies[center.pk], rules, now, result)
         self._originate_all(originations, result)
         return result
 
     def _lock_free_bots(self, campaign: Campaign) -> list[_Bot]:
         """The campaign's enabled bots this worker may dial with now, and their free slots.
 
-        Locked (FOR UPDATE SKIP LOCKED) until the claim commits: two workers must not both count
+        Locked (FOR NO KEY UPDATE SKIP LOCKED: event ingestion's foreign-key checks on the bot do not
+        wait for it) until the claim commits: two workers must not both count
         the same free slot. A bot another worker holds is skipped this tick; its slots are that
         worker's. Counted after the lock, so the count sees every claim committed before it.
         Free = capacity minus the calls it is on minus this system's dials still ringing.
@@ -160,7 +162,7 @@ class Dialer:
         enabled = [bot.pk for bot in campaign.virtual_agents.all() if bot.is_enabled]
         agents = list(
             VirtualAgent.objects.filter(pk__in=enabled, is_enabled=True)
-            .select_for_update(skip_locked=True)
+            .select_for_update(skip_locked=True, no_key=True)
             .only("pk", "sip_uri", "max_concurrent_calls")
             .order_by("pk")
         )
@@ -181,6 +183,7 @@ class Dialer:
     def _plan(
         self,
         campaign: Campaign,
+        waiting: dict[str, int],
         policy: DialerPolicy,
         rules: list[RegionalCallingRule],
         now: datetime,
@@ -189,11 +192,14 @@ class Dialer:
         if not any(bot.is_enabled for bot in campaign.virtual_agents.all()):
             self._auto_pause(campaign, AutoPauseReason.NO_CAPACITY, result)
             return []
-        if campaign.handoff_queue_id and handoff_queue_waiting(campaign.handoff_queue_id) > (
+        if campaign.handoff_queue_id and waiting.get(str(campaign.handoff_queue_id), 0) > (
             campaign.handoff_queue_threshold
         ):
+            # Bots must not hand callers to a queue that cannot answer them; resumes as it drains.
             self._auto_pause(campaign, AutoPauseReason.HANDOFF_QUEUE_FULL, result)
             return []
+        if campaign.status_reason == AutoPauseReason.HANDOFF_QUEUE_FULL:
+            self._resume(campaign, result)
         deferred_before = result.deferred
         try:
             with transaction.atomic():
@@ -227,7 +233,7 @@ class Dialer:
             Lead.objects.due(now)
             .filter(campaign=campaign)
             .only("pk", "phone", "attempts", "timezones", "context")
-            .select_for_update(skip_locked=True)[:slots]
+            .select_for_update(skip_locked=True, no_key=True)[:slots]
         )
         if not leads:
             self._maybe_complete(campaign, result)
@@ -359,7 +365,7 @@ class Dialer:
             logger.warning("dialer: call %s not placed: %s", origination.call_id, exc)
             with transaction.atomic():
                 attempt = (
-                    CallAttempt.objects.select_for_update()
+                    CallAttempt.objects.select_for_update(of=("self",))
                     .select_related("campaign")
                     .get(pk=origination.attempt_id)
                 )
@@ -392,7 +398,11 @@ class Dialer:
         ).select_related("campaign")
         for attempt in silent[:1000]:
             with transaction.atomic():
-                locked = CallAttempt.objects.select_for_update().select_related("campaign").get(pk=attempt.pk)
+                locked = (
+                    CallAttempt.objects.select_for_update(of=("self",))
+                    .select_related("campaign")
+                    .get(pk=attempt.pk)
+                )
                 if locked.ended_at is None:
                     end_attempt(locked, outcome=AttemptOutcome.FAILED, at=now)
                     result.failed += 1
@@ -477,9 +487,10 @@ def mark_originated(attempt_ids: list[str], at: datetime) -> set[str]:
         return {str(uuid.UUID(str(pk))) for (pk,) in cursor.fetchall()}
 
 
-def handoff_queue_waiting(queue_id: Any) -> int:
-    """Callers handed off into this queue and not yet answered or gone (kept by event ingestion)."""
-    try:
-        return int(cache.get(f"queue-waiting:{queue_id}") or 0)
-    except Exception:  # without the counter (cache down) the queue is taken as not full
-        return 0
+def _no_queue_load(queue_ids: set[Any]) -> dict[str, int]:
+    return {}
+
+
+# Callers waiting in each queue, by queue id: call records are reporting's, which sets this when it
+# loads (reporting.apps), so the dependency keeps pointing reporting → campaigns.
+queue_load: Callable[[set[Any]], dict[str, int]] = _no_queue_load

@@ -271,7 +271,9 @@ def _apply(
 
 def _transition(campaign: Campaign, *, to: str, action: str, by: Actor, reason: str = "") -> Campaign:
     # Locked: a worker auto-pausing and a person pausing the same campaign must not both win.
-    campaign = Campaign.objects.select_for_update().select_related("contact_center").get(pk=campaign.pk)
+    campaign = (
+        Campaign.objects.select_for_update(of=("self",)).select_related("contact_center").get(pk=campaign.pk)
+    )
     sources, target = _TRANSITIONS[to]
     if campaign.status not in sources:
         raise DomainError(
@@ -410,7 +412,9 @@ def import_leads(*, campaign: Campaign, rows: Sequence[LeadRow], by: Actor) -> I
     """
     if len(rows) > MAX_LEADS_PER_REQUEST:
         raise DomainError("too_many_leads", f"At most {MAX_LEADS_PER_REQUEST} leads per request.")
-    campaign = Campaign.objects.select_for_update().select_related("contact_center").get(pk=campaign.pk)
+    campaign = (
+        Campaign.objects.select_for_update(of=("self",)).select_related("contact_center").get(pk=campaign.pk)
+    )
     if campaign.status in (CampaignStatus.STOPPED, CampaignStatus.COMPLETED):
         raise DomainError("campaign_closed", "Leads cannot be added to a finished campaign.", status=409)
     center = campaign.contact_center
@@ -560,9 +564,11 @@ def apply_call_events(*, center_id: Any, facts: Sequence[CallEventFact]) -> int:
     facts = [fact for fact in facts if fact.type in OUTCOME_EVENT_TYPES]
     if not facts:
         return 0
+    # Only the attempts are locked ("self"): locking the joined campaign too would serialise every
+    # event of a campaign's calls and deadlock with the dialer's inserts checking their foreign keys.
     attempts = {
         attempt.call_id: attempt
-        for attempt in CallAttempt.objects.select_for_update()
+        for attempt in CallAttempt.objects.select_for_update(of=("self",))
         .select_related("lead", "campaign")
         .filter(contact_center_id=center_id, call_id__in={fact.call_id for fact in facts})
     }

@@ -215,6 +215,12 @@ class CallRecord(models.Model):
             models.Index(
                 fields=["contact_center", "virtual_agent", "status"], name="reporting_record_bot_idx"
             ),
+            # Callers waiting in a queue now (reporting.queries.queue_waiting: the dialer's pacing).
+            models.Index(
+                fields=["queue"],
+                condition=Q(status="in_progress", agent_connected_at__isnull=True, queue__isnull=False),
+                name="reporting_record_waiting_idx",
+            ),
             # A post-call webhook without our X-Voiso-Call-Id is matched by the provider's call id.
             models.Index(
                 fields=["contact_center", "provider_call_id"],

@@ -23,11 +23,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Q
+from django.db.models import Count, Q
 
-from reporting.models import CallRecord, CallRecordQuerySet
+from reporting.models import CallRecord, CallRecordQuerySet, CallStatus
 from routing.models import Queue
 from virtual_agents.models import VirtualAgent
 from voiso_byob.models import ContactCenter
@@ -192,3 +193,19 @@ def in_list_order(records: CallRecordQuerySet, *, chunk_size: int = 500) -> Iter
     """Every record in list order, read in chunks (server-side cursors on PostgreSQL)."""
     yield from _dated(records).iterator(chunk_size=chunk_size)
     yield from _undated(records).iterator(chunk_size=chunk_size)
+
+
+def queue_waiting(queue_ids: set[Any]) -> dict[str, int]:
+    """Callers in each queue now: calls in progress whose last queue it is, not yet with an agent.
+
+    The dialer pauses a campaign whose handoff queue has more than its threshold (campaigns.dialer).
+    Served by the partial index reporting_record_waiting_idx, which holds only such calls.
+    """
+    rows = (
+        CallRecord.objects.filter(
+            queue_id__in=queue_ids, status=CallStatus.IN_PROGRESS, agent_connected_at__isnull=True
+        )
+        .values("queue_id")
+        .annotate(n=Count("pk"))
+    )
+    return {str(row["queue_id"]): row["n"] for row in rows}

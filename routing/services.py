@@ -40,12 +40,12 @@ def _snapshot(queue: Queue) -> dict[str, Any]:
         "strategy": queue.strategy,
         "max_wait_seconds": queue.max_wait_seconds,
         "failover_action": queue.failover_action,
-        "failover_queue": str(queue.failover_queue_id) if queue.failover_queue_id else None,
+        # The audit log is read by people, and outlives the rows: names, not ids. Members by
+        # email (a changed display name is not a change of the queue), bots and queues by name.
+        "failover_queue": queue.failover_queue.name if queue.failover_queue_id else None,
         "failover_number": queue.failover_number,
-        "members": sorted(str(pk) for pk in queue.members.values_list("pk", flat=True)),
-        "virtual_agent_members": sorted(
-            str(pk) for pk in queue.virtual_agent_members.values_list("pk", flat=True)
-        ),
+        "members": sorted(queue.members.values_list("user__email", flat=True)),
+        "virtual_agent_members": sorted(queue.virtual_agent_members.values_list("name", flat=True)),
     }
 
 

@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from virtual_agents.models import HandoffTarget, ProviderIntegration, VirtualAgent
+from voiso_byob.admin import ReadOnlyAdmin
 
 
 @admin.register(ProviderIntegration)
@@ -92,3 +93,23 @@ class VirtualAgentAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(HandoffTarget)
+class HandoffTargetAdmin(ReadOnlyAdmin):
+    """What was pushed into a bot's transfer tool at the provider; the portal's wizard changes it."""
+
+    list_display = ["label", "sip_uri", "virtual_agent", "contact_center", "extension", "number", "created"]
+    list_filter = ["virtual_agent__contact_center"]
+    search_fields = [
+        "label",
+        "sip_uri",
+        "number",
+        "virtual_agent__name",
+        "virtual_agent__contact_center__slug",
+    ]
+    list_select_related = ["virtual_agent__contact_center", "extension"]
+
+    @admin.display(description="contact center", ordering="virtual_agent__contact_center__slug")
+    def contact_center(self, obj: HandoffTarget) -> str:
+        return str(obj.virtual_agent.contact_center)

@@ -65,17 +65,32 @@ def _redirect(request: HttpRequest, url: str) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
-def handoff_uris(center: ContactCenter) -> list[dict[str, str]]:
-    """Every queue and user with an extension, with the URI a bot REFERs to."""
+def handoff_uris(center: ContactCenter, *, bot: VirtualAgent) -> list[dict[str, str]]:
+    """Every queue, user and other virtual agent with an extension, with the URI a bot REFERs to.
+
+    Another bot is as valid a REFER target as a queue (routing.refer resolves it); the bot
+    itself is left out: a transfer to itself goes nowhere.
+    """
     rows = []
     for ext in (
         Extension.objects.for_center(center)
-        .filter(kind__in=[ExtensionKind.QUEUE, ExtensionKind.AGENT])
-        .select_related("queue", "membership__user")
+        .filter(kind__in=[ExtensionKind.QUEUE, ExtensionKind.AGENT, ExtensionKind.VIRTUAL_AGENT])
+        .exclude(virtual_agent=bot)
+        .select_related("queue", "membership__user", "virtual_agent")
         .order_by("kind", "digits")
     ):
         if ext.kind == ExtensionKind.QUEUE and hasattr(ext, "queue"):
             rows.append({"kind": "Queue", "name": ext.queue.name, "digits": ext.digits})
+        elif ext.kind == ExtensionKind.VIRTUAL_AGENT and hasattr(ext, "virtual_agent"):
+            other = ext.virtual_agent
+            # Listed all the same (it may be switched on later), but a REFER to it answers 480 now.
+            if not other.is_enabled:
+                name = f"{other.name} (disabled)"
+            elif not other.is_connected:
+                name = f"{other.name} (not connected)"
+            else:
+                name = other.name
+            rows.append({"kind": "Virtual agent", "name": name, "digits": ext.digits})
         elif hasattr(ext, "membership"):
             rows.append({"kind": "User", "name": ext.membership.user.display_name, "digits": ext.digits})
     for row in rows:
@@ -199,7 +214,7 @@ def agent_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
             "agent": agent,
             "center": center,
             "targets": agent.handoff_targets.all(),
-            "handoff_uris": handoff_uris(center),
+            "handoff_uris": handoff_uris(center, bot=agent),
             "state_rows": _state_rows(agent),
             "agent_handoff_uri": handoff_uri(agent.extension.digits, center.slug)
             if agent.extension
@@ -296,7 +311,7 @@ def agent_check(request: HttpRequest, pk: UUID) -> HttpResponse:
             **context,
             "center": agent.contact_center,
             "targets": agent.handoff_targets.all(),
-            "handoff_uris": handoff_uris(agent.contact_center),
+            "handoff_uris": handoff_uris(agent.contact_center, bot=agent),
             "state_rows": _state_rows(agent),
         },
     )

@@ -11,6 +11,34 @@ from voiso_byob.models import ApiKey, AuditEvent, ContactCenter, Extension, Memb
 from voiso_byob.services import bump_routing_revision
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Staff look, never touch: for append-only data (events, reports, version history), rows
+    folded from it (call records, handoffs), and configuration whose changes must go through
+    the portal or API (they validate, audit and move the telephony generation; admin would not).
+    """
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     ordering = ["email"]
@@ -106,18 +134,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["created", "contact_center", "actor_repr", "action", "target_type", "target_repr"]
     list_filter = ["action", "target_type", "contact_center"]
     search_fields = ["actor_repr", "action", "target_repr", "target_id"]
     list_select_related = ["contact_center"]
     date_hierarchy = "created"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -392,17 +392,30 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M} {self.actor_repr} {self.action} {self.target_repr}"
 
-    @property
-    def change_lines(self) -> list[tuple[str, str]]:
-        """(field, "old → new" or value) pairs for display."""
+    def change_lines(self, names: dict[str, str]) -> list[tuple[str, str]]:
+        """(field, "old → new" or value) pairs for display; a value found in `names` (an id) shows
+        as its name."""
         lines = []
         for field, value in (self.changes or {}).items():
             if isinstance(value, dict) and set(value) == {"from", "to"}:
-                text = f"{_show(value['from'])} → {_show(value['to'])}"
+                text = f"{_show(value['from'], names)} → {_show(value['to'], names)}"
             else:
-                text = _show(value)
+                text = _show(value, names)
             lines.append((field, text))
         return lines
+
+    def changed_values(self) -> set[str]:
+        """Every text value in the changes (lists and old → new pairs opened)."""
+        found: set[str] = set()
+        for value in (self.changes or {}).values():
+            parts = (
+                [value["from"], value["to"]]
+                if isinstance(value, dict) and set(value) == {"from", "to"}
+                else [value]
+            )
+            for part in parts:
+                found.update(str(item) for item in (part if isinstance(part, list) else [part]) if item)
+        return found
 
     @classmethod
     def record(
@@ -435,9 +448,9 @@ class AuditEvent(models.Model):
         )
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, names: dict[str, str]) -> str:
     if value is None or value == "":
         return "—"
     if isinstance(value, list):
-        return ", ".join(str(item) for item in value) or "—"
-    return str(value)
+        return ", ".join(names.get(str(item), str(item)) for item in value) or "—"
+    return names.get(str(value), str(value))

@@ -231,10 +231,18 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# One handler, on the root logger. Django first applies its own defaults, whose `django` logger
+# prints to the console under DEBUG and also propagates to root (every line printed twice): naming
+# `django` and `django.server` here takes their handlers away, so they print through root only.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"refused_request_one_line": {"()": "voiso_byob.log_filters.RefusedRequestOneLine"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["refused_request_one_line"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }

@@ -302,6 +302,25 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     action = request.GET.get("action", "").strip()
     if action:
         events = events.filter(action__startswith=action)
-    return render_list(
-        request, "voiso_byob/auditevent_list.html", {"page": paginate(request, events), "action": action}
-    )
+    page = paginate(request, events)
+    # Queue events recorded before the audit snapshot named people stored membership ids: show
+    # those as the member's email (ids of people since removed stay as they are).
+    values = set().union(*(event.changed_values() for event in page.object_list))
+    ids = [value for value in values if _is_uuid(value)]
+    names = {
+        str(pk): email
+        for pk, email in Membership.objects.filter(
+            contact_center=membership.contact_center, pk__in=ids
+        ).values_list("pk", "user__email")
+    }
+    for event in page.object_list:
+        event.lines = event.change_lines(names)
+    return render_list(request, "voiso_byob/auditevent_list.html", {"page": page, "action": action})
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -11,6 +11,15 @@ from routing.models import Queue
 from virtual_agents.models import VirtualAgent
 from voiso_byob.models import ContactCenter, Membership
 
+# What a route's target (and a dial's destination) is called on the page; the same words as the
+# reporting TargetType choices, which routing cannot import.
+TARGET_KIND_LABELS = {
+    "virtual_agent": "Virtual agent",
+    "queue": "Queue",
+    "user": "User",
+    "external": "External number",
+}
+
 
 def route_target_choices(center: ContactCenter) -> tuple[Choices, dict[tuple[str, str], str]]:
     """The route targets of a center, grouped for a select, and their names by (kind, id)."""
@@ -30,7 +39,11 @@ def route_target_choices(center: ContactCenter) -> tuple[Choices, dict[tuple[str
         .select_related("user", "extension")
         .order_by("extension__digits")
     ]
-    for group, kind_label in ((agents, "Virtual agent"), (queues, "Queue"), (users, "User")):
+    for group, kind_label in (
+        (agents, TARGET_KIND_LABELS["virtual_agent"]),
+        (queues, TARGET_KIND_LABELS["queue"]),
+        (users, TARGET_KIND_LABELS["user"]),
+    ):
         for value, label in group:
             kind, _, ref = value.partition(":")
             names[(kind, ref)] = f"{kind_label} {label}"

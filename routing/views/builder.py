@@ -29,7 +29,7 @@ from django_htmx.http import push_url
 from routing import services
 from routing.forms import NODE_FORMS, NodeForm
 from routing.forms.flows import AddNodeForm, TestCallForm
-from routing.forms.routes import route_target_choices
+from routing.forms.routes import TARGET_KIND_LABELS, route_target_choices
 from routing.models import Flow, FlowVersion, FlowVersionState
 from routing.route import SimulationStep, simulate_flow
 from routing.views import diagram
@@ -98,6 +98,9 @@ def _steps(steps: list[SimulationStep]) -> list[dict[str, Any]]:
             "path": step.path,
             "notes": step.notes,
             "destination": step.destination,
+            "destination_label": TARGET_KIND_LABELS.get(step.destination["type"], step.destination["type"])
+            if step.destination
+            else "",
             "instructions": [json.dumps(item, ensure_ascii=False) for item in step.instructions],
         }
         for index, step in enumerate(steps, start=1)

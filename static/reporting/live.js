@@ -183,7 +183,12 @@
     return node;
   }
 
-  const clock = (iso) => (iso ? el("time", { datetime: iso }, new Date(iso).toLocaleTimeString()) : "—");
+  // 24-hour times in the contact center's time zone, as every other page shows them (the
+  // browser's locale would pick 12-hour clocks and the viewer's own zone).
+  const timeFormat = new Intl.DateTimeFormat("en-GB", {
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZone: script.dataset.timeZone || "UTC",
+  });
+  const clock = (iso) => (iso ? el("time", { datetime: iso }, timeFormat.format(new Date(iso))) : "—");
   const muted = (text) => el("span", { class: "muted" }, text);
 
   const summaryNodes = (callId) =>

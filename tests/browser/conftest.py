@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,36 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Django template syntax that reached the browser: a multi-line `{# … #}` (Django's comment is one
+# line; longer ones are `{% comment %}`), a tag split over lines, or a template served unrendered.
+TEMPLATE_TEXT = re.compile(r"\{[#%]|[#%]\}")
+
+
+def template_text_in(html: str) -> list[str]:
+    """Each piece of template syntax in `html`, with a little of what surrounds it."""
+    return [html[max(0, m.start() - 40) : m.end() + 40] for m in TEMPLATE_TEXT.finditer(html)]
+
+
+def watch_for_template_text(page) -> list[str]:
+    """Check every HTML document and htmx fragment the page receives; return the list of findings.
+
+    Bodies are read as they arrive: once the page has moved on, Chromium may have dropped them.
+    """
+    found: list[str] = []
+
+    def check(response) -> None:
+        if "text/html" not in response.headers.get("content-type", ""):
+            return
+        try:
+            body = response.text()
+        except Exception:  # a redirect or an aborted load has no body to check
+            return
+        found.extend(f"{response.url}: …{text}…" for text in template_text_in(body))
+
+    page.on("response", check)
+    return found
+
+
 @pytest.fixture
 def browser_page(live_server) -> Iterator[object]:
     # Playwright's sync API runs an event loop in this thread; the test's own
@@ -38,8 +69,13 @@ def browser_page(live_server) -> Iterator[object]:
         context = browser.new_context(base_url=live_server.url)
         page = context.new_page()
         page.set_default_timeout(15_000)
+        template_text = watch_for_template_text(page)
         try:
             yield page
+            # What the page shows last, as rendered (a `{#` put there by script counts too).
+            template_text.extend(
+                f"{page.url} (rendered): …{text}…" for text in template_text_in(page.content())
+            )
         finally:
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "last-browser-test.png"), full_page=True)
@@ -50,6 +86,8 @@ def browser_page(live_server) -> Iterator[object]:
             # close it here, or it outlives the test (and the test database's teardown warns).
             connections.close_all()
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        if template_text:
+            pytest.fail("template syntax in a rendered page:\n" + "\n".join(template_text), pytrace=False)
 
 
 def snap(page, name: str) -> None:

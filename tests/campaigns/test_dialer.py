@@ -332,3 +332,25 @@ def test_the_unique_attempt_number_stops_a_dial_the_locks_missed(acme, campaign:
     assert dialer(gateway).tick().originated == 0
     assert gateway.placed == [] and CallAttempt.objects.count() == 1
     assert Lead.objects.get(pk=lead_id).attempts == 0  # the claim rolled back whole
+
+
+def test_a_full_handoff_queue_pauses_the_campaign_until_it_drains(acme, campaign: Campaign) -> None:
+    from reporting.models import CallRecord
+    from tests.reporting.factories import make_call
+
+    queue = make_queue(acme, name="Renewals desk")
+    update_campaign(campaign=campaign, by="tests", handoff_queue=queue, handoff_queue_threshold=1)
+    campaign = started(campaign, "+12125550102")
+    waiting = [make_call(acme, seconds=None, queue=queue) for _ in range(2)]
+    make_call(acme, seconds=None, queue=make_queue(acme))  # another queue's caller counts not
+    gateway = Recorder()
+    dialer(gateway).tick()
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.status_reason) == (CampaignStatus.AUTO_PAUSED, "handoff_queue_full")
+    assert gateway.placed == []
+    # An agent answers one caller: one waits, the threshold: dialling resumes.
+    CallRecord.objects.filter(pk=waiting[0].pk).update(agent_connected_at=NOON_UTC)
+    dialer(gateway).tick()
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.ACTIVE
+    assert [o.to for o in gateway.placed] == ["+12125550102"]

@@ -3,10 +3,12 @@ diagram, publish, history and restore, and the test-call panel (a dry run)."""
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -690,6 +692,26 @@ def test_publish_is_refused_while_the_draft_has_problems(admin: Persona, flow: F
     assertContains(htmx, "fix them before publishing")
 
 
+def publish_button(response: Any) -> str:
+    match = re.search(r"<button[^>]*>Publish v\d+</button>", response.content.decode())
+    assert match, "no Publish button on the page"
+    return match.group(0)
+
+
+def test_publish_button_is_disabled_while_the_draft_has_problems(
+    admin: Persona, flow: Flow, sales: Queue
+) -> None:
+    services.save_draft(flow=flow, by="tests", graph=menu_graph(sales))
+    assert "disabled" not in publish_button(admin.client.get(url("flow_detail", flow)))
+
+    admin.client.post(url("flow_node_delete", flow, "bye"))
+    button = publish_button(admin.client.get(url("flow_detail", flow)))
+    assert " disabled" in button
+    assert 'title="Fix the 2 problems below before publishing"' in button
+    # The workspace htmx swaps in after each change carries the same button.
+    assert " disabled" in publish_button(admin.client.get(url("flow_detail", flow), **HTMX))
+
+
 def test_publish_without_a_draft_says_so(admin: Persona, flow: Flow) -> None:
     response = admin.client.post(url("flow_publish", flow))
 
@@ -830,6 +852,21 @@ def test_test_call_shows_the_path_and_the_instructions_and_writes_nothing(
     assert "on-path" not in element(response, "node-bye")[0]
     on_path = {(edge.source, edge.target) for edge in response.context["diagram"].edges if edge.is_on_path}
     assert on_path == {("start", "menu"), ("menu", "sales")}
+
+
+def test_test_call_names_the_destination_kind_in_words(admin: Persona) -> None:
+    # The demo's main line sends 1 to the sales bot: a virtual agent, not "Virtual_agent".
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    flow = Flow.objects.for_center(admin.center).get(name="Demo main line")
+    version = flow.published_version.number
+
+    response = _test_call(admin, flow, digits="1", version=version, at="2025-06-02T10:00")
+
+    assert response.status_code == 200
+    assertContains(response, "Destination: Virtual agent Demo sales bot")
+    assertNotContains(response, "Virtual_agent")
+    billing = _test_call(admin, flow, digits="3", version=version, at="2025-06-02T10:00")
+    assertContains(billing, "Destination: Queue Billing")
 
 
 def test_test_call_answers_htmx_with_the_workspace(supervisor: Persona, flow: Flow) -> None:

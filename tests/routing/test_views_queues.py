@@ -77,7 +77,9 @@ def test_create_queue_with_members_and_failover_queue(
     assert (queue.failover_action, queue.failover_queue, queue.failover_number) == ("queue", overflow, "")
     event = AuditEvent.objects.for_center(admin.center).get(action="queue.created", target_id=str(queue.pk))
     assert event.actor == admin.user
-    assert event.changes["members"] == sorted([str(agent.membership.pk), str(second_agent.pk)])
+    # People and queues by name in the audit log, not by id.
+    assert event.changes["members"] == sorted([agent.user.email, second_agent.user.email])
+    assert event.changes["failover_queue"] == overflow.name
     assertContains(admin.client.get("/routing/queues/"), "Queue Sales created with extension 4001.")
 
 

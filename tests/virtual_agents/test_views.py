@@ -581,6 +581,42 @@ def test_detail_lists_copy_ready_handoff_uris_and_never_the_key(
     html(response)
 
 
+def test_detail_lists_other_virtual_agents_as_handoff_targets(admin: Persona, live: VirtualAgent) -> None:
+    # Another bot is a valid REFER target (routing.refer resolves its extension); the bot itself is not.
+    house = services.create_integration(
+        center=admin.center, provider="generic_sip", label="House bots", credentials=None, by="tests"
+    )
+    billing = services.create_virtual_agent(
+        integration=house,
+        by="tests",
+        name="Billing bot",
+        sip_uri="sip:billing@10.0.0.5",
+        extension="7010",
+        connect=True,
+    )
+    resting = services.create_virtual_agent(
+        integration=house,
+        by="tests",
+        name="Resting bot",
+        sip_uri="sip:resting@10.0.0.6",
+        extension="7011",
+        connect=True,
+    )
+    resting.is_enabled = False
+    resting.save(update_fields=["is_enabled"])
+
+    response = admin.client.get(reverse("virtual_agents:agent_detail", args=[live.pk]))
+
+    assertContains(response, '<code id="uri-7010">sip:7010@acme.voiso.com</code>', html=True)
+    assertContains(response, "<td>Virtual agent</td><td>Billing bot</td><td>7010</td>", html=True)
+    assertContains(response, "<td>Virtual agent</td><td>Resting bot (disabled)</td><td>7011</td>", html=True)
+    assertNotContains(response, 'id="uri-7002"')  # the bot whose page this is
+    # And from the other bot's page, this one is listed.
+    other = admin.client.get(reverse("virtual_agents:agent_detail", args=[billing.pk]))
+    assertContains(other, '<code id="uri-7002">sip:7002@acme.voiso.com</code>', html=True)
+    assertNotContains(other, 'id="uri-7010"')
+
+
 def test_the_list_page_makes_a_constant_number_of_queries(
     supervisor: Persona, acme: ContactCenter, sales: Queue, django_assert_max_num_queries: Any
 ) -> None:

@@ -1,0 +1,136 @@
+"""Every portal template, rendered as its page serves it, holds no template syntax as text.
+
+Django's `{# … #}` comment is one line only: a longer one, or a tag split over lines, reaches the page
+as text. The browser tests check what they visit; this walks every template-backed page quickly.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.test import Client
+
+from reporting.models import CallRecord
+from routing.models import Flow, PhoneNumber, Queue
+from tests.reporting.factories import make_call, make_event, make_handoff
+from virtual_agents.models import ProviderIntegration, VirtualAgent
+from voiso_byob.management.commands.seed_demo import ADMIN_EMAIL, DEMO_PASSWORD
+from voiso_byob.models import ContactCenter, Membership, Role
+
+TEMPLATE_TEXT = re.compile(r"\{[#%]|[#%]\}")
+TEMPLATES_DIR = Path(settings.BASE_DIR) / "templates"
+
+
+def template_text_in(html: str) -> list[str]:
+    return [html[max(0, m.start() - 60) : m.end() + 60] for m in TEMPLATE_TEXT.finditer(html)]
+
+
+def project_templates() -> set[str]:
+    return {str(path.relative_to(TEMPLATES_DIR)) for path in TEMPLATES_DIR.rglob("*.html")}
+
+
+@pytest.fixture
+def demo(db) -> ContactCenter:
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    return ContactCenter.objects.get(slug="acme")
+
+
+def log_in(email: str) -> Client:
+    client = Client()
+    assert client.login(username=email, password=DEMO_PASSWORD)
+    return client
+
+
+def test_the_template_syntax_check_finds_a_multi_line_comment() -> None:
+    # The check itself: what the Calls page showed before its comment became {% comment %}.
+    assert template_text_in("<p>{# one line is fine in a template, not in a page")
+    assert template_text_in("brought. #}\n<div>")
+    assert not template_text_in("<style>a { width: 50% }</style><a href='#'>x</a>")
+
+
+def test_every_portal_page_renders_without_template_syntax(demo: ContactCenter) -> None:
+    queue = Queue.objects.for_center(demo).first()
+    number = PhoneNumber.objects.filter(contact_center=demo).first()
+    flow = Flow.objects.filter(contact_center=demo).first()
+    integration = ProviderIntegration.objects.filter(contact_center=demo).first()
+    bot = VirtualAgent.objects.filter(integration__contact_center=demo).first()
+    member = Membership.objects.filter(contact_center=demo, role=Role.AGENT).first()
+    call = make_call(demo, call_id="walk-1", virtual_agent=bot, queue=queue)
+    make_handoff(call)
+    make_event(demo, call.call_id, "call.started", call.started_at)
+    version = flow.versions.first()
+    node_id = next(iter(version.graph["nodes"]))  # any node of its graph
+
+    admin = log_in(ADMIN_EMAIL)
+    pages = [
+        "/",
+        "/profile/",
+        "/members/",
+        "/members/new/",
+        f"/members/{member.pk}/",
+        f"/members/{member.pk}/delete/",
+        "/api-keys/",
+        "/api-keys/new/",
+        "/audit/",
+        "/campaigns/",
+        "/reports/",
+        "/live/",
+        "/calls/",
+        "/calls/?direction=sideways",  # a refused filter renders its errors
+        f"/calls/{CallRecord.objects.get(call_id='walk-1').call_id}/",
+        "/routing/queues/",
+        "/routing/queues/new/",
+        f"/routing/queues/{queue.pk}/",
+        f"/routing/queues/{queue.pk}/delete/",
+        "/routing/numbers/",
+        "/routing/numbers/new/",
+        f"/routing/numbers/{number.pk}/",
+        f"/routing/numbers/{number.pk}/delete/",
+        "/routing/flows/",
+        "/routing/flows/new/",
+        f"/routing/flows/{flow.pk}/",
+        f"/routing/flows/{flow.pk}/settings/",
+        f"/routing/flows/{flow.pk}/versions/",
+        f"/routing/flows/{flow.pk}/versions/{version.number}/",
+        f"/routing/flows/{flow.pk}/nodes/{node_id}/",
+        "/virtual-agents/",
+        "/virtual-agents/connect/",
+        "/virtual-agents/connect/?provider=vapi",
+        f"/virtual-agents/integrations/{integration.pk}/",
+        f"/virtual-agents/integrations/{integration.pk}/edit/",
+        f"/virtual-agents/integrations/{integration.pk}/agents/new/",
+        f"/virtual-agents/{bot.pk}/",
+        f"/virtual-agents/{bot.pk}/edit/",
+        f"/routing/queues/{uuid.uuid4()}/",  # 404 page
+    ]
+    rendered: set[str] = set()
+    found: list[str] = []
+
+    def check(client: Client, url: str, method: str = "get", data: dict | None = None) -> None:
+        response = getattr(client, method)(url, data or {})
+        assert response.status_code < 500, url
+        rendered.update(t.name for t in response.templates if t.name)
+        found.extend(f"{url}: …{text}…" for text in template_text_in(response.content.decode()))
+
+    for url in pages:
+        check(admin, url)
+    check(admin, "/api-keys/new/", "post", {"name": "walk", "scope": "read"})  # the key, shown once
+    check(log_in("ana@acme.example"), "/members/")  # an agent is refused: 403 page
+    check(log_in("ana@acme.example"), "/profile/")
+    check(Client(), "/accounts/login/")
+    byob_off = ContactCenter.objects.create(name="Off", slug="off")
+    Membership.objects.create(user=member.user, contact_center=byob_off, role=Role.ADMINISTRATOR)
+    off = log_in(member.user.email)
+    off.post("/switch/", {"center": byob_off.slug})
+    check(off, "/virtual-agents/")  # BYOB not switched on
+
+    assert not found, "template syntax in a rendered page:\n" + "\n".join(found)
+    # Every template of the project was part of some page above (500.html is rendered by Django
+    # itself, without a context, when a view raises).
+    missing = project_templates() - rendered - {"500.html"}
+    assert not missing, f"pages not walked for: {sorted(missing)}"
