@@ -19,7 +19,17 @@ from voiso_byob.models import ContactCenter, Membership, Role, User
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PAGES = ["/", "/routing/queues/", "/routing/numbers/", "/members/", "/api-keys/", "/calls/", "/live/"]
+PAGES = [
+    "/",
+    "/routing/queues/",
+    "/routing/numbers/",
+    "/campaigns/",
+    "/campaigns/dnc/",
+    "/members/",
+    "/api-keys/",
+    "/calls/",
+    "/live/",
+]
 
 # The top of every item of the top bar: on one line they are all within a few pixels.
 TOPBAR_ROWS = """() => {
@@ -65,7 +75,7 @@ def test_action_cells_stay_in_their_rows(browser_page) -> None:
     page.set_viewport_size({"width": 1280, "height": 800})
     log_in(page, ADMIN_EMAIL)
     checked = 0
-    for path in ["/routing/queues/", "/routing/numbers/", "/members/", "/api-keys/"]:
+    for path in ["/routing/queues/", "/routing/numbers/", "/campaigns/", "/members/", "/api-keys/"]:
         page.goto(path)
         for cell in page.evaluate(ACTION_CELLS):
             assert cell["display"] == "table-cell", (path, cell)

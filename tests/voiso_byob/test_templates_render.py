@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
 
+from campaigns.models import Campaign
 from reporting.models import CallRecord
 from routing.models import Flow, PhoneNumber, Queue
 from tests.reporting.factories import make_call, make_event, make_handoff
@@ -65,6 +66,7 @@ def test_every_portal_page_renders_without_template_syntax(demo: ContactCenter) 
     make_event(demo, call.call_id, "call.started", call.started_at)
     version = flow.versions.first()
     node_id = next(iter(version.graph["nodes"]))  # any node of its graph
+    campaign = Campaign.objects.for_center(demo).first()
 
     admin = log_in(ADMIN_EMAIL)
     pages = [
@@ -78,6 +80,11 @@ def test_every_portal_page_renders_without_template_syntax(demo: ContactCenter) 
         "/api-keys/new/",
         "/audit/",
         "/campaigns/",
+        "/campaigns/new/",
+        f"/campaigns/{campaign.pk}/",
+        f"/campaigns/{campaign.pk}/edit/",
+        "/campaigns/dnc/",
+        f"/campaigns/{campaign.pk}/dnc/",
         "/reports/",
         "/live/",
         "/calls/",
