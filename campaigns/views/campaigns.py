@@ -257,13 +257,15 @@ def lead_import_create(request: HttpRequest, pk: UUID) -> HttpResponse:
     if form.is_valid():
         upload = form.cleaned_data["file"]
         upload.seek(0)
-        lead_import = run_service(
-            form,
-            lambda: start_lead_import(
+        try:
+            lead_import = start_lead_import(
                 campaign=campaign, upload=upload.file, filename=upload.name or "", by=request.user
-            ),
-        )
-        if lead_import is not None:
+            )
+        except DomainError as exc:
+            if exc.field != "file":  # the campaign closed meanwhile: its form is gone from the page
+                return _page(request, campaign, error=exc.message, status=exc.status_code)
+            form.add_error("file", exc.message)
+        else:
             messages.success(
                 request, f"{lead_import.rows:,} rows of {lead_import.filename} are being imported."
             )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import threading
 import tracemalloc
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 
 from campaigns import lead_imports
 from campaigns.lead_imports import (
@@ -185,6 +187,8 @@ def test_storing_a_file_takes_the_same_memory_whatever_its_size(campaign: Campai
     assert big_peak < big_size / 3, (big_peak, big_size)
 
 
+# The worker closes stale connections each tick: the test's own must not be one in a transaction.
+@pytest.mark.django_db(transaction=True)
 def test_the_dialer_worker_imports_stored_chunks_each_tick(campaign: Campaign) -> None:
     lead_import = start_lead_import(
         campaign=campaign, upload=upload("Number\n+14155550101\n"), filename="x.csv", by="tests"
@@ -218,3 +222,30 @@ def test_a_dnc_file_over_the_limit_is_refused_whole(acme: ContactCenter, monkeyp
         import_do_not_call(center=acme, campaign=None, upload=upload(text), by="tests")
 
     assert not DoNotCall.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_workers_side_by_side_share_an_import_and_close_it_once(campaign: Campaign, monkeypatch) -> None:
+    monkeypatch.setattr(lead_imports, "CHUNK_ROWS", 5)
+    text = "Number\n" + "".join(f"+1415555{n:04d}\n" for n in range(100, 160)) + "nope\n"
+    lead_import = start_lead_import(campaign=campaign, upload=upload(text), filename="x.csv", by="tests")
+    taken: list[int] = []
+
+    def worker() -> None:
+        try:
+            taken.append(process_lead_imports(limit_chunks=100))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    lead_import.refresh_from_db()
+    assert sum(taken) == lead_import.chunks == 13
+    assert lead_import.status == LeadImportStatus.DONE
+    assert (lead_import.processed, lead_import.created_leads, lead_import.rejected) == (61, 60, 1)
+    assert Lead.objects.filter(campaign=campaign).count() == 60

@@ -430,3 +430,16 @@ def test_the_page_polls_only_while_the_campaign_dials(admin: Persona, campaign: 
     assert 'hx-trigger="every' not in draft
     assert 'hx-trigger="every 3s"' in active  # the progress
     assert 'hx-trigger="every 10s"' in active  # the leads table
+
+
+def test_a_file_for_a_stopped_campaign_is_refused_with_the_reason(admin: Persona, campaign: Campaign) -> None:
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.STOPPED)
+
+    response = admin.client.post(
+        reverse("campaigns:lead_import_create", args=[campaign.pk]),
+        {"file": csv_file("Number\n+14155550101\n")},
+    )
+
+    assert response.status_code == 409
+    assert "Leads cannot be added to a finished campaign." in response.content.decode()
+    assert not LeadImport.objects.exists()
