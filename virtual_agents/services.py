@@ -624,17 +624,26 @@ def disconnect_virtual_agent(*, agent: VirtualAgent, by: Actor) -> VirtualAgent:
     if not agent.is_connected:
         return agent  # nothing to undo, nothing to record
     try:
-        adapter(agent.integration).disconnect(agent_id=agent.provider_agent_id, state=agent.provider_state)
+        left = adapter(agent.integration).disconnect(
+            agent_id=agent.provider_agent_id, state=agent.provider_state
+        )
     except ProviderError as exc:
         raise _provider_failed(exc) from None
     agent.is_connected = False
     agent.is_enabled = False
-    agent.provider_state = {}
+    # What the provider refused to delete stays on record, for the page and for cleanup by hand.
+    agent.provider_state = {"left_at_provider": left} if left else {}
     if agent.integration.has_api:
         agent.sip_uri = ""
     agent.save(update_fields=["is_connected", "is_enabled", "provider_state", "sip_uri"])
     bump_routing_revision(agent.contact_center)
-    AuditEvent.record(center=agent.contact_center, by=by, action="virtual_agent.disconnected", target=agent)
+    AuditEvent.record(
+        center=agent.contact_center,
+        by=by,
+        action="virtual_agent.disconnected",
+        target=agent,
+        changes={"left_at_provider": left} if left else None,
+    )
     return agent
 
 
