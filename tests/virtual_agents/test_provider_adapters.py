@@ -632,7 +632,7 @@ def test_retell_connect_again_repoints_the_existing_number(retell_fake: RetellFa
     assert connection.state == {"phone_number": IDENTIFIER}
     assert retell_fake.calls[1:] == [
         ("POST", "/import-phone-number"),
-        ("PATCH", "/update-phone-number/%2B19990000042"),
+        ("PATCH", "/update-phone-number/+19990000042"),
     ]
     assert retell_fake.phone_numbers[IDENTIFIER]["inbound_agents"] == [{"agent_id": "agent_02", "weight": 1}]
     assert retell_fake.violations == []
@@ -717,7 +717,7 @@ def test_retell_disconnect_removes_what_connect_and_configure_made(retell_fake: 
     assert retell_fake.calls == [
         ("GET", "/get-retell-llm/llm_01"),
         ("PATCH", "/update-retell-llm/llm_01"),
-        ("DELETE", "/delete-phone-number/%2B19990000042"),
+        ("DELETE", "/delete-phone-number/+19990000042"),
     ]
     assert retell_fake.llms["llm_01"]["general_tools"] == tools_before
     assert retell_fake.phone_numbers == {}
@@ -731,7 +731,7 @@ def test_retell_disconnect_tolerates_what_is_already_gone(retell_fake: RetellFak
 
     assert retell_fake.calls == [
         ("GET", "/get-retell-llm/llm_gone"),
-        ("DELETE", "/delete-phone-number/%2B19990000042"),
+        ("DELETE", "/delete-phone-number/+19990000042"),
     ]
     assert retell_fake.violations == []
 

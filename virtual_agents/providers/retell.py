@@ -16,6 +16,8 @@ from virtual_agents.providers.base import (
 
 SIP_HOST = "sip.retellai.com"
 TOOL_PREFIX = "voiso_transfer_"
+# The number in a path is percent-encoded as retell-sdk does (RFC 3986 segment: `+` stays as is).
+PATH_SAFE = "!$&'()*+,;=:@"
 PAGE_SIZE = 1000
 MAX_PAGES = 50
 
@@ -75,7 +77,7 @@ class RetellAdapter(ProviderAdapter):
             # re-point the existing number. If there is none, the refusal was about something else.
             created = self.request(
                 "PATCH",
-                f"/update-phone-number/{quote(identifier, safe='')}",
+                f"/update-phone-number/{quote(identifier, safe=PATH_SAFE)}",
                 json=binding,
                 what="the agent",
                 ok_missing=True,
@@ -153,7 +155,9 @@ class RetellAdapter(ProviderAdapter):
                 )
         if state.get("phone_number"):
             self.request(
-                "DELETE", f"/delete-phone-number/{quote(state['phone_number'], safe='')}", ok_missing=True
+                "DELETE",
+                f"/delete-phone-number/{quote(state['phone_number'], safe=PATH_SAFE)}",
+                ok_missing=True,
             )
         return []
 

@@ -248,7 +248,11 @@ class RetellFake(FakeProvider):
 
     def _check_encoded(self, request: RecordedRequest, number: str) -> None:
         raw = request.path.rsplit("/", 1)[1]
-        check(raw == quote(number, safe=""), f"the number in the path must be URL-encoded: {raw!r}")
+        # As retell-sdk encodes a path segment (RFC 3986): `+` as is, `/`, `?`, `#`, `%` and spaces escaped.
+        check(
+            raw == quote(number, safe="!$&'()*+,;=:@"),
+            f"the number in the path is not encoded as the SDK does: {raw!r}",
+        )
 
     def _phone_number(self, number: str) -> dict[str, Any]:
         if number not in self.phone_numbers:

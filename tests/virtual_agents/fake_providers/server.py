@@ -146,6 +146,15 @@ class FakeProvider:
         assert self._server is not None, "start() the fake first"
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    def reset(self) -> None:
+        """Back to the seeded state with nothing recorded, on the same port (a second run to compare)."""
+        with self._lock:
+            self.requests.clear()
+            self.violations.clear()
+            self._faults.clear()
+            self._ids = itertools.count(1)
+            self.seed()
+
     # --- inspection --------------------------------------------------------------------
 
     @property

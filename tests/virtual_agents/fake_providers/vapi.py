@@ -179,8 +179,9 @@ class VapiFake(FakeProvider):
         for index, gateway in enumerate(gateways):
             ip = need(gateway, "ip", str)
             if "port" in gateway:
-                port = need(gateway, "port", int)
-                check(1 <= port <= 65535, f"gateways.{index}.port {port} out of range")
+                # A JSON number: the SDK types it as a float and sends 5060.0.
+                port = need(gateway, "port", (int, float))
+                check(port == int(port) and 1 <= port <= 65535, f"gateways.{index}.port {port} out of range")
             optional(gateway, "outboundProtocol", {"udp", "tcp", "tls", "tls/srtp"})
             # SDK defaults: both directions enabled, so an outbound-only gateway must say so.
             if gateway.get("inboundEnabled", True):
@@ -189,7 +190,7 @@ class VapiFake(FakeProvider):
                 )
                 netmask = gateway.get("netmask", 32)
                 check(
-                    isinstance(netmask, int) and 24 <= netmask <= 32,
+                    isinstance(netmask, int | float) and netmask == int(netmask) and 24 <= netmask <= 32,
                     f"gateways.{index}.netmask must be 24..32, not {netmask!r}",
                 )
         check(any(g.get("inboundEnabled", True) for g in gateways), "no inbound gateway for our SIP proxy")
