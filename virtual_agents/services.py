@@ -506,7 +506,7 @@ def _proxy_addresses() -> list[str]:
 
 def _undo_at_provider(provider: ProviderAdapter, agent: VirtualAgent, state: dict[str, Any]) -> None:
     try:
-        provider.disconnect(agent_id=agent.provider_agent_id, state=state)
+        left = provider.disconnect(agent_id=agent.provider_agent_id, state=state)
     except ProviderError as exc:
         # Leftovers at the provider are named in the log (ids only, no secrets) for cleanup.
         logger.warning(
@@ -516,6 +516,9 @@ def _undo_at_provider(provider: ProviderAdapter, agent: VirtualAgent, state: dic
             state,
             exc.code,
         )
+    else:
+        for what in left:
+            logger.warning("Left at %s after undoing virtual agent %s: %s", provider.name, agent.pk, what)
 
 
 @transaction.atomic
