@@ -27,10 +27,11 @@ from functools import lru_cache
 from typing import Any
 
 import phonenumbers
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Min, Q
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
+from campaigns.claims import Claim, DueLead, claims_store
 from campaigns.gateways import Gateway, Origination, OriginationError, origination_headers
 from campaigns.models import (
     DIALER_CALL_ID_PREFIX,
@@ -112,6 +113,7 @@ class Dialer:
         self.now = now
         # Calls a bot is on now, as the event ingestion counts them (inbound and outbound).
         self.busy_calls = busy_calls
+        self.store = claims_store()
 
     # -- one tick ---------------------------------------------------------------------------
 
@@ -229,12 +231,7 @@ class Dialer:
         slots = min(sum(bot.free for bot in bots), CLAIM_BATCH)
         if slots == 0:
             return []  # busy, or another worker's turn: not paused, the next tick looks again
-        leads = list(
-            Lead.objects.due(now)
-            .filter(campaign=campaign)
-            .only("pk", "phone", "attempts", "timezones", "context")
-            .select_for_update(skip_locked=True, no_key=True)[:slots]
-        )
+        leads = self.store.lock_due_leads(campaign.pk, now, slots)
         if not leads:
             self._maybe_complete(campaign, result)
             return []
@@ -243,19 +240,14 @@ class Dialer:
     def _claim(
         self,
         campaign: Campaign,
-        leads: list[Lead],
+        leads: list[DueLead],
         bots: list[_Bot],
         policy: DialerPolicy,
         rules: list[RegionalCallingRule],
         now: datetime,
         result: TickResult,
     ) -> list[Origination]:
-        """Checks the locked leads at claim time and writes the dials, a few statements for all.
-
-        Per lead, one statement each had a worker claim ~110 leads/s (bench/dialer.py); written
-        in bulk (one INSERT of the attempts, one UPDATE per kind of change) it is a statement count
-        per campaign and tick, whatever the leads.
-        """
+        """Checks the locked leads at claim time and writes the dials, a few statements for all."""
         center = campaign.contact_center
         hours = parse_calling_hours(campaign.calling_hours)
         phones = [lead.phone for lead in leads]
@@ -268,84 +260,70 @@ class Dialer:
             .values("phone")
             .annotate(n=Count("pk"), first=Min("claimed_at"))
         }
-        caller_ids = [number.number for number in campaign.caller_ids.all()]
         dialled_now: Counter[str] = Counter()
         dnc: list[Any] = []
-        deferred: list[Lead] = []
-        claims: list[tuple[Lead, CallAttempt]] = []
+        deferred: dict[Any, datetime] = {}
+        claims: list[Claim] = []
         for lead in leads:
             if lead.phone in blocked:
-                dnc.append(lead.pk)
+                dnc.append(lead.id)
                 continue
             window, cap = _legal_window(policy, rules, lead.phone)
             zones = lead.timezones or [campaign.zone_name]
             if not is_open(now=now, zones=zones, hours=hours, legal=window):
-                lead.next_attempt_at = now + WINDOW_RECHECK
-                deferred.append(lead)
+                deferred[lead.id] = now + WINDOW_RECHECK
                 continue
             count, first = recent.get(lead.phone, (0, None))
             if count + dialled_now[lead.phone] >= cap:
-                lead.next_attempt_at = (first or now) + timedelta(hours=24)
-                deferred.append(lead)
+                deferred[lead.id] = (first or now) + timedelta(hours=24)
                 continue
             bot = max(bots, key=lambda bot: bot.free)
             if bot.free == 0:
                 break
             bot.free -= 1
             dialled_now[lead.phone] += 1
-            # The lead's row is locked: its attempt count is the one this dial is numbered after.
-            attempt = CallAttempt(
-                id=uuid.uuid4(),
-                contact_center_id=center.pk,
-                campaign=campaign,
-                lead=lead,
-                number=lead.attempts + 1,
-                phone=lead.phone,
-                virtual_agent_id=bot.id,
-                call_id=f"{DIALER_CALL_ID_PREFIX}{uuid.uuid4()}",
-                claimed_at=now,
-            )
-            claims.append((lead, attempt))
+            call_id = f"{DIALER_CALL_ID_PREFIX}{uuid.uuid4()}"
+            claims.append(Claim(uuid.uuid4(), lead, lead.attempts + 1, bot.id, call_id))
 
         if dnc:
-            Lead.objects.filter(pk__in=dnc).update(status=LeadStatus.DNC)
+            self.store.mark_dnc(dnc)
             result.dnc += len(dnc)
         if deferred:
-            Lead.objects.bulk_update(deferred, ["next_attempt_at"])
+            self.store.defer(deferred)
             result.deferred += len(deferred)
         if not claims:
             return []
         # The unique (lead, number) is the last guard against a double dial, whatever the locks did:
         # a clash rolls this campaign's claim back whole (_plan's savepoint); the leads stay due.
-        CallAttempt.objects.bulk_create([attempt for _, attempt in claims])
-        Lead.objects.filter(pk__in=[lead.pk for lead, _ in claims]).update(
-            status=LeadStatus.IN_PROGRESS, attempts=F("attempts") + 1
-        )
+        self.store.write(center_id=center.pk, campaign_id=campaign.pk, claims=claims, now=now)
         result.claimed += len(claims)
+        caller_ids = [number.number for number in campaign.caller_ids.all()]
         handoff = campaign.handoff_queue.extension.digits if campaign.handoff_queue_id else None
+        sip_uris = {bot.id: bot.sip_uri for bot in bots}
+        center_id, campaign_id = str(center.pk), str(campaign.pk)
         return [
             Origination(
-                call_id=attempt.call_id,
-                contact_center_id=str(center.pk),
+                call_id=claim.call_id,
+                contact_center_id=center_id,
                 sip_domain=center.sip_domain,
-                campaign_id=str(campaign.pk),
-                lead_id=str(lead.pk),
-                attempt_id=str(attempt.pk),
-                to=lead.phone,
-                caller_id=_caller_id(caller_ids, lead.phone, attempt.number),
-                virtual_agent_id=str(attempt.virtual_agent_id),
-                bot_sip_uri=next(bot.sip_uri for bot in bots if bot.id == str(attempt.virtual_agent_id)),
+                campaign_id=campaign_id,
+                lead_id=str(claim.lead.id),
+                attempt_id=str(claim.attempt_id),
+                to=claim.lead.phone,
+                caller_id=_caller_id(caller_ids, claim.lead.phone, claim.number),
+                virtual_agent_id=claim.bot_id,
+                bot_sip_uri=sip_uris[claim.bot_id],
                 handoff_extension=handoff,
                 headers=origination_headers(
                     {
-                        "X-Voiso-Call-Id": attempt.call_id,
-                        "X-Voiso-Campaign-Id": str(campaign.pk),
-                        "X-Voiso-Lead-Id": str(lead.pk),
+                        "X-Voiso-Call-Id": claim.call_id,
+                        "X-Voiso-Campaign-Id": campaign_id,
+                        "X-Voiso-Lead-Id": str(claim.lead.id),
                     },
-                    lead.context,
+                    claim.lead.context,
                 ),
             )
-            for lead, attempt in claims
+            for claim in claims
         ]
 
     def _originate_all(self, originations: list[Origination], result: TickResult) -> None:
@@ -353,7 +331,7 @@ class Dialer:
             return
         # Marked before dialling, in one statement: a claim released meanwhile (its row gone) is
         # not dialled, and one marked by another worker (impossible, but cheap to rule out) neither.
-        marked = mark_originated([o.attempt_id for o in originations], self.now())
+        marked = self.store.mark_originated([o.attempt_id for o in originations], self.now())
         for origination in originations:
             if origination.attempt_id in marked:
                 self._originate(origination, result)
@@ -468,23 +446,6 @@ def open_dials(agent_ids: Any) -> dict[str, tuple[int, int]]:
             answered=Count("pk", filter=Q(answered_at__isnull=False)),
         )
     }
-
-
-def mark_originated(attempt_ids: list[str], at: datetime) -> set[str]:
-    """Sets originated_at on the attempts that are still claimed and not yet dialled; their ids."""
-    # Django's update() cannot say which rows it changed; RETURNING can (PostgreSQL, SQLite ≥ 3.35).
-    placeholders = ", ".join(["%s"] * len(attempt_ids))
-    pk, when = CallAttempt._meta.pk, CallAttempt._meta.get_field("originated_at")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE campaigns_callattempt SET originated_at = %s "  # noqa: S608 - placeholders only
-            f"WHERE id IN ({placeholders}) AND originated_at IS NULL RETURNING id",
-            [
-                when.get_db_prep_value(at, connection),
-                *(pk.get_db_prep_value(uuid.UUID(value), connection) for value in attempt_ids),
-            ],
-        )
-        return {str(uuid.UUID(str(pk))) for (pk,) in cursor.fetchall()}
 
 
 def _no_queue_load(queue_ids: set[Any]) -> dict[str, int]:

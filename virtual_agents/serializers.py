@@ -127,6 +127,10 @@ class VirtualAgentSerializer(serializers.ModelSerializer):
         help_text="The bot's INVITE target. Typed for generic SIP bots; set by connect for API providers.",
     )
     connected = serializers.BooleanField(source="is_connected", read_only=True)
+    left_at_provider = serializers.SerializerMethodField(
+        help_text="What the last disconnect could not remove at the provider, in plain words; "
+        "clean it up there by hand."
+    )
 
     class Meta:
         model = VirtualAgent
@@ -142,6 +146,7 @@ class VirtualAgentSerializer(serializers.ModelSerializer):
             "handoff_targets",
             "default_handoff",
             "connected",
+            "left_at_provider",
             "created",
         ]
         read_only_fields = ["id", "created"]
@@ -154,6 +159,9 @@ class VirtualAgentSerializer(serializers.ModelSerializer):
         if self.instance is not None and not isinstance(self.instance, list | tuple):
             self.fields["integration"].read_only = True
             self.fields["provider_agent_id"].read_only = True
+
+    def get_left_at_provider(self, instance: VirtualAgent) -> list[str]:
+        return [str(item) for item in (instance.provider_state or {}).get("left_at_provider") or []]
 
     def to_representation(self, instance: VirtualAgent) -> dict[str, Any]:
         data = super().to_representation(instance)

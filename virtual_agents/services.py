@@ -506,7 +506,7 @@ def _proxy_addresses() -> list[str]:
 
 def _undo_at_provider(provider: ProviderAdapter, agent: VirtualAgent, state: dict[str, Any]) -> None:
     try:
-        provider.disconnect(agent_id=agent.provider_agent_id, state=state)
+        left = provider.disconnect(agent_id=agent.provider_agent_id, state=state)
     except ProviderError as exc:
         # Leftovers at the provider are named in the log (ids only, no secrets) for cleanup.
         logger.warning(
@@ -516,6 +516,9 @@ def _undo_at_provider(provider: ProviderAdapter, agent: VirtualAgent, state: dic
             state,
             exc.code,
         )
+    else:
+        for what in left:
+            logger.warning("Left at %s after undoing virtual agent %s: %s", provider.name, agent.pk, what)
 
 
 @transaction.atomic
@@ -624,17 +627,26 @@ def disconnect_virtual_agent(*, agent: VirtualAgent, by: Actor) -> VirtualAgent:
     if not agent.is_connected:
         return agent  # nothing to undo, nothing to record
     try:
-        adapter(agent.integration).disconnect(agent_id=agent.provider_agent_id, state=agent.provider_state)
+        left = adapter(agent.integration).disconnect(
+            agent_id=agent.provider_agent_id, state=agent.provider_state
+        )
     except ProviderError as exc:
         raise _provider_failed(exc) from None
     agent.is_connected = False
     agent.is_enabled = False
-    agent.provider_state = {}
+    # What the provider refused to delete stays on record, for the page and for cleanup by hand.
+    agent.provider_state = {"left_at_provider": left} if left else {}
     if agent.integration.has_api:
         agent.sip_uri = ""
     agent.save(update_fields=["is_connected", "is_enabled", "provider_state", "sip_uri"])
     bump_routing_revision(agent.contact_center)
-    AuditEvent.record(center=agent.contact_center, by=by, action="virtual_agent.disconnected", target=agent)
+    AuditEvent.record(
+        center=agent.contact_center,
+        by=by,
+        action="virtual_agent.disconnected",
+        target=agent,
+        changes={"left_at_provider": left} if left else None,
+    )
     return agent
 
 

@@ -321,8 +321,18 @@ def _agent_action(request: HttpRequest, pk: UUID, action: str) -> HttpResponse:
     agent = get_virtual_agent_for_user(request, pk, write=True)
     try:
         if action == "disconnect":
-            services.disconnect_virtual_agent(agent=agent, by=request.user)
-            messages.success(request, f"{agent.name} is disconnected; its setup at the provider was removed.")
+            agent = services.disconnect_virtual_agent(agent=agent, by=request.user)
+            left = agent.provider_state.get("left_at_provider") or []
+            if left:
+                messages.warning(
+                    request,
+                    f"{agent.name} is disconnected; the rest of its setup at the provider was removed, "
+                    "but not all of it. " + " ".join(left),
+                )
+            else:
+                messages.success(
+                    request, f"{agent.name} is disconnected; its setup at the provider was removed."
+                )
         else:
             services.connect_virtual_agent(agent=agent, by=request.user)
             messages.success(request, f"{agent.name} is connected again.")

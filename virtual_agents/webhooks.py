@@ -7,16 +7,21 @@ comparison of a digest or secret is constant-time.
 
 - ElevenLabs: `ElevenLabs-Signature: t=<unix s>,v0=<hex>` = HMAC(webhook secret, `"<t>." + body`);
   accepted from 30 minutes old (the provider SDK's window) to 5 minutes ahead (clock skew).
-- Vapi HMAC: `x-signature: <hex>` = HMAC(webhook secret, `"<x-timestamp>." + body`), with
-  `x-timestamp` in Unix seconds or milliseconds (the unit is undocumented); ±5 minutes (Vapi
-  documents no window; Retell's is used).
-- Vapi shared secret: `X-Vapi-Secret: <webhook secret>` (the header is the secret; no window).
+- Vapi HMAC (a custom credential's `HMACAuthenticationPlan`, vapi_server_sdk 3.0): `x-signature`
+  = HMAC-SHA256 or HMAC-SHA512 (`algorithm`) of `"<x-timestamp>." + body` (the default payload
+  format), or of the body alone when the plan has `includeTimestamp: false`; hex or base64
+  (`signatureEncoding`), with or without a `sha256=`/`sha512=` prefix (`signaturePrefix`).
+  `x-timestamp` is Unix seconds or milliseconds (the unit is undocumented); ±5 minutes (Vapi
+  documents no window; Retell's is used). sha1 is refused: the page asks for sha256 or sha512.
+- Vapi bearer (`BearerAuthenticationPlan`): `Authorization: Bearer <webhook secret>`, or the
+  bare secret when `bearerPrefixEnabled` is false. No window.
+- Vapi legacy shared secret: `X-Vapi-Secret: <webhook secret>` (the header is the secret; no window).
 - Retell: `x-retell-signature: v=<unix ms>,d=<hex>` = HMAC(key, `body + "<v>"`), ±5 minutes (the
   SDK's window); the key is the webhook secret when one is set, else the integration's API key.
 
-Vapi sends whichever its server credential is set up with (an HMAC plan, or the legacy
-shared-secret header); both are accepted with the one stored secret, HMAC first when both
-headers are present. The shared-secret header gives no replay protection: prefer HMAC.
+Vapi sends whichever its server credential is set up with; each is accepted with the one stored
+secret, in the order HMAC, Authorization, X-Vapi-Secret when several headers are present. Only
+an HMAC with the timestamp protects against replay: the integration page recommends it.
 
 `parse_report()` turns each provider's post-call payload into one `ProviderReport`, or None
 for events that carry no report (acknowledged and ignored, e.g. ElevenLabs audio).
@@ -24,6 +29,8 @@ for events that carry no report (acknowledged and ignored, e.g. ElevenLabs audio
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import re
@@ -127,16 +134,24 @@ def _check_window(sent_at: float, now: float, *, past: float, future: float) -> 
         raise SignatureError("signature_in_future", "The signature timestamp is in the future.")
 
 
-def _is_hex_digest(value: str) -> bool:
-    return len(value) == 64 and all(ch in "0123456789abcdefABCDEF" for ch in value)
+def _is_hex_digest(value: str, length: int = 64) -> bool:
+    return len(value) == length and all(ch in "0123456789abcdefABCDEF" for ch in value)
 
 
 class HmacVerifier:
-    """HMAC-SHA256 over prefix + body + suffix, compared in constant time with a hex digest."""
+    """HMAC over prefix + body + suffix, compared in constant time with the expected digest."""
 
-    def __init__(self, secret: str, expected_hex: str, *, prefix: bytes = b"", suffix: bytes = b"") -> None:
-        self._mac = hmac.new(secret.encode(), prefix, hashlib.sha256)
-        self._expected = expected_hex.lower()
+    def __init__(
+        self,
+        secret: str,
+        expected: bytes,
+        *,
+        prefix: bytes = b"",
+        suffix: bytes = b"",
+        digestmod: Any = hashlib.sha256,
+    ) -> None:
+        self._mac = hmac.new(secret.encode(), prefix, digestmod)
+        self._expected = expected
         self._suffix = suffix
 
     def update(self, chunk: bytes) -> None:
@@ -144,12 +159,12 @@ class HmacVerifier:
 
     def verify(self) -> None:
         self._mac.update(self._suffix)
-        if not hmac.compare_digest(self._mac.hexdigest(), self._expected):
+        if not hmac.compare_digest(self._mac.digest(), self._expected):
             raise SignatureError("signature_invalid", "The signature does not match the body.")
 
 
 class SharedSecretVerifier:
-    """Vapi's legacy X-Vapi-Secret: the header carries the secret itself."""
+    """Vapi's bearer and legacy X-Vapi-Secret plans: the header carries the secret itself."""
 
     def __init__(self, secret: str, presented: str) -> None:
         self._is_valid = hmac.compare_digest(presented.encode(), secret.encode())
@@ -182,26 +197,59 @@ def _elevenlabs(headers: Mapping[str, str], secret: str, now: float) -> Verifier
         raise SignatureError("signature_malformed", "Expected ElevenLabs-Signature: t=<unix>,v0=<hex>.")
     sent_at = _timestamp_seconds(timestamp, milliseconds=False)
     _check_window(sent_at, now, past=ELEVENLABS_TOLERANCE, future=FUTURE_SKEW)
-    return HmacVerifier(secret, digest, prefix=f"{timestamp}.".encode())
+    return HmacVerifier(secret, bytes.fromhex(digest), prefix=f"{timestamp}.".encode())
+
+
+# Digest size in bytes → the algorithm (what Vapi's HMAC plan offers, sha1 left out).
+_VAPI_ALGORITHMS = {32: ("sha256", hashlib.sha256), 64: ("sha512", hashlib.sha512)}
+
+
+def _vapi_digest(signature: str) -> tuple[bytes, Any]:
+    """The digest an x-signature carries, hex or base64, with an optional `sha256=`-style prefix."""
+    named, sep, rest = signature.partition("=")
+    if sep and named.lower() in ("sha1", "sha256", "sha512") and rest:
+        signature = rest
+    else:
+        named = ""
+    if _is_hex_digest(signature, 64) or _is_hex_digest(signature, 128):
+        digest = bytes.fromhex(signature)
+    else:
+        try:
+            digest = base64.b64decode(signature, validate=True)
+        except (ValueError, binascii.Error):
+            digest = b""
+    if len(digest) not in _VAPI_ALGORITHMS:
+        raise SignatureError(
+            "signature_malformed", "x-signature is not a hex or base64 HMAC-SHA256 or HMAC-SHA512 digest."
+        )
+    name, digestmod = _VAPI_ALGORITHMS[len(digest)]
+    if named and named.lower() != name:
+        raise SignatureError("signature_malformed", f"x-signature says {named} but carries a {name} digest.")
+    return digest, digestmod
 
 
 def _vapi(headers: Mapping[str, str], secret: str, now: float) -> Verifier:
     signature = _header(headers, "x-signature")
     if signature:
+        digest, digestmod = _vapi_digest(signature)
         timestamp = _header(headers, "x-timestamp")
         if not timestamp:
-            raise SignatureError("signature_malformed", "x-signature needs an x-timestamp header.")
-        # A credential may be configured with a GitHub-style prefix.
-        digest = signature.removeprefix("sha256=")
-        if not _is_hex_digest(digest):
-            raise SignatureError("signature_malformed", "x-signature is not a hex SHA-256 digest.")
+            # A plan with includeTimestamp: false signs the body alone (no replay protection).
+            return HmacVerifier(secret, digest, digestmod=digestmod)
         sent_at = _timestamp_seconds(timestamp)
         _check_window(sent_at, now, past=VAPI_TOLERANCE, future=VAPI_TOLERANCE)
-        return HmacVerifier(secret, digest, prefix=f"{timestamp}.".encode())
+        return HmacVerifier(secret, digest, prefix=f"{timestamp}.".encode(), digestmod=digestmod)
+    authorization = _header(headers, "Authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        presented = token.strip() if scheme.lower() == "bearer" and token.strip() else authorization
+        return SharedSecretVerifier(secret, presented)
     presented = _header(headers, "X-Vapi-Secret")
     if presented:
         return SharedSecretVerifier(secret, presented)
-    raise SignatureError("signature_missing", "Expected x-signature and x-timestamp, or X-Vapi-Secret.")
+    raise SignatureError(
+        "signature_missing", "Expected x-signature (HMAC), Authorization (bearer) or X-Vapi-Secret."
+    )
 
 
 _RETELL = re.compile(r"v=(\d{1,16}),d=([0-9a-fA-F]{64})")
@@ -217,7 +265,7 @@ def _retell(headers: Mapping[str, str], secret: str, now: float) -> Verifier:
     timestamp, digest = match.groups()
     sent_at = _timestamp_seconds(timestamp, milliseconds=True)
     _check_window(sent_at, now, past=RETELL_TOLERANCE, future=RETELL_TOLERANCE)
-    return HmacVerifier(secret, digest, suffix=timestamp.encode())
+    return HmacVerifier(secret, bytes.fromhex(digest), suffix=timestamp.encode())
 
 
 _VERIFIERS = {Provider.ELEVENLABS: _elevenlabs, Provider.VAPI: _vapi, Provider.RETELL: _retell}

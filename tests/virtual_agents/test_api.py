@@ -688,6 +688,21 @@ def test_disconnect_undoes_the_provider_setup(
     caller.assert_acted(event)
 
 
+def test_disconnect_reports_what_the_provider_kept(
+    caller: Caller, live_bot: VirtualAgent, vapi_fake: VapiFake
+) -> None:
+    vapi_fake.fail("DELETE", "/tool/", 409, body={"message": "tool_pinned", "statusCode": 409})
+
+    response = caller.post(agent_url(live_bot, "disconnect"), {})
+
+    assert response.status_code == 200, response.content
+    body = secret_free(response)
+    assert body["connected"] is False
+    assert len(body["left_at_provider"]) == 1 and "Vapi kept the transfer tool" in body["left_at_provider"][0]
+    assert vapi_fake.phone_numbers == {} and vapi_fake.credentials == {}
+    assert caller.get(agent_url(live_bot)).json()["left_at_provider"] == body["left_at_provider"]
+
+
 def test_changing_handoff_targets_pushes_them_to_the_provider(
     caller: Caller, live_bot: VirtualAgent, vapi_fake: VapiFake, agent: Persona
 ) -> None:

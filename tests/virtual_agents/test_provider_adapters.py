@@ -480,9 +480,10 @@ def test_vapi_configure_transfers_creates_and_attaches_a_tool(vapi_fake: VapiFak
     ]
     tool = vapi_fake.tools[tool_id]
     assert tool["type"] == "transferCall"
+    # No sipVerb: the spec's default is REFER, and it types sipVerb as an object, not "refer".
     assert [(d["type"], d["sipUri"], d["transferPlan"]) for d in tool["destinations"]] == [
-        ("sip", QUEUE_URI, {"mode": "blind-transfer", "sipVerb": "refer"}),
-        ("sip", EXTERNAL_URI, {"mode": "blind-transfer", "sipVerb": "refer"}),
+        ("sip", QUEUE_URI, {"mode": "blind-transfer"}),
+        ("sip", EXTERNAL_URI, {"mode": "blind-transfer"}),
     ]
     model = vapi_fake.assistants["asst-01"]["model"]
     assert model == {**model_before, "toolIds": [*VapiFake.CUSTOMER_TOOLS, tool_id]}
@@ -500,6 +501,8 @@ def test_vapi_configure_transfers_twice_updates_the_same_tool(vapi_fake: VapiFak
     assert again["tool_id"] == state["tool_id"]
     # Already attached: no second assistant PATCH.
     assert vapi_fake.calls == [("PATCH", f"/tool/{state['tool_id']}"), ("GET", "/assistant/asst-01")]
+    # The PATCH body is a oneOf discriminated by type, so the type goes with it.
+    assert vapi_fake.requests[0].json["type"] == "transferCall"
     assert [t for t in vapi_fake.tools.values() if t["type"] == "transferCall"] == [
         vapi_fake.tools[state["tool_id"]]
     ]
@@ -596,10 +599,15 @@ def test_retell_list_agents_reads_every_page_of_voice_agents(
 
     voice = [(i, name or i) for i, name, channel, _ in RetellFake.AGENTS if channel == "voice"]
     assert [(a.id, a.name) for a in agents] == voice
-    assert [r.json.get("pagination_key") for r in retell_fake.requests] == [None, "agent_02", "agent_04"]
-    assert [r.query for r in retell_fake.requests][1] == {"limit": "2", "pagination_key": "agent_02"}
+    # Paging in the query only; the body is the filter alone, with the type the SDK requires.
+    assert [r.query for r in retell_fake.requests] == [
+        {"limit": "2"},
+        {"limit": "2", "pagination_key": "agent_02"},
+        {"limit": "2", "pagination_key": "agent_04"},
+    ]
     assert all(
-        r.json["filter_criteria"] == {"channel": {"op": "eq", "value": "voice"}} for r in retell_fake.requests
+        r.json == {"filter_criteria": {"channel": {"op": "eq", "type": "string", "value": "voice"}}}
+        for r in retell_fake.requests
     )
     assert retell_fake.violations == []
 
@@ -624,7 +632,7 @@ def test_retell_connect_again_repoints_the_existing_number(retell_fake: RetellFa
     assert connection.state == {"phone_number": IDENTIFIER}
     assert retell_fake.calls[1:] == [
         ("POST", "/import-phone-number"),
-        ("PATCH", "/update-phone-number/%2B19990000042"),
+        ("PATCH", "/update-phone-number/+19990000042"),
     ]
     assert retell_fake.phone_numbers[IDENTIFIER]["inbound_agents"] == [{"agent_id": "agent_02", "weight": 1}]
     assert retell_fake.violations == []
@@ -709,7 +717,7 @@ def test_retell_disconnect_removes_what_connect_and_configure_made(retell_fake: 
     assert retell_fake.calls == [
         ("GET", "/get-retell-llm/llm_01"),
         ("PATCH", "/update-retell-llm/llm_01"),
-        ("DELETE", "/delete-phone-number/%2B19990000042"),
+        ("DELETE", "/delete-phone-number/+19990000042"),
     ]
     assert retell_fake.llms["llm_01"]["general_tools"] == tools_before
     assert retell_fake.phone_numbers == {}
@@ -723,7 +731,7 @@ def test_retell_disconnect_tolerates_what_is_already_gone(retell_fake: RetellFak
 
     assert retell_fake.calls == [
         ("GET", "/get-retell-llm/llm_gone"),
-        ("DELETE", "/delete-phone-number/%2B19990000042"),
+        ("DELETE", "/delete-phone-number/+19990000042"),
     ]
     assert retell_fake.violations == []
 
@@ -740,4 +748,67 @@ def test_generic_sip_pushes_nothing_and_remembers_the_uris() -> None:
     state = client.configure_transfers(agent_id="", state={"note": "kept"}, targets=TARGETS)
     assert state == {"note": "kept", "transfers": [QUEUE_URI, EXTERNAL_URI]}
     assert client.configured_transfers(agent_id="", state=state) == [QUEUE_URI, EXTERNAL_URI]
-    assert client.disconnect(agent_id="", state=state) is None
+    assert client.disconnect(agent_id="", state=state) == []
+
+
+# --- what the providers' definitions asked of the adapters (issue 17) ----------------------
+
+
+def test_vapi_on_the_eu_api_gives_the_eu_sip_host(vapi_fake: VapiFake) -> None:
+    eu = vapi_module.VapiAdapter({"api_key": vapi_fake.api_key}, base_url="https://api.eu.vapi.ai")
+    us = vapi_module.VapiAdapter({"api_key": vapi_fake.api_key}, base_url="https://api.vapi.ai")
+
+    assert (eu.sip_host, us.sip_host) == ("sip.eu.vapi.ai", "sip.vapi.ai")
+    # The fake stands at 127.0.0.1: the host decision is the base URL's, so connect uses sip_host.
+    connection = connect(vapi_fake)
+    assert connection.sip_uri.endswith("@cred-1.sip.vapi.ai")
+
+
+def test_vapi_connect_refuses_a_netmask_wider_than_24(vapi_fake: VapiFake) -> None:
+    error = provider_error(lambda: connect(vapi_fake, proxy=["203.0.113.10", "198.51.0.0/16"]))
+
+    assert error.code == "not_configured"
+    assert "/24 to /32" in error.message and "198.51.0.0/16" in error.message
+    assert vapi_fake.requests == []
+
+
+def test_vapi_disconnect_removes_number_and_credential_when_the_tool_is_pinned(vapi_fake: VapiFake) -> None:
+    client = adapter(vapi_fake)
+    state = client.configure_transfers(agent_id="asst-01", state=connect(vapi_fake).state, targets=TARGETS)
+    body = {"message": "Tool is pinned to a published assistant version", "error": "tool_pinned"}
+    vapi_fake.fail("DELETE", "/tool/", 409, body={**body, "statusCode": 409})
+
+    left = client.disconnect(agent_id="asst-01", state=state)
+
+    assert (vapi_fake.credentials, vapi_fake.phone_numbers) == ({}, {})
+    assert state["tool_id"] not in vapi_fake.assistants["asst-01"]["model"]["toolIds"]
+    assert len(left) == 1
+    assert state["tool_id"] in left[0] and "Vapi kept the transfer tool" in left[0]
+    assert "delete it in the Vapi dashboard" in left[0]
+    assert vapi_fake.api_key not in left[0]
+
+
+def test_vapi_disconnect_still_fails_on_other_tool_errors(vapi_fake: VapiFake) -> None:
+    client = adapter(vapi_fake)
+    state = client.configure_transfers(agent_id="asst-01", state=connect(vapi_fake).state, targets=TARGETS)
+    vapi_fake.fail("DELETE", "/tool/", 503)
+
+    error = provider_error(lambda: client.disconnect(agent_id="asst-01", state=state))
+
+    assert error.code == "provider_unavailable"
+
+
+def test_retell_transfer_tools_skip_the_e164_check_for_sip_targets(retell_fake: RetellFake) -> None:
+    adapter(retell_fake).configure_transfers(agent_id="agent_01", state={}, targets=TARGETS)
+
+    ours = [t for t in retell_fake.llms["llm_01"]["general_tools"] if t["name"].startswith("voiso_")]
+    assert [t["ignore_e164_validation"] for t in ours] == [True, True]
+    assert retell_fake.violations == []
+
+
+def test_elevenlabs_refer_plays_no_dial_tone(elevenlabs_fake: ElevenLabsFake) -> None:
+    adapter(elevenlabs_fake).configure_transfers(agent_id="agent_01", state={}, targets=TARGETS)
+
+    transfers = _el_prompt(elevenlabs_fake)["built_in_tools"]["transfer_to_number"]["params"]["transfers"]
+    assert [t["sip_refer_play_dialtone"] for t in transfers] == [False, False]
+    assert elevenlabs_fake.violations == []

@@ -788,6 +788,23 @@ def test_disconnect_and_connect_again(admin: Persona, live: VirtualAgent, vapi_f
     assert sorted(actions) == ["virtual_agent.connected", "virtual_agent.disconnected"]
 
 
+def test_disconnect_says_what_vapi_kept(admin: Persona, live: VirtualAgent, vapi_fake: VapiFake) -> None:
+    tool_id = live.provider_state["tool_id"]
+    vapi_fake.fail("DELETE", "/tool/", 409, body={"message": "tool_pinned", "statusCode": 409})
+    detail = reverse("virtual_agents:agent_detail", args=[live.pk])
+
+    admin.client.post(reverse("virtual_agents:agent_disconnect", args=[live.pk]))
+
+    live.refresh_from_db()
+    assert not live.is_connected
+    assert vapi_fake.phone_numbers == {} and vapi_fake.credentials == {}
+    page = admin.client.get(detail)
+    assertContains(page, "Night desk is disconnected; the rest of its setup at the provider was removed")
+    assertContains(page, f"Vapi kept the transfer tool {tool_id}")
+    event = AuditEvent.objects.get(target_id=str(live.pk), action="virtual_agent.disconnected")
+    assert tool_id in event.changes["left_at_provider"][0]
+
+
 def test_delete_is_refused_while_connected_and_in_use(
     admin: Persona, live: VirtualAgent, vapi: ProviderIntegration
 ) -> None:

@@ -88,6 +88,29 @@ def test_the_integration_page_shows_the_url_to_paste_and_whether_a_secret_is_set
     assert "Set <span" in page and SECRET not in page
 
 
+def test_the_vapi_page_says_exactly_what_to_configure_and_other_pages_do_not(
+    admin: Persona, acme, vapi_fake, eleven
+) -> None:
+    vapi = services.create_integration(
+        center=acme, provider="vapi", label="Vapi", credentials={"api_key": API_KEYS["vapi"]}, by="tests"
+    )
+    page = admin.client.get(detail(vapi)).content.decode()
+
+    # The names and values the verifier accepts, as Vapi's credential form asks for them.
+    for hint in (
+        "<code>x-signature</code>",
+        "<code>x-timestamp</code>",
+        "<code>{timestamp}.{body}</code>",
+        "<code>sha256</code> or <code>sha512</code>",
+        "<code>hex</code> or <code>base64</code>",
+        "<code>Authorization</code>",
+        "<code>X-Vapi-Secret</code>",
+        "server.credentialId",
+    ):
+        assert hint in page, hint
+    assert 'id="vapi-webhook-setup"' not in admin.client.get(detail(eleven)).content.decode()
+
+
 def test_an_administrator_sets_then_replaces_the_secret_and_it_is_audited_not_shown(
     admin: Persona, eleven, caplog
 ) -> None:

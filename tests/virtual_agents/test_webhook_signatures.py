@@ -6,6 +6,7 @@ produce Django-style header names, which the verifier reads case-insensitively.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import time
@@ -94,6 +95,66 @@ def test_vapi_accepts_a_github_style_prefix_and_seconds() -> None:
     check("vapi", BODY, meta)
 
 
+# Each way a Vapi custom credential can sign (vapi_server_sdk 3.0 HMACAuthenticationPlan and
+# BearerAuthenticationPlan, plus the legacy X-Vapi-Secret): the headers Vapi would send.
+def _vapi_hmac(algorithm, encoding, *, prefix: str = "", timestamp: bool = True) -> dict[str, str]:
+    ts = str(int(NOW))
+    payload = (ts.encode() + b"." + BODY) if timestamp else BODY
+    digest = hmac.new(SECRET.encode(), payload, algorithm).digest()
+    text = digest.hex() if encoding == "hex" else base64.b64encode(digest).decode()
+    return {"x-signature": prefix + text, **({"x-timestamp": ts} if timestamp else {})}
+
+
+VAPI_VARIANTS = {
+    "hmac-sha256-hex": _vapi_hmac(hashlib.sha256, "hex"),
+    "hmac-sha256-base64": _vapi_hmac(hashlib.sha256, "base64"),
+    "hmac-sha512-hex": _vapi_hmac(hashlib.sha512, "hex"),
+    "hmac-sha512-base64": _vapi_hmac(hashlib.sha512, "base64"),
+    "hmac-sha512-prefixed": _vapi_hmac(hashlib.sha512, "hex", prefix="sha512="),
+    "hmac-sha256-base64-prefixed": _vapi_hmac(hashlib.sha256, "base64", prefix="sha256="),
+    "hmac-body-only": _vapi_hmac(hashlib.sha256, "hex", timestamp=False),
+    "bearer": {"authorization": f"Bearer {SECRET}"},
+    "bearer-lowercase-scheme": {"authorization": f"bearer {SECRET}"},
+    "authorization-without-prefix": {"authorization": SECRET},
+    "x-vapi-secret": {"x-vapi-secret": SECRET},
+}
+
+
+@pytest.mark.parametrize("variant", VAPI_VARIANTS)
+def test_vapi_accepts_each_way_its_credential_can_sign(variant: str) -> None:
+    meta = VAPI_VARIANTS[variant]
+    verifier = verifier_for("vapi", meta, secret=SECRET, now=NOW)
+    verifier.update(BODY)
+    verifier.verify()
+
+    with pytest.raises(SignatureError) as wrong:
+        verifier = verifier_for("vapi", meta, secret=SECRET + "x", now=NOW)
+        verifier.update(BODY)
+        verifier.verify()
+    assert wrong.value.code == "signature_invalid"
+    if variant.startswith("hmac"):
+        with pytest.raises(SignatureError) as tampered:
+            verifier = verifier_for("vapi", meta, secret=SECRET, now=NOW)
+            verifier.update(BODY + b" ")
+            verifier.verify()
+        assert tampered.value.code == "signature_invalid"
+
+
+def test_vapi_hmac_with_a_timestamp_is_still_held_to_the_window() -> None:
+    with pytest.raises(SignatureError) as caught:
+        verifier_for("vapi", VAPI_VARIANTS["hmac-sha512-base64"], secret=SECRET, now=NOW + 301)
+    assert caught.value.code == "signature_expired"
+
+
+def test_vapi_prefers_the_hmac_when_a_bearer_header_is_also_present() -> None:
+    # A proxy's own Authorization header must not stand in for a wrong signature.
+    meta = {**_vapi_hmac(hashlib.sha256, "hex"), "authorization": f"Bearer {SECRET}"}
+    verifier = verifier_for("vapi", meta, secret=SECRET, now=NOW)
+    verifier.update(BODY + b"tampered")
+    with pytest.raises(SignatureError):
+        verifier.verify()
+
+
 @pytest.mark.parametrize(
     ("provider", "meta", "code"),
     [
@@ -103,7 +164,8 @@ def test_vapi_accepts_a_github_style_prefix_and_seconds() -> None:
         ("elevenlabs", {"elevenlabs-signature": f"t=soon,v0={'a' * 64}"}, "signature_malformed"),
         ("elevenlabs", {"elevenlabs-signature": "garbage"}, "signature_malformed"),
         ("vapi", {}, "signature_missing"),
-        ("vapi", {"x-signature": "a" * 64}, "signature_malformed"),
+        ("vapi", {"x-signature": "a" * 40, "x-timestamp": "1764010000"}, "signature_malformed"),  # sha1
+        ("vapi", {"x-signature": "sha512=" + "a" * 64, "x-timestamp": "1764010000"}, "signature_malformed"),
         ("vapi", {"x-signature": "zz", "x-timestamp": "1764010000"}, "signature_malformed"),
         ("vapi", {"x-signature": "a" * 64, "x-timestamp": "²"}, "signature_malformed"),
         ("retell", {}, "signature_missing"),

@@ -96,7 +96,12 @@ class ProviderAdapter:
         """The SIP URIs the bot's transfer tool holds at the provider right now."""
         raise NotImplementedError
 
-    def disconnect(self, *, agent_id: str, state: dict[str, Any]) -> None:
+    def disconnect(self, *, agent_id: str, state: dict[str, Any]) -> list[str]:
+        """Remove what connect/configure_transfers made; returns what is left at the provider.
+
+        Each entry is a plain sentence for the administrator (a resource the provider refused
+        to delete, and what to do about it); [] when everything is gone.
+        """
         raise NotImplementedError
 
     # --- HTTP ------------------------------------------------------------------------

@@ -119,6 +119,9 @@ class ElevenLabsAdapter(ProviderAdapter):
                             "transfer_destination": {"type": "sip_uri", "sip_uri": target.sip_uri},
                             "condition": f"The caller should be handed to {target.label}.",
                             "transfer_type": "sip_refer",
+                            # The REFER lands in our contact center, which plays its own ringback
+                            # or queue audio: a dial tone from ElevenLabs first would be noise.
+                            "sip_refer_play_dialtone": False,
                         }
                         for target in targets
                     ],
@@ -157,7 +160,7 @@ class ElevenLabsAdapter(ProviderAdapter):
             if isinstance(item, dict)
         ]
 
-    def disconnect(self, *, agent_id: str, state: dict[str, Any]) -> None:
+    def disconnect(self, *, agent_id: str, state: dict[str, Any]) -> list[str]:
         self.request(
             "PATCH",
             f"/v1/convai/agents/{agent_id}",
@@ -168,6 +171,7 @@ class ElevenLabsAdapter(ProviderAdapter):
         )
         if state.get("phone_number_id"):
             self.request("DELETE", f"/v1/convai/phone-numbers/{state['phone_number_id']}", ok_missing=True)
+        return []
 
     def _prompt(self, agent_id: str) -> dict[str, Any]:
         agent = self.as_object(self.request("GET", f"/v1/convai/agents/{agent_id}", what="the agent"))

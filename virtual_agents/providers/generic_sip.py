@@ -35,5 +35,5 @@ class GenericSipAdapter(ProviderAdapter):
     def configured_transfers(self, *, agent_id: str, state: dict[str, Any]) -> list[str]:
         return list(state.get("transfers") or [])
 
-    def disconnect(self, *, agent_id: str, state: dict[str, Any]) -> None:
-        return None
+    def disconnect(self, *, agent_id: str, state: dict[str, Any]) -> list[str]:
+        return []

@@ -16,6 +16,8 @@ from virtual_agents.providers.base import (
 
 SIP_HOST = "sip.retellai.com"
 TOOL_PREFIX = "voiso_transfer_"
+# The number in a path is percent-encoded as retell-sdk does (RFC 3986 segment: `+` stays as is).
+PATH_SAFE = "!$&'()*+,;=:@"
 PAGE_SIZE = 1000
 MAX_PAGES = 50
 
@@ -31,13 +33,10 @@ class RetellAdapter(ProviderAdapter):
 
     def list_agents(self) -> list[ProviderAgent]:
         seen: dict[str, ProviderAgent] = {}
-        body: dict[str, Any] = {
-            "filter_criteria": {"channel": {"op": "eq", "value": "voice"}},
-            "limit": PAGE_SIZE,
-        }
+        # The filter is the body; paging is query only (retell-sdk 6.2 `agent.list`, SPEC §3.2).
+        body = {"filter_criteria": {"channel": {"op": "eq", "type": "string", "value": "voice"}}}
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
         for _ in range(MAX_PAGES):
-            # Body or query for limit/pagination_key is unconfirmed: send both (SPEC §3.2).
-            params = {key: body[key] for key in ("limit", "pagination_key") if key in body}
             page = self.as_object(self.request("POST", "/v2/list-agents", json=body, params=params))
             for item in page.get("items") or []:
                 if isinstance(item, dict) and item.get("agent_id"):
@@ -47,7 +46,7 @@ class RetellAdapter(ProviderAdapter):
                     )
             if not page.get("has_more") or not page.get("pagination_key"):
                 break
-            body = {**body, "pagination_key": page["pagination_key"]}
+            params = {"limit": PAGE_SIZE, "pagination_key": str(page["pagination_key"])}
         return list(seen.values())
 
     def connect(
@@ -78,7 +77,7 @@ class RetellAdapter(ProviderAdapter):
             # re-point the existing number. If there is none, the refusal was about something else.
             created = self.request(
                 "PATCH",
-                f"/update-phone-number/{quote(identifier, safe='')}",
+                f"/update-phone-number/{quote(identifier, safe=PATH_SAFE)}",
                 json=binding,
                 what="the agent",
                 ok_missing=True,
@@ -119,6 +118,9 @@ class RetellAdapter(ProviderAdapter):
                 "transfer_destination": {"type": "predefined", "number": target.sip_uri},
                 "transfer_option": {"type": "cold_transfer", "cold_transfer_mode": "sip_refer"},
                 "speak_during_execution": False,
+                # Our targets are sip: URIs (`;user=phone` for externals), outside Retell's E.164
+                # check; the SDK documents this flag for custom telephony (SPEC §3.4).
+                "ignore_e164_validation": True,
             }
             for index, target in enumerate(targets)
         ]
@@ -138,7 +140,7 @@ class RetellAdapter(ProviderAdapter):
             if str(tool.get("name", "")).startswith(TOOL_PREFIX)
         ]
 
-    def disconnect(self, *, agent_id: str, state: dict[str, Any]) -> None:
+    def disconnect(self, *, agent_id: str, state: dict[str, Any]) -> list[str]:
         llm_id = state.get("llm_id")
         if llm_id:
             tools = self.request("GET", f"/get-retell-llm/{llm_id}", ok_missing=True)
@@ -153,8 +155,11 @@ class RetellAdapter(ProviderAdapter):
                 )
         if state.get("phone_number"):
             self.request(
-                "DELETE", f"/delete-phone-number/{quote(state['phone_number'], safe='')}", ok_missing=True
+                "DELETE",
+                f"/delete-phone-number/{quote(state['phone_number'], safe=PATH_SAFE)}",
+                ok_missing=True,
             )
+        return []
 
 
 def _tool_name(index: int, target: TransferTarget) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from virtual_agents.providers.base import (
     Connection,
@@ -18,6 +19,10 @@ logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
 MAX_PAGES = 50
+# Vapi refuses a gateway netmask outside 24..32 (vapi_server_sdk 3.0 `SipTrunkGateway.netmask`).
+MIN_NETMASK = 24
+US_SIP_HOST = "sip.vapi.ai"
+EU_SIP_HOST = "sip.eu.vapi.ai"
 
 
 class VapiAdapter(ProviderAdapter):
@@ -25,6 +30,12 @@ class VapiAdapter(ProviderAdapter):
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.secret}"}
+
+    @property
+    def sip_host(self) -> str:
+        """An account on the EU API (VAPI_API_URL = https://api.eu.vapi.ai) takes calls in the EU."""
+        host = urlsplit(self.base_url).hostname or ""
+        return EU_SIP_HOST if host == "api.eu.vapi.ai" or host.endswith(".eu.vapi.ai") else US_SIP_HOST
 
     def verify(self) -> None:
         self.as_list(self.request("GET", "/assistant", params={"limit": 1}))
@@ -111,7 +122,7 @@ class VapiAdapter(ProviderAdapter):
                 logger.warning("Vapi: could not delete credential %s after a failed connect", credential_id)
             raise
         return Connection(
-            sip_uri=f"sip:{identifier}@{credential_id}.sip.vapi.ai",
+            sip_uri=f"sip:{identifier}@{credential_id}.{self.sip_host}",
             state={"credential_id": str(credential_id), "phone_number_id": str(number["id"])},
         )
 
@@ -124,7 +135,9 @@ class VapiAdapter(ProviderAdapter):
                 "sipUri": target.sip_uri,
                 "description": f"Hand the caller to {target.label}.",
                 "message": "",
-                "transferPlan": {"mode": "blind-transfer", "sipVerb": "refer"},
+                # No sipVerb: the spec types it as an object whose default is REFER, and the
+                # string "refer" is not a value it defines (SPEC §2.4).
+                "transferPlan": {"mode": "blind-transfer"},
             }
             for target in targets
         ]
@@ -133,13 +146,19 @@ class VapiAdapter(ProviderAdapter):
             # A transferCall tool with nowhere to go is useless to the bot: take it away.
             if tool_id:
                 self._set_tool_attached(agent_id, str(tool_id), attached=False)
-                self.request("DELETE", f"/tool/{tool_id}", ok_missing=True)
+                left = self._delete_tool(str(tool_id))
+                if left:
+                    logger.warning("Vapi: %s", left)
             kept = {key: value for key, value in state.items() if key != "tool_id"}
             return {**kept, "transfers": []}
         if tool_id:
             try:
+                # The PATCH body is a oneOf discriminated by `type`: it is sent, as the SDK does.
                 self.request(
-                    "PATCH", f"/tool/{tool_id}", json={"destinations": destinations}, what="the transfer tool"
+                    "PATCH",
+                    f"/tool/{tool_id}",
+                    json={"type": "transferCall", "destinations": destinations},
+                    what="the transfer tool",
                 )
             except ProviderError as exc:
                 if exc.code != "not_found":
@@ -182,14 +201,37 @@ class VapiAdapter(ProviderAdapter):
             if isinstance(item, dict)
         ]
 
-    def disconnect(self, *, agent_id: str, state: dict[str, Any]) -> None:
+    def disconnect(self, *, agent_id: str, state: dict[str, Any]) -> list[str]:
+        left: list[str] = []
         if state.get("tool_id"):
             self._set_tool_attached(agent_id, state["tool_id"], attached=False)
-            self.request("DELETE", f"/tool/{state['tool_id']}", ok_missing=True)
+            # A pinned tool stays; the number and credential must go all the same, or the bot
+            # would still answer our old identifier.
+            refused = self._delete_tool(str(state["tool_id"]))
+            if refused:
+                left.append(refused)
         if state.get("phone_number_id"):
             self.request("DELETE", f"/phone-number/{state['phone_number_id']}", ok_missing=True)
         if state.get("credential_id"):
             self.request("DELETE", f"/credential/{state['credential_id']}", ok_missing=True)
+        return left
+
+    def _delete_tool(self, tool_id: str) -> str:
+        """Delete our transfer tool; '' when gone, else what is left at Vapi, in plain words.
+
+        Vapi answers 409 `tool_pinned` for a tool pinned to a published assistant version.
+        """
+        try:
+            self.request("DELETE", f"/tool/{tool_id}", what="the transfer tool", ok_missing=True)
+        except ProviderError as exc:
+            if exc.status != 409:
+                raise
+            return (
+                f"Vapi kept the transfer tool {tool_id} ({exc.message}). It is detached from the "
+                "assistant's current configuration but may still be pinned to a published version; "
+                "delete it in the Vapi dashboard (Tools) once nothing pins it."
+            )
+        return ""
 
     def _set_tool_attached(self, agent_id: str, tool_id: str, *, attached: bool) -> None:
         """Add or remove our tool id in the assistant's model.toolIds, keeping every other tool.
@@ -221,6 +263,12 @@ def _inbound_networks(addresses: list[str]) -> list[ipaddress.IPv4Network]:
             raise ProviderError(
                 "not_configured",
                 f"Vapi needs IPv4 addresses for the SIP proxy (SIP_PROXY_ADDRESSES), not {address!r}.",
+            )
+        if network.prefixlen < MIN_NETMASK:
+            raise ProviderError(
+                "not_configured",
+                f"Vapi takes SIP proxy networks of /{MIN_NETMASK} to /32 only (SIP_PROXY_ADDRESSES has "
+                f"{address!r}); list the proxy's addresses or smaller networks.",
             )
         networks.append(network)
     return networks

@@ -1,7 +1,9 @@
 """Local stand-ins for the ElevenLabs, Vapi and Retell APIs: real HTTP servers on 127.0.0.1.
 
-Each fake checks every request against SPEC.md §5 (method and path, auth header, JSON shape),
-keeps realistic state (seeded agents with prompts and tools of their own), records every request
+Each fake checks every request body against the provider's published definition, the official
+SDK's request type for that operation (definitions.py), then against SPEC.md §5 for what a type
+cannot say (method and path, auth header, our domain, customer data left untouched). It keeps
+realistic state (seeded agents with prompts and tools of their own), records every request
 in `fake.requests`, and records shape violations in `fake.violations` while answering them 400,
 so an adapter that sends the wrong thing fails loudly. Failures are injected with `fake.fail(...)`,
 `fake.malformed(...)` and `fake.slow(...)`.

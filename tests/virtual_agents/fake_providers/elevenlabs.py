@@ -6,6 +6,11 @@ import copy
 import re
 from typing import Any
 
+from elevenlabs.conversational_ai.agents.client import AgentsClient
+from elevenlabs.conversational_ai.phone_numbers.client import PhoneNumbersClient
+from elevenlabs.conversational_ai.phone_numbers.types import PhoneNumbersCreateRequestBody
+
+from tests.virtual_agents.fake_providers.definitions import sdk_body
 from tests.virtual_agents.fake_providers.server import (
     FakeProvider,
     RecordedRequest,
@@ -64,9 +69,15 @@ class ElevenLabsFake(FakeProvider):
                 query={"page_size", "cursor", "search", "sort_by", "sort_direction"},
             ),
             route("GET", agent, self.get_agent),
-            route("PATCH", agent, self.update_agent),
-            route("POST", r"/v1/convai/phone-numbers", self.create_phone_number),
-            route("PATCH", number, self.update_phone_number),
+            # Bodies as elevenlabs 2.78.0 declares them (definitions.py).
+            route("PATCH", agent, self.update_agent, body=sdk_body(AgentsClient.update)),
+            route(
+                "POST",
+                r"/v1/convai/phone-numbers",
+                self.create_phone_number,
+                body=PhoneNumbersCreateRequestBody,
+            ),
+            route("PATCH", number, self.update_phone_number, body=sdk_body(PhoneNumbersClient.update)),
             route("DELETE", number, self.delete_phone_number),
         ]
 

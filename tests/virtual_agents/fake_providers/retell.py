@@ -7,8 +7,10 @@ import re
 from typing import Any
 from urllib.parse import quote
 
+from retell.types import AgentListParams, LlmUpdateParams, PhoneNumberImportParams, PhoneNumberUpdateParams
+
+from tests.virtual_agents.fake_providers.definitions import _typeddict_fields, only
 from tests.virtual_agents.fake_providers.server import (
-    MISSING,
     FakeProvider,
     RecordedRequest,
     Reply,
@@ -82,12 +84,31 @@ class RetellFake(FakeProvider):
     def routes(self) -> list[Route]:
         return [
             route("GET", r"/get-concurrency", self.get_concurrency),
-            route("POST", r"/v2/list-agents", self.list_agents, query={"limit", "pagination_key"}),
+            # Bodies as retell-sdk 6.2.13 declares them (definitions.py); its params types hold
+            # the query parameters too, which are left out of the body here.
+            route(
+                "POST",
+                r"/v2/list-agents",
+                self.list_agents,
+                query={"limit", "pagination_key", "sort_order"},
+                body=only(_typeddict_fields(AgentListParams), "filter_criteria"),
+            ),
             route("GET", r"/get-agent/([^/]+)", self.get_agent),
             route("GET", r"/get-retell-llm/([^/]+)", self.get_llm),
-            route("PATCH", r"/update-retell-llm/([^/]+)", self.update_llm),
-            route("POST", r"/import-phone-number", self.import_phone_number),
-            route("PATCH", r"/update-phone-number/([^/]+)", self.update_phone_number),
+            route(
+                "PATCH",
+                r"/update-retell-llm/([^/]+)",
+                self.update_llm,
+                query={"version"},
+                body={k: v for k, v in _typeddict_fields(LlmUpdateParams).items() if k != "version"},
+            ),
+            route("POST", r"/import-phone-number", self.import_phone_number, body=PhoneNumberImportParams),
+            route(
+                "PATCH",
+                r"/update-phone-number/([^/]+)",
+                self.update_phone_number,
+                body=PhoneNumberUpdateParams,
+            ),
             route("DELETE", r"/delete-phone-number/([^/]+)", self.delete_phone_number),
         ]
 
@@ -105,14 +126,15 @@ class RetellFake(FakeProvider):
     def list_agents(self, request: RecordedRequest) -> Any:
         body = request.json
         need(body, "filter_criteria.channel.op", equals="eq")
+        need(body, "filter_criteria.channel.type", equals="string")
         channel = need(body, "filter_criteria.channel.value", str)
-        limit = self._paging_value(request, "limit")
-        check(limit is not None and str(limit).isdigit() and 1 <= int(limit) <= 1000, f"limit is {limit!r}")
-        assert limit is not None
+        # Paging is query only (retell-sdk `agent.list`); the body type above refuses it there.
+        limit = request.query.get("limit", "1000")
+        check(limit.isdigit() and 1 <= int(limit) <= 1000, f"limit is {limit!r}")
         rows = [
             a for a in sorted(self.agents.values(), key=lambda a: a["agent_id"]) if a["channel"] == channel
         ]
-        key = self._paging_value(request, "pagination_key")
+        key = request.query.get("pagination_key")
         if key is not None:
             ids = [row["agent_id"] for row in rows]
             check(key in ids, f"pagination_key {key!r} was never handed out")
@@ -124,18 +146,6 @@ class RetellFake(FakeProvider):
             "has_more": len(rows) > len(page),
             "pagination_key": page[-1]["agent_id"] if page else None,
         }
-
-    def _paging_value(self, request: RecordedRequest, name: str) -> str | None:
-        """Where limit/pagination_key go is unconfirmed (SPEC §3.2): body or query, never in conflict."""
-        in_body, in_query = get(request.json, name), request.query.get(name)
-        if in_body is not MISSING and in_query is not None:
-            check(
-                str(in_body) == in_query,
-                f"{name} differs between body ({in_body!r}) and query ({in_query!r})",
-            )
-        if in_query is not None:
-            return in_query
-        return None if in_body is MISSING else str(in_body)
 
     def get_agent(self, request: RecordedRequest, agent_id: str) -> Any:
         return copy.deepcopy(self._agent(agent_id))
@@ -238,7 +248,11 @@ class RetellFake(FakeProvider):
 
     def _check_encoded(self, request: RecordedRequest, number: str) -> None:
         raw = request.path.rsplit("/", 1)[1]
-        check(raw == quote(number, safe=""), f"the number in the path must be URL-encoded: {raw!r}")
+        # As retell-sdk encodes a path segment (RFC 3986): `+` as is, `/`, `?`, `#`, `%` and spaces escaped.
+        check(
+            raw == quote(number, safe="!$&'()*+,;=:@"),
+            f"the number in the path is not encoded as the SDK does: {raw!r}",
+        )
 
     def _phone_number(self, number: str) -> dict[str, Any]:
         if number not in self.phone_numbers:

@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tests.virtual_agents.fake_providers.definitions import conform, conform_body
+
 MISSING: Any = object()
 
 
@@ -70,10 +72,20 @@ class Route:
     pattern: re.Pattern[str]
     handler: Callable[..., Any]
     query: frozenset[str]
+    # The provider's published definition of the JSON body (definitions.py): an SDK type, or the
+    # body fields of an SDK method. None: the operation takes no body.
+    body: Any = None
 
 
-def route(method: str, pattern: str, handler: Callable[..., Any], *, query: set[str] | None = None) -> Route:
-    return Route(method, re.compile(pattern), handler, frozenset(query or ()))
+def route(
+    method: str,
+    pattern: str,
+    handler: Callable[..., Any],
+    *,
+    query: set[str] | None = None,
+    body: Any = None,
+) -> Route:
+    return Route(method, re.compile(pattern), handler, frozenset(query or ()), body)
 
 
 class FakeProvider:
@@ -133,6 +145,15 @@ class FakeProvider:
     def url(self) -> str:
         assert self._server is not None, "start() the fake first"
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def reset(self) -> None:
+        """Back to the seeded state with nothing recorded, on the same port (a second run to compare)."""
+        with self._lock:
+            self.requests.clear()
+            self.violations.clear()
+            self._faults.clear()
+            self._ids = itertools.count(1)
+            self.seed()
 
     # --- inspection --------------------------------------------------------------------
 
@@ -236,6 +257,13 @@ class FakeProvider:
             check(content_type.startswith("application/json"), f"Content-Type is {content_type!r}")
             check(not is_bad_json, "the body is not valid JSON")
             check(isinstance(request.json, dict), "the body must be a JSON object")
+            check(found.body is not None, "this operation takes no body")
+            errors = (
+                conform_body(request.json, found.body)
+                if isinstance(found.body, dict)
+                else conform(request.json, found.body)
+            )
+            check(not errors, "not what the provider defines: " + "; ".join(errors[:6]))
         else:
             check(not body, f"a {request.method} request carries a body")
 

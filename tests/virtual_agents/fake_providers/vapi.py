@@ -8,6 +8,12 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from vapi.assistants.client import AssistantsClient
+from vapi.phone_numbers.types import CreatePhoneNumbersRequest
+from vapi.tools.types import CreateToolsRequest, UpdateToolsRequestBody
+from vapi.types.assistant_credentials_item import AssistantCredentialsItem_ByoSipTrunk
+
+from tests.virtual_agents.fake_providers.definitions import camel, sdk_body
 from tests.virtual_agents.fake_providers.server import (
     FakeProvider,
     RecordedRequest,
@@ -74,14 +80,22 @@ class VapiFake(FakeProvider):
         return [
             route("GET", r"/assistant", self.list_assistants, query={"limit", *DATE_FILTERS}),
             route("GET", r"/assistant/([^/]+)", self.get_assistant),
-            route("PATCH", r"/assistant/([^/]+)", self.update_assistant),
-            route("POST", r"/credential", self.create_credential),
+            # Bodies as vapi_server_sdk 3.0.0 declares them (definitions.py). The SDK has no
+            # credentials client; its create-credential type is the union member of
+            # `credentials` that carries the `provider` discriminant.
+            route(
+                "PATCH",
+                r"/assistant/([^/]+)",
+                self.update_assistant,
+                body=camel(sdk_body(AssistantsClient.update)),
+            ),
+            route("POST", r"/credential", self.create_credential, body=AssistantCredentialsItem_ByoSipTrunk),
             route("DELETE", r"/credential/([^/]+)", self.delete_credential),
-            route("POST", r"/phone-number", self.create_phone_number),
+            route("POST", r"/phone-number", self.create_phone_number, body=CreatePhoneNumbersRequest),
             route("DELETE", r"/phone-number/([^/]+)", self.delete_phone_number),
-            route("POST", r"/tool", self.create_tool),
+            route("POST", r"/tool", self.create_tool, body=CreateToolsRequest),
             route("GET", r"/tool/([^/]+)", self.get_tool),
-            route("PATCH", r"/tool/([^/]+)", self.update_tool),
+            route("PATCH", r"/tool/([^/]+)", self.update_tool, body=UpdateToolsRequestBody),
             route("DELETE", r"/tool/([^/]+)", self.delete_tool),
         ]
 
@@ -165,8 +179,9 @@ class VapiFake(FakeProvider):
         for index, gateway in enumerate(gateways):
             ip = need(gateway, "ip", str)
             if "port" in gateway:
-                port = need(gateway, "port", int)
-                check(1 <= port <= 65535, f"gateways.{index}.port {port} out of range")
+                # A JSON number: the SDK types it as a float and sends 5060.0.
+                port = need(gateway, "port", (int, float))
+                check(port == int(port) and 1 <= port <= 65535, f"gateways.{index}.port {port} out of range")
             optional(gateway, "outboundProtocol", {"udp", "tcp", "tls", "tls/srtp"})
             # SDK defaults: both directions enabled, so an outbound-only gateway must say so.
             if gateway.get("inboundEnabled", True):
@@ -175,7 +190,7 @@ class VapiFake(FakeProvider):
                 )
                 netmask = gateway.get("netmask", 32)
                 check(
-                    isinstance(netmask, int) and 24 <= netmask <= 32,
+                    isinstance(netmask, int | float) and netmask == int(netmask) and 24 <= netmask <= 32,
                     f"gateways.{index}.netmask must be 24..32, not {netmask!r}",
                 )
         check(any(g.get("inboundEnabled", True) for g in gateways), "no inbound gateway for our SIP proxy")
@@ -251,7 +266,9 @@ class VapiFake(FakeProvider):
 
     def update_tool(self, request: RecordedRequest, tool_id: str) -> Any:
         tool = self._tool(tool_id)
-        check("type" not in request.json, "type cannot be changed (PATCH takes the body minus type)")
+        # The PATCH body is a oneOf discriminated by type: the SDK always sends it, and it must
+        # name the tool's own type.
+        need(request.json, "type", equals=tool["type"])
         self._check_destinations(request.json)
         tool.update(copy.deepcopy(request.json))
         return copy.deepcopy(tool)
@@ -270,7 +287,8 @@ class VapiFake(FakeProvider):
             self.sip_uri(need(destination, "sipUri", str), f"{where}.sipUri")
             # A blind REFER: warm modes and "dial" would make Vapi dial out itself.
             need(destination, "transferPlan.mode", equals="blind-transfer")
-            need(destination, "transferPlan.sipVerb", equals="refer")
+            # sipVerb is an object in the spec (the SDK types it as one) and defaults to REFER:
+            # a string there is refused by the type check, and leaving it out means REFER.
 
     def _tool(self, tool_id: str) -> dict[str, Any]:
         if tool_id not in self.tools:
