@@ -28,12 +28,12 @@ from campaigns.progress import campaign_progress
 from campaigns.serializers import (
     CampaignSerializer,
     DoNotCallBulkResultSerializer,
+    DoNotCallBulkSerializer,
     DoNotCallFilterSerializer,
-    DoNotCallInSerializer,
     DoNotCallSerializer,
     LeadFilterSerializer,
     LeadImportResultSerializer,
-    LeadInSerializer,
+    LeadImportSerializer,
     LeadPageSerializer,
     LeadSerializer,
     ShapeErrors,
@@ -196,7 +196,7 @@ class CampaignViewSet(CenterScopedViewSet):
     )
     @extend_schema(
         methods=["POST"],
-        request=LeadInSerializer(many=True),
+        request=LeadImportSerializer,
         responses={
             201: LeadImportResultSerializer,
             400: OpenApiResponse(
@@ -345,7 +345,7 @@ class DoNotCallViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        request=DoNotCallInSerializer(many=True),
+        request=DoNotCallBulkSerializer,
         responses={
             201: DoNotCallBulkResultSerializer,
             400: OpenApiResponse(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -240,6 +242,21 @@ class LeadFilterSerializer(serializers.Serializer):
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=200, help_text="Default 50.")
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": MAX_CONTEXT_HEADERS,
+        "additionalProperties": {
+            "type": "string",
+            "maxLength": MAX_CONTEXT_VALUE,
+            "pattern": "^[^\r\n\x00]*$",
+        },
+    }
+)
+class ContextField(serializers.DictField):
+    """For the schema: a lead's context (OpenAPI 3.0 cannot say its names' pattern; `lead_rows` checks it)."""
+
+
 class LeadInSerializer(serializers.Serializer):
     """For the schema: one item of a lead import (checked by `lead_rows`)."""
 
@@ -253,14 +270,17 @@ class LeadInSerializer(serializers.Serializer):
         required=False, min_value=1, max_value=1000, help_text="Default 500; lower first."
     )
     active = serializers.BooleanField(required=False, help_text="Default true.")
-    context = serializers.DictField(
-        child=serializers.CharField(max_length=MAX_CONTEXT_VALUE, allow_blank=True),
+    context = ContextField(
         required=False,
         help_text=(
-            f"Up to {MAX_CONTEXT_HEADERS} SIP headers for the bot: names X-… (not X-Voiso-…), "
-            "values text without CR or LF."
+            f"Up to {MAX_CONTEXT_HEADERS} SIP headers for the bot: names X-… (a header token, not "
+            "X-Voiso-…, each once whatever its case), values text without CR, LF or NUL."
         ),
     )
+
+
+class LeadImportSerializer(serializers.Serializer):
+    """For the schema: a lead import's body, an array of 1 to 10,000 LeadIn (see LeadImportSchema)."""
 
 
 class IndexIdSerializer(serializers.Serializer):
@@ -322,6 +342,9 @@ def _text(
         return ""
     if len(value) > limit:
         errors[name] = [f"Ensure this field has no more than {limit} characters."]
+        return ""
+    if "\x00" in value:  # PostgreSQL's text cannot hold NUL
+        errors[name] = ["Null characters are not allowed."]
         return ""
     return value
 
@@ -423,6 +446,10 @@ class DoNotCallInSerializer(serializers.Serializer):
     )
 
 
+class DoNotCallBulkSerializer(serializers.Serializer):
+    """For the schema: a bulk add's body, an array of 1 to 10,000 DoNotCallIn (see LeadImportSchema)."""
+
+
 class DoNotCallRejectedSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     phone = serializers.CharField()
@@ -460,3 +487,23 @@ def do_not_call_rows(data: object, *, campaigns: dict[str, Campaign]) -> list[Do
     if problems:
         raise ShapeErrors(problems, total=len(items))
     return rows
+
+
+class LeadImportSchema(OpenApiSerializerExtension):
+    """The batch bodies as arrays with their bounds: drf-spectacular gives `many=True` no maxItems."""
+
+    target_class = "campaigns.serializers.LeadImportSerializer"
+    item: type[serializers.Serializer] = LeadInSerializer
+
+    def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        return {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_LEADS_PER_REQUEST,
+            "items": auto_schema.resolve_serializer(self.item, direction).ref,
+        }
+
+
+class DoNotCallBulkSchema(LeadImportSchema):
+    target_class = "campaigns.serializers.DoNotCallBulkSerializer"
+    item = DoNotCallInSerializer

@@ -476,3 +476,58 @@ def test_anonymous_is_401(anonymous: Client, campaign: Campaign, bot: VirtualAge
     with nothing_changes():
         answers = [send(anonymous, *r) for r in reads + writes]
     assert {r.status_code for r in answers} == {401}
+
+
+# --- the schema ----------------------------------------------------------------------------------------
+
+
+def test_the_schema_describes_every_operation(db: None) -> None:
+    schema = Client().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    paths, components = schema["paths"], schema["components"]["schemas"]
+    operations = {
+        (method, path): set(operation["responses"])
+        for path, item in paths.items()
+        if path.startswith(("/api/v1/campaigns/", "/api/v1/dnc/"))
+        for method, operation in item.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+    conflicts = {key for key, codes in operations.items() if "409" in codes}
+
+    assert set(operations) == {
+        ("get", CAMPAIGNS),
+        ("post", CAMPAIGNS),
+        *((m, "/api/v1/campaigns/{id}/") for m in ("get", "put", "patch", "delete")),
+        *(("post", f"/api/v1/campaigns/{{id}}/{verb}/") for verb in ("start", "pause", "stop")),
+        ("get", "/api/v1/campaigns/{id}/leads/"),
+        ("post", "/api/v1/campaigns/{id}/leads/"),
+        ("get", "/api/v1/dnc/"),
+        ("post", "/api/v1/dnc/"),
+        ("get", "/api/v1/dnc/{id}/"),
+        ("delete", "/api/v1/dnc/{id}/"),
+        ("post", "/api/v1/dnc/bulk/"),
+    }
+    assert conflicts == {
+        *((m, "/api/v1/campaigns/{id}/") for m in ("put", "patch", "delete")),
+        *(("post", f"/api/v1/campaigns/{{id}}/{verb}/") for verb in ("start", "pause", "stop", "leads")),
+    }
+    assert set(components["Campaign"]["properties"]) == {
+        "id",
+        "name",
+        "virtual_agents",
+        "handoff_queue",
+        "handoff_queue_threshold",
+        "caller_ids",
+        "timezone",
+        "calling_hours",
+        "max_attempts",
+        "retry_minutes",
+        "priority",
+        "status",
+        "status_reason",
+        "progress",
+        "created",
+    }
+    for body in ("LeadImportRequest", "DoNotCallBulkRequest"):
+        assert (components[body]["minItems"], components[body]["maxItems"]) == (1, 10_000)
+    page = paths["/api/v1/campaigns/{id}/leads/"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert set(components[page["schema"]["$ref"].rsplit("/", 1)[1]]["properties"]) == {"next", "results"}

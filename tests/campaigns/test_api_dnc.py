@@ -179,6 +179,7 @@ def test_bulk_add_of_ten_thousand(caller: Caller, django_assert_max_num_queries:
         ([{"phone": "+442079460101", "campaign": 5}], "invalid_numbers"),
         ([{"phone": "+442079460101", "reason": "x" * 256}], "invalid_numbers"),
         (["+442079460101"], "invalid_numbers"),
+        ([{"phone": "+442079460101", "reason": "a\x00b"}], "invalid_numbers"),
     ],
 )
 def test_bulk_shape_errors_store_nothing(caller: Caller, body: Any, code: str) -> None:

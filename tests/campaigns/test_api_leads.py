@@ -154,6 +154,11 @@ def test_ten_thousand_leads_in_one_request(caller: Caller, campaign: Campaign) -
             [{"index": 0, "fields": {"name": ["Not a valid string."]}}],
         ),
         (
+            [{"phone_number": "+442079460101", "name": "Ada\x00"}],
+            "invalid_leads",
+            [{"index": 0, "fields": {"name": ["Null characters are not allowed."]}}],
+        ),
+        (
             [{"phone_number": "+442079460101", "context": ["X-A"]}],
             "invalid_leads",
             [{"index": 0, "fields": {"context": ["An object of X- header names to text values."]}}],
