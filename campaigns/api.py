@@ -14,6 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -283,9 +284,10 @@ def _decode_cursor(token: str) -> str:
     create=extend_schema(
         summary="Add a number to the center's or a campaign's do-not-call list",
         description=(
-            "Idempotent: a number already on that list answers with the existing entry. "
-            "Its waiting leads stop being dialled."
+            "Idempotent: a number already on that list answers 200 with the existing entry; a new "
+            "one 201. The number's waiting leads (all campaigns for the center-wide list) stop being dialled."
         ),
+        responses={201: DoNotCallSerializer, 200: DoNotCallSerializer},
     ),
     destroy=extend_schema(summary="Remove a number from its do-not-call list"),
 )
@@ -330,14 +332,22 @@ class DoNotCallViewSet(
             queryset = queryset.filter(Q(phone__contains=fragment) | Q(reason__icontains=fragment))
         return queryset
 
-    def perform_create(self, serializer: DoNotCallSerializer) -> None:
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        serializer.instance = services.add_do_not_call(
+        asked_at = timezone.now()
+        entry = services.add_do_not_call(
             center=self.access.center,
             phone=data["phone"],
             by=self.access.by,
             reason=data.get("reason", ""),
             campaign=data.get("campaign"),
+        )
+        # Idempotent: an entry made before this request was already there (200), else it is new (201).
+        is_new = entry.created >= asked_at
+        return Response(
+            self.get_serializer(entry).data, status=status.HTTP_201_CREATED if is_new else status.HTTP_200_OK
         )
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
