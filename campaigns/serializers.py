@@ -56,6 +56,16 @@ class RetryMinutesSerializer(serializers.Serializer):
     machine = serializers.IntegerField(min_value=1, max_value=10_080, required=False)
     failed = serializers.IntegerField(min_value=1, max_value=10_080, required=False)
 
+    def to_internal_value(self, data: Any) -> Any:
+        # A delay for an outcome that never retries would be dropped in silence: say so instead.
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        if unknown:
+            raise serializers.ValidationError(
+                {name: ["Only busy, no_answer, machine and failed are retried."] for name in unknown},
+                code="invalid_retry_minutes",
+            )
+        return super().to_internal_value(data)
+
 
 class LeadCountsSerializer(serializers.Serializer):
     new = serializers.IntegerField()

@@ -144,6 +144,7 @@ def test_create_with_every_field(
         ),
         ({"calling_hours": []}, "calling_hours", "invalid_calling_hours"),
         ({"retry_minutes": {"busy": 0}}, "retry_minutes", "validation_error"),
+        ({"retry_minutes": {"rejected": 5}}, "retry_minutes", "invalid_retry_minutes"),
         ({"max_attempts": 21}, "max_attempts", "validation_error"),
         ({"priority": 0}, "priority", "validation_error"),
         ({"handoff_queue_threshold": 1001}, "handoff_queue_threshold", "validation_error"),
