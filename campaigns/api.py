@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from campaigns import services
+from campaigns.batches import ShapeErrors, do_not_call_rows, lead_rows
 from campaigns.models import E164_REGEX, Campaign, DoNotCall, Lead
 from campaigns.progress import campaign_progress
 from campaigns.serializers import (
@@ -37,10 +38,7 @@ from campaigns.serializers import (
     LeadImportSerializer,
     LeadPageSerializer,
     LeadSerializer,
-    ShapeErrors,
     campaign_service_kwargs,
-    do_not_call_rows,
-    lead_rows,
 )
 from voiso_byob.api import CenterScopedViewSet
 from voiso_byob.api_errors import error_body
