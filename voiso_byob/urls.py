@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
+from campaigns.api import CampaignViewSet, DoNotCallViewSet
 from reporting.api import telephony_events
 from reporting.calls_api import CallViewSet
 from reporting.webhooks import provider_webhook
@@ -28,6 +29,8 @@ router.register("members", MemberViewSet, basename="member")
 router.register("integrations", IntegrationViewSet, basename="integration")
 router.register("virtual-agents", VirtualAgentViewSet, basename="virtual-agent")
 router.register("calls", CallViewSet, basename="call")
+router.register("campaigns", CampaignViewSet, basename="campaign")
+router.register("dnc", DoNotCallViewSet, basename="dnc")
 
 urlpatterns = [
     # The SIP layer's endpoints, exactly as the telephony contract names them (no trailing slash).

@@ -37,6 +37,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from campaigns import services as campaign_services
 from routing.services import create_flow, create_phone_number, publish_flow
 from tests.factories import make_api_key, make_member, make_queue
 from tests.reporting.conftest import call_events, post_events
@@ -85,6 +86,21 @@ def _objects(center: ContactCenter, *, number: str, prefix: str, telephony_key: 
         # The Vapi fake serves acme's SIP domain only; globex's bot stays unconnected.
         connect=center.slug == "acme",
     )
+    # A campaign with a lead to dial (so `start` can succeed) and a do-not-call entry of its own.
+    campaign = campaign_services.create_campaign(
+        center=center,
+        by="tests",
+        name="Renewals",
+        virtual_agents=[bot],
+        handoff_queue=sales,
+        caller_ids=[phone],
+    )
+    campaign_services.import_leads(
+        campaign=campaign, rows=[campaign_services.LeadRow("+442079460101", name="Ada")], by="tests"
+    )
+    dnc = campaign_services.add_do_not_call(
+        center=center, phone="+442079460102", by="tests", campaign=campaign
+    )
     # A Call-ID with a slash and an @, as SIP allows: the detail's path takes the rest of the URL.
     call_id = f"{prefix}-call/1@pbx"
     assert post_events(Client(), call_events(call_id, start=0), key=telephony_key).status_code == 202
@@ -96,6 +112,8 @@ def _objects(center: ContactCenter, *, number: str, prefix: str, telephony_key: 
         "integration": str(integration.pk),
         "virtual_agent": str(bot.pk),
         "call": call_id,
+        "campaign": str(campaign.pk),
+        "dnc": str(dnc.pk),
     }
 
 
@@ -147,6 +165,8 @@ _KINDS = {
     "integrations": "integration",
     "virtual-agents": "virtual_agent",
     "calls": "call",
+    "campaigns": "campaign",
+    "dnc": "dnc",
     "webhooks": "integration",
 }
 
