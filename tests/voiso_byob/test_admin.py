@@ -1,5 +1,7 @@
 """Django admin for staff: every model listed, BYOB switch, read-only audit log, no key hashes."""
 
+import re
+
 import pytest
 from django.apps import apps
 from django.contrib import admin as django_admin
