@@ -125,7 +125,7 @@ class Dialer:
         campaigns = list(
             Campaign.objects.dialling()
             .select_related("contact_center", "handoff_queue__extension")
-            .prefetch_related("virtual_agents", "caller_ids")
+            .prefetch_related("virtual_agents", "caller_ids", "handoff_queue__members__extension")
             .order_by("priority", "created")
         )
         result.campaigns = len(campaigns)
@@ -299,6 +299,11 @@ class Dialer:
         result.claimed += len(claims)
         caller_ids = [number.number for number in campaign.caller_ids.all()]
         handoff = campaign.handoff_queue.extension.digits if campaign.handoff_queue_id else None
+        agents = tuple(
+            member.extension.digits
+            for member in (campaign.handoff_queue.members.all() if campaign.handoff_queue_id else ())
+            if member.extension_id
+        )
         sip_uris = {bot.id: bot.sip_uri for bot in bots}
         center_id, campaign_id = str(center.pk), str(campaign.pk)
         return [
@@ -314,6 +319,7 @@ class Dialer:
                 virtual_agent_id=claim.bot_id,
                 bot_sip_uri=sip_uris[claim.bot_id],
                 handoff_extension=handoff,
+                handoff_agents=agents,
                 headers=origination_headers(
                     {
                         "X-Voiso-Call-Id": claim.call_id,

@@ -32,6 +32,7 @@ class Origination:
     virtual_agent_id: str
     bot_sip_uri: str
     handoff_extension: str | None = None  # the campaign's handoff queue, for the simulator's bot
+    handoff_agents: tuple[str, ...] = ()  # its members' extensions: who answers there in the simulator
     headers: dict[str, str] = field(default_factory=dict)
 
 

@@ -2,7 +2,8 @@
 
 Like VICIdial's test carrier, the called number's last digit decides what happens:
 
-    0-5  a person answers and talks to the bot; on 0 and 1 the bot hands off to the campaign's queue
+    0-5  a person answers and talks to the bot; on 0 and 1 the bot hands off to the campaign's queue,
+         where one of its members answers 8 s later
     6    busy (SIP 486)
     7    no answer (480 after ringing)
     8    an answering machine picks up
@@ -67,14 +68,19 @@ def story(origination: Origination) -> list[Step]:
     connected = Step(5.0, "bot.connected", {"virtual_agent": bot})
     if digit in "01" and origination.handoff_extension:
         refer_to = f"sip:{origination.handoff_extension}@{origination.sip_domain}"
-        return [
+        steps = [
             started,
             connected,
             Step(25.0, "handoff.requested", {"virtual_agent": bot, "refer_to": refer_to}),
             Step(25.2, "handoff.accepted", {"sip_status": 202}),
             Step(40.0, "handoff.completed", {}),
-            Step(100.0, "call.ended", {"end_reason": "completed", "hangup_by": "caller"}),
         ]
+        if origination.handoff_agents:  # a member of the queue answers after a wait
+            agent = origination.handoff_agents[
+                sum(map(ord, origination.call_id)) % len(origination.handoff_agents)
+            ]
+            steps.append(Step(48.0, "agent.connected", {"extension": agent}))
+        return [*steps, Step(100.0, "call.ended", {"end_reason": "completed", "hangup_by": "caller"})]
     return [
         started,
         connected,

@@ -25,7 +25,7 @@ from campaigns.models import (
 from campaigns.services import LeadRow, import_leads, pause_campaign, start_campaign, update_campaign
 from reporting.models import CallRecord
 from tests.campaigns.conftest import add_leads
-from tests.factories import make_api_key, make_queue
+from tests.factories import make_api_key, make_member, make_queue
 from virtual_agents.models import VirtualAgent
 from voiso_byob.models import ApiKeyScope, ContactCenter
 
@@ -257,7 +257,7 @@ def simulator(acme: ContactCenter):
 def test_outcomes_reach_attempts_and_leads_through_the_events_api(
     acme: ContactCenter, campaign: Campaign, bot: VirtualAgent, simulator
 ) -> None:
-    queue = make_queue(acme, name="Renewals desk")
+    queue = make_queue(acme, name="Renewals desk", members=[make_member(acme, extension="1201")])
     set_capacity(bot, 10)
     update_campaign(campaign=campaign, by="tests", handoff_queue=queue, max_attempts=2)
     phones = {digit: f"+1212555012{digit}" for digit in "0256789"}
@@ -280,6 +280,9 @@ def test_outcomes_reach_attempts_and_leads_through_the_events_api(
     # The records the Calls page shows are outbound, of this campaign.
     record = CallRecord.objects.get(call_id=by_phone[phones["0"]].call_id)
     assert record.direction == "outbound"
+    # The handed-off caller was answered by the queue's member: not left waiting in it.
+    assert (record.queue_id, record.answered_extension) == (queue.pk, "1201")
+    assert record.agent_connected_at is not None
 
     # A second round: the retried leads' last attempt (max 2) exhausts them.
     later = NOON_UTC + timedelta(hours=5)

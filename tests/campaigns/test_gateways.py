@@ -187,3 +187,10 @@ def test_the_simulator_posts_each_event_at_its_time_and_ends_calls_on_close() ->
     end2 = next(event for event in ends if event["call_id"] == "dial-2")
     assert datetime.fromisoformat(end2["occurred_at"]) <= datetime.now(UTC)
     assert len({event["id"] for event in posted}) == len(posted)
+
+
+def test_a_handed_off_callee_is_answered_by_a_member_of_the_queue() -> None:
+    steps = story(origination(to="+12125550100", handoff_agents=("1001", "1002")))
+    (answered,) = [step for step in steps if step.type == "agent.connected"]
+    assert answered.data["extension"] in {"1001", "1002"}
+    assert [step.type for step in steps][-2:] == ["agent.connected", "call.ended"]
