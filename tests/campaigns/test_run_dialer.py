@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import signal
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +36,7 @@ def test_the_demo_campaign_is_seeded_and_started(demo: Campaign) -> None:
 
 def test_a_worker_dials_the_demo_and_the_outcomes_come_back(demo: Campaign, live_server: Any) -> None:
     out = io.StringIO()
+    before = signal.getsignal(signal.SIGTERM)
     call_command(
         "run_dialer",
         "--url",
@@ -60,8 +62,9 @@ def test_a_worker_dials_the_demo_and_the_outcomes_come_back(demo: Campaign, live
     )
     done = Lead.objects.filter(status=LeadStatus.DONE).count()
     assert done == sum(1 for a in attempts if a.phone[-1] in "012345")
-    # The key minted for the run is revoked.
+    # The key minted for the run is revoked, and the process hears SIGTERM as before the run.
     assert ApiKey.objects.get(name="Dialer simulator").revoked_at is not None
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 @pytest.mark.django_db

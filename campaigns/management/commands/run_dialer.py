@@ -32,6 +32,7 @@ from voiso_byob.services import create_api_key, revoke_api_key
 logger = logging.getLogger("campaigns.run_dialer")
 
 KEY_NAME = "Dialer simulator"
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 BY = "manage.py run_dialer"
 # CSV lead files uploaded in the portal are imported by the workers, a chunk (2,000 rows) per tick
 # each: more would hold up the next tick's calls.
@@ -60,8 +61,9 @@ class Command(BaseCommand):
         minted: list[ApiKey] = []
         gateway = self._gateway(options, minted)
         stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
+        # Ours while the worker runs, the caller's again after (a test calling the command must
+        # not leave its process deaf to SIGTERM).
+        previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in _STOP_SIGNALS}
         dialer = Dialer(gateway=gateway)
         self.stdout.write(
             f"Dialer worker started ({options['gateway']} gateway, a tick every {interval:g} s)."
@@ -96,6 +98,8 @@ class Command(BaseCommand):
                     break
                 stop.wait(max(0.0, interval - (time.monotonic() - started)))
         finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
             gateway.close()
             for key in minted:
                 revoke_api_key(key=key, by=BY)
