@@ -94,7 +94,9 @@ def _legal_window(
     window = LegalWindow(policy.legal_start, policy.legal_end)
     cap = policy.daily_cap
     for rule in rules:
-        if any(phone.startswith(prefix) for prefix in rule.prefixes):
+        # str.startswith takes a tuple: one C call per rule, not a generator over its prefixes
+        # (that generator was a quarter of a worker's Python per claim: bench/dialer.py).
+        if phone.startswith(tuple(rule.prefixes)):
             window = window.narrowed(rule.start, rule.end)
             if rule.max_attempts_per_24h:
                 cap = min(cap, rule.max_attempts_per_24h)
