@@ -50,6 +50,7 @@ from campaigns.services import (
     auto_resume_campaign,
     blocked_numbers,
     complete_campaign,
+    dialer_policy,
     end_attempt,
 )
 from campaigns.windows import LegalWindow, is_open, parse_calling_hours
@@ -146,7 +147,7 @@ class Dialer:
             for campaign in campaigns:
                 center = campaign.contact_center
                 if center.pk not in policies:
-                    policies[center.pk], _ = DialerPolicy.objects.get_or_create(contact_center=center)
+                    policies[center.pk] = dialer_policy(center)
                 enabled = [bot for bot in campaign.virtual_agents.all() if bot.is_enabled]
                 if enabled and not any(bot.free for bot in self._free(enabled, dials)):
                     continue  # busy: not paused, the next tick looks again

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.db.models import Count, Q
@@ -33,6 +32,7 @@ from campaigns.models import (
     LeadImportStatus,
     LeadStatus,
 )
+from campaigns.progress import start_of_day
 from voiso_byob.access import member_required, require_membership
 from voiso_byob.errors import DomainError
 from voiso_byob.forms import run_service
@@ -69,8 +69,7 @@ def get_campaign_for_user(request: HttpRequest, pk: UUID, *, write: bool = False
 
 
 def start_of_today(center: ContactCenter) -> datetime:
-    now = timezone.now().astimezone(ZoneInfo(center.timezone))
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start_of_day(center, timezone.now())
 
 
 @member_required
