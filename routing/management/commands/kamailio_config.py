@@ -63,7 +63,9 @@ def read_api_key(path: str) -> str:
     except OSError as exc:
         raise CommandError(f"--api-key-file {path}: {exc.strerror}.") from None
     if not _API_KEY.match(raw):
-        raise CommandError(f"--api-key-file {path}: does not hold one API key (create one with create_api_key).")
+        raise CommandError(
+            f"--api-key-file {path}: does not hold one API key (create one with create_api_key)."
+        )
     return raw
 
 
@@ -101,7 +103,11 @@ def render_config(
     for alias in aliases or []:
         if not _CFG_SAFE.match(alias):
             raise CommandError(f"--alias {alias!r}: expected host[:port].")
-    for name, value in (("children", children), ("api workers", api_workers), ("event workers", event_workers)):
+    for name, value in (
+        ("children", children),
+        ("api workers", api_workers),
+        ("event workers", event_workers),
+    ):
         if not 1 <= value <= 64:
             raise CommandError(f"{name}: 1 to 64.")
     engine = Engine(dirs=[str(TEMPLATE_DIR)], autoescape=False)
@@ -135,7 +141,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--listen", required=True, help="IPv4:port Kamailio listens on (UDP).")
-        parser.add_argument("--api-url", required=True, help="The portal's base URL, e.g. http://127.0.0.1:8000")
+        parser.add_argument(
+            "--api-url", required=True, help="The portal's base URL, e.g. http://127.0.0.1:8000"
+        )
         parser.add_argument(
             "--api-key-file", required=True, help="A file holding a telephony-scope API key (create_api_key)."
         )
@@ -148,11 +156,18 @@ class Command(BaseCommand):
             ),
         )
         parser.add_argument(
-            "--alias", action="append", default=[], help="Another host[:port] this proxy answers as (repeatable)."
+            "--alias",
+            action="append",
+            default=[],
+            help="Another host[:port] this proxy answers as (repeatable).",
         )
         parser.add_argument("--children", type=int, default=4, help="SIP worker processes (default 4).")
-        parser.add_argument("--api-workers", type=int, default=4, help="Processes asking route/refer (default 4).")
-        parser.add_argument("--event-workers", type=int, default=2, help="Processes posting events (default 2).")
+        parser.add_argument(
+            "--api-workers", type=int, default=4, help="Processes asking route/refer (default 4)."
+        )
+        parser.add_argument(
+            "--event-workers", type=int, default=2, help="Processes posting events (default 2)."
+        )
         parser.add_argument("--debug", type=int, default=2, help="Kamailio's log level (default 2, info).")
         parser.add_argument("--log-stderr", action="store_true", help="Log to stderr instead of syslog.")
         parser.add_argument("--output", "-o", help="Write here (mode 0600: it holds the API key).")

@@ -1,0 +1,268 @@
+"""The real parts of the SIP edge test, as context managers: gunicorn (the telephony API, as the
+README deploys it), daphne (/ws/live/), Kamailio with a generated configuration, and SIPp runs.
+
+Everything listens on 127.0.0.1 at ports picked free at start. Each process's output goes to a
+file under the test's temporary directory, quoted in the failure when a part misbehaves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from routing.management.commands.kamailio_config import render_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SIPP_DIR = ROOT / "deploy" / "sipp"
+GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+
+
+def kamailio_binary() -> str | None:
+    return shutil.which("kamailio") or next(
+        (path for path in ("/usr/sbin/kamailio", "/usr/local/sbin/kamailio") if os.path.exists(path)), None
+    )
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tail(path: Path, size: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-size:]
+    except OSError:
+        return "(no log)"
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def gunicorn(port: int, env: dict[str, str], log: Path) -> Iterator[str]:
+    """`gunicorn voiso_byob.wsgi:application` with 2 sync workers; yields its base URL."""
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(GUNICORN), "voiso_byob.wsgi:application", "--workers", "2", "--bind", f"127.0.0.1:{port}"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if server.poll() is not None:
+                    raise RuntimeError(f"gunicorn exited: {tail(log)}")
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn did not start: {tail(log)}")
+                time.sleep(0.1)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            _stop(server)
+
+
+def _options_answered(port: int) -> bool:
+    """Whether Kamailio answers an OPTIONS ping (its SIP workers are up)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.5)
+        local = sock.getsockname()[1]
+        ping = (
+            f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK-ping-{time.monotonic_ns()}\r\n"
+            f"From: <sip:ping@127.0.0.1:{local}>;tag=ping\r\nTo: <sip:127.0.0.1:{port}>\r\n"
+            f"Call-ID: ping-{time.monotonic_ns()}@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        sock.sendto(ping.encode(), ("127.0.0.1", port))
+        try:
+            answer, _ = sock.recvfrom(4096)
+        except OSError:
+            return False
+    return answer.startswith(b"SIP/2.0 200")
+
+
+@contextlib.contextmanager
+def kamailio(*, port: int, api_url: str, api_key: str, workdir: Path) -> Iterator[Path]:
+    """Kamailio on 127.0.0.1:port, configured as `manage.py kamailio_config` does; yields its log."""
+    binary = kamailio_binary()
+    assert binary is not None
+    config = workdir / "kamailio.cfg"
+    config.write_text(
+        render_config(
+            listen=f"127.0.0.1:{port}",
+            api_url=api_url,
+            api_key=api_key,
+            sip_domain_suffix="voiso.com",
+            children=2,
+            api_workers=2,
+            event_workers=1,
+            log_stderror=True,
+        )
+    )
+    log = workdir / "kamailio.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            # -DD: stay in the foreground (its children too); small memory pools for a test.
+            [
+                binary,
+                "-f",
+                str(config),
+                "-DD",
+                "-E",
+                "-m",
+                "32",
+                "-M",
+                "8",
+                "-P",
+                str(workdir / "kamailio.pid"),
+            ],
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while not _options_answered(port):
+                if process.poll() is not None:
+                    raise RuntimeError(f"kamailio exited: {tail(log)}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"kamailio did not answer OPTIONS: {tail(log)}")
+            yield log
+        finally:
+            _stop(process)
+
+
+@dataclass(frozen=True)
+class SippRun:
+    """One SIPp run's outcome: its exit status and the SIP messages it sent and received."""
+
+    returncode: int
+    messages: str
+    output: str
+
+    def received(self) -> list[str]:
+        """The messages received, each as its text (start line first)."""
+        blocks = re.split(r"^-{20,}.*$", self.messages, flags=re.MULTILINE)
+        found = []
+        for block in blocks:
+            head, _, body = block.strip().partition("\n")
+            if "message received" in head:
+                found.append(body.strip())
+        return found
+
+    def received_statuses(self, method: str) -> list[int]:
+        """Statuses of the responses received to `method` requests (by CSeq)."""
+        statuses = []
+        for message in self.received():
+            match = re.match(r"SIP/2\.0 (\d{3}) ", message)
+            if match and re.search(rf"^CSeq:\s*\d+ {method}\s*$", message, re.MULTILINE | re.IGNORECASE):
+                statuses.append(int(match.group(1)))
+        return statuses
+
+    def received_header(self, method: str, header: str) -> list[str]:
+        """Values of `header` in the `method` requests received."""
+        values = []
+        for message in self.received():
+            if message.startswith(f"{method} "):
+                values += re.findall(rf"^{header}:\s*(.*?)\s*$", message, re.MULTILINE | re.IGNORECASE)
+        return values
+
+
+def _sipp_command(scenario: str, port: int, keys: dict[str, str], message_file: Path) -> list[str]:
+    command = [
+        "sipp",
+        "-sf",
+        str(SIPP_DIR / scenario),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-m",
+        "1",
+        "-nostdin",
+        "-trace_msg",
+        "-message_file",
+        str(message_file),
+        "-timeout",
+        "20s",
+        "-timeout_error",
+    ]
+    for key, value in keys.items():
+        command += ["-key", key, value]
+    return command
+
+
+def _finish(process: subprocess.Popen[bytes], message_file: Path, output: Path, timeout: float) -> SippRun:
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(process)
+    return SippRun(process.returncode, tail(message_file, 200_000), tail(output))
+
+
+def sip_call(
+    *,
+    workdir: Path,
+    name: str,
+    edge_port: int,
+    number: str,
+    caller: str,
+    bot_port: int,
+    bot_scenario: str,
+    caller_scenario: str,
+    bot_keys: dict[str, str],
+    caller_keys: dict[str, str] | None = None,
+) -> tuple[str, SippRun, SippRun]:
+    """One call: the SIPp bot waits on bot_port, the SIPp caller dials `number` through the edge.
+
+    Returns (the call's SIP Call-ID, the bot's run, the caller's run).
+    """
+    bot_messages, bot_output = workdir / f"{name}-bot.msg", workdir / f"{name}-bot.out"
+    caller_messages, caller_output = workdir / f"{name}-caller.msg", workdir / f"{name}-caller.out"
+    with bot_output.open("wb") as out:
+        bot = subprocess.Popen(
+            _sipp_command(bot_scenario, bot_port, bot_keys, bot_messages),
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        time.sleep(0.3)  # the bot's socket is bound before the INVITE can reach it
+        command = _sipp_command(
+            caller_scenario, free_udp_port(), {"caller": caller, **(caller_keys or {})}, caller_messages
+        )
+        command[1:1] = [f"127.0.0.1:{edge_port}", "-s", number, "-cid_str", f"{name}-%u@sip-edge-test"]
+        with caller_output.open("wb") as out:
+            done = subprocess.run(
+                command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, timeout=40, check=False
+            )
+        caller_run = SippRun(done.returncode, tail(caller_messages, 200_000), tail(caller_output))
+    finally:
+        bot_run = _finish(bot, bot_messages, bot_output, timeout=25)
+    return f"{name}-1@sip-edge-test", bot_run, caller_run
