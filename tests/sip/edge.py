@@ -15,7 +15,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from routing.management.commands.kamailio_config import render_config
@@ -108,7 +108,9 @@ def _options_answered(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def kamailio(*, port: int, api_url: str, api_key: str, workdir: Path) -> Iterator[Path]:
+def kamailio(
+    *, port: int, api_url: str, api_key: str, workdir: Path, media_server: str | None = None
+) -> Iterator[Path]:
     """Kamailio on 127.0.0.1:port, configured as `manage.py kamailio_config` does; yields its log."""
     binary = kamailio_binary()
     assert binary is not None
@@ -119,6 +121,7 @@ def kamailio(*, port: int, api_url: str, api_key: str, workdir: Path) -> Iterato
             api_url=api_url,
             api_key=api_key,
             sip_domain_suffix="voiso.com",
+            media_server=media_server,
             children=2,
             api_workers=2,
             event_workers=1,
@@ -166,15 +169,22 @@ class SippRun:
     messages: str
     output: str
 
-    def received(self) -> list[str]:
-        """The messages received, each as its text (start line first)."""
+    def _messages(self, direction: str) -> list[str]:
         blocks = re.split(r"^-{20,}.*$", self.messages, flags=re.MULTILINE)
         found = []
         for block in blocks:
             head, _, body = block.strip().partition("\n")
-            if "message received" in head:
+            if f"message {direction}" in head:
                 found.append(body.strip())
         return found
+
+    def received(self) -> list[str]:
+        """The messages received, each as its text (start line first)."""
+        return self._messages("received")
+
+    def sent_requests(self, method: str) -> int:
+        """How many `method` requests were sent, retransmissions included."""
+        return sum(1 for message in self._messages("sent") if message.startswith(f"{method} "))
 
     def received_statuses(self, method: str) -> list[int]:
         """Statuses of the responses received to `method` requests (by CSeq)."""
@@ -226,43 +236,54 @@ def _finish(process: subprocess.Popen[bytes], message_file: Path, output: Path, 
     return SippRun(process.returncode, tail(message_file, 200_000), tail(output))
 
 
-def sip_call(
-    *,
-    workdir: Path,
-    name: str,
-    edge_port: int,
-    number: str,
-    caller: str,
-    bot_port: int,
-    bot_scenario: str,
-    caller_scenario: str,
-    bot_keys: dict[str, str],
-    caller_keys: dict[str, str] | None = None,
-) -> tuple[str, SippRun, SippRun]:
-    """One call: the SIPp bot waits on bot_port, the SIPp caller dials `number` through the edge.
+@dataclass(frozen=True)
+class Call:
+    """One call to play: the bot's scenario (None: nothing answers) and the caller's, with their keys."""
 
-    Returns (the call's SIP Call-ID, the bot's run, the caller's run).
-    """
+    number: str
+    caller_scenario: str
+    bot_scenario: str | None = None
+    bot_keys: dict[str, str] = field(default_factory=dict)
+    caller_keys: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallRun:
+    call_id: str
+    bot: SippRun | None
+    caller: SippRun
+
+    def problem(self) -> str | None:
+        """Why the call did not play as scripted, or None."""
+        if self.caller.returncode == 0 and (self.bot is None or self.bot.returncode == 0):
+            return None
+        bot = f"bot exit {self.bot.returncode}: {self.bot.output[-1500:]}" if self.bot else "no bot"
+        return f"caller exit {self.caller.returncode}: {self.caller.output[-1500:]}\n{bot}"
+
+
+def sip_call(*, workdir: Path, name: str, call: Call, edge_port: int, bot_port: int, caller: str) -> CallRun:
+    """One call: the SIPp bot (if any) waits on bot_port, the SIPp caller dials through the edge."""
     bot_messages, bot_output = workdir / f"{name}-bot.msg", workdir / f"{name}-bot.out"
     caller_messages, caller_output = workdir / f"{name}-caller.msg", workdir / f"{name}-caller.out"
-    with bot_output.open("wb") as out:
-        bot = subprocess.Popen(
-            _sipp_command(bot_scenario, bot_port, bot_keys, bot_messages),
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    bot = None
+    if call.bot_scenario is not None:
+        with bot_output.open("wb") as out:
+            bot = subprocess.Popen(
+                _sipp_command(call.bot_scenario, bot_port, call.bot_keys, bot_messages),
+                cwd=workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
     try:
         time.sleep(0.3)  # the bot's socket is bound before the INVITE can reach it
-        command = _sipp_command(
-            caller_scenario, free_udp_port(), {"caller": caller, **(caller_keys or {})}, caller_messages
-        )
-        command[1:1] = [f"127.0.0.1:{edge_port}", "-s", number, "-cid_str", f"{name}-%u@sip-edge-test"]
+        keys = {"caller": caller, **call.caller_keys}
+        command = _sipp_command(call.caller_scenario, free_udp_port(), keys, caller_messages)
+        command[1:1] = [f"127.0.0.1:{edge_port}", "-s", call.number, "-cid_str", f"{name}-%u@sip-edge-test"]
         with caller_output.open("wb") as out:
             done = subprocess.run(
                 command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, timeout=40, check=False
             )
         caller_run = SippRun(done.returncode, tail(caller_messages, 200_000), tail(caller_output))
     finally:
-        bot_run = _finish(bot, bot_messages, bot_output, timeout=25)
-    return f"{name}-1@sip-edge-test", bot_run, caller_run
+        bot_run = _finish(bot, bot_messages, bot_output, timeout=25) if bot is not None else None
+    return CallRun(f"{name}-1@sip-edge-test", bot_run, caller_run)
