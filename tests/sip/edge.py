@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from routing.management.commands.kamailio_config import render_config
+from routing.management.commands.kamailio_config import answers_options, render_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SIPP_DIR = ROOT / "deploy" / "sipp"
@@ -86,27 +86,6 @@ def gunicorn(port: int, env: dict[str, str], log: Path) -> Iterator[str]:
             _stop(server)
 
 
-def _options_answered(port: int) -> bool:
-    """Whether Kamailio answers an OPTIONS ping (its SIP workers are up)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(0.5)
-        local = sock.getsockname()[1]
-        ping = (
-            f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK-ping-{time.monotonic_ns()}\r\n"
-            f"From: <sip:ping@127.0.0.1:{local}>;tag=ping\r\nTo: <sip:127.0.0.1:{port}>\r\n"
-            f"Call-ID: ping-{time.monotonic_ns()}@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
-            "Content-Length: 0\r\n\r\n"
-        )
-        sock.sendto(ping.encode(), ("127.0.0.1", port))
-        try:
-            answer, _ = sock.recvfrom(4096)
-        except OSError:
-            return False
-    return answer.startswith(b"SIP/2.0 200")
-
-
 @contextlib.contextmanager
 def kamailio(
     *, port: int, api_url: str, api_key: str, workdir: Path, media_server: str | None = None
@@ -151,7 +130,7 @@ def kamailio(
         )
         try:
             deadline = time.monotonic() + 20
-            while not _options_answered(port):
+            while not answers_options("127.0.0.1", port):
                 if process.poll() is not None:
                     raise RuntimeError(f"kamailio exited: {tail(log)}")
                 if time.monotonic() > deadline:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,28 @@ def render_config(
             }
         )
     )
+
+
+def answers_options(host: str, port: int, *, timeout: float = 0.5) -> bool:
+    """Whether the SIP server at host:port (UDP) answers an OPTIONS ping with 200: Kamailio is up."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        sock.settimeout(timeout)
+        local = sock.getsockname()[1]
+        tag = time.monotonic_ns()
+        ping = (
+            f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {host}:{local};branch=z9hG4bK-ping-{tag}\r\n"
+            f"From: <sip:ping@{host}:{local}>;tag=ping\r\nTo: <sip:{host}:{port}>\r\n"
+            f"Call-ID: ping-{tag}@{host}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        sock.sendto(ping.encode(), (host, port))
+        try:
+            answer, _ = sock.recvfrom(4096)
+        except OSError:
+            return False
+    return answer.startswith(b"SIP/2.0 200")
 
 
 class Command(BaseCommand):
