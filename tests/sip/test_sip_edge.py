@@ -178,6 +178,7 @@ HANDOFF_CALLS = {
     ),
     "abandoned": Call(BOT_LINE, "caller_hangs_up.xml", "bot_answer.xml"),
     "bot-busy": Call(BOT_LINE, "caller_refused.xml", "bot_busy.xml"),
+    "cancelled": Call(BOT_LINE, "caller_cancel.xml", "bot_ring.xml"),
     "menu": Call(MENU_LINE, "caller_refused.xml"),
     "closed": Call(CLOSED_LINE, "caller_refused.xml"),
     "stranger": Call(UNKNOWN_LINE, "caller_refused.xml"),
@@ -214,6 +215,7 @@ EXPECTED_EVENTS = {
     "disabled": ["bot.connected", "call.ended", "call.started", "handoff.failed", "handoff.requested"],
     "abandoned": ["bot.connected", "call.ended", "call.started"],
     "bot-busy": ["call.ended", "call.started"],
+    "cancelled": ["call.ended", "call.started"],
     "menu": ["call.ended", "call.started"],
     "closed": ["call.ended", "call.started"],
     "stranger": [],
@@ -316,6 +318,7 @@ def test_real_sip_calls_through_kamailio_reach_the_records_the_handoffs_and_the_
         "closed": 603,
         "stranger": 404,
     }
+    assert caller["cancelled"].received_statuses("INVITE")[-1] == 487
     # The bot answered the NOTIFY late, so the caller sent it twice; the outcome is stored once.
     assert caller["blind"].sent_requests("NOTIFY") == 2
 
@@ -340,6 +343,7 @@ def test_real_sip_calls_through_kamailio_reach_the_records_the_handoffs_and_the_
         "disabled": ("completed", "bot"),
         "abandoned": ("completed", "caller"),
         "bot-busy": ("busy", "system"),
+        "cancelled": ("cancelled", "caller"),
         "menu": ("media_unavailable", "system"),
         "closed": ("flow_hangup", "system"),
     }
