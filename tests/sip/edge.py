@@ -183,6 +183,26 @@ class SippRun:
         return values
 
 
+def udp_bound(port: int) -> bool:
+    """Whether some process holds this UDP port (read from /proc: probing by binding could race)."""
+    suffix = f":{port:04X}"
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError), open(table) as handle:
+            next(handle)
+            if any(line.split()[1].endswith(suffix) for line in handle):
+                return True
+    return False
+
+
+def wait_until_bound(port: int, process: subprocess.Popen[bytes], output: Path, timeout: float = 15) -> None:
+    """Until SIPp holds its UDP port: an INVITE relayed before that would be lost."""
+    deadline = time.monotonic() + timeout
+    while not udp_bound(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"SIPp did not bind 127.0.0.1:{port}: {tail(output)}")
+        time.sleep(0.05)
+
+
 def _sipp_command(scenario: str, port: int, keys: dict[str, str], message_file: Path) -> list[str]:
     command = [
         "sipp",
@@ -254,7 +274,8 @@ def sip_call(*, workdir: Path, name: str, call: Call, edge_port: int, bot_port: 
                 stderr=subprocess.STDOUT,
             )
     try:
-        time.sleep(0.3)  # the bot's socket is bound before the INVITE can reach it
+        if bot is not None:
+            wait_until_bound(bot_port, bot, bot_output)
         keys = {"caller": caller, **call.caller_keys}
         command = _sipp_command(call.caller_scenario, free_udp_port(), keys, caller_messages)
         command[1:1] = [f"127.0.0.1:{edge_port}", "-s", call.number, "-cid_str", f"{name}-%u@sip-edge-test"]
