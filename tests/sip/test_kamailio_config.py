@@ -119,3 +119,28 @@ def test_kamailio_accepts_the_configuration(tmp_path: Path, media_server: str | 
     done = subprocess.run([binary, "-c", "-f", str(config)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "config file ok" in done.stderr
+
+
+def test_the_demo_line_is_added_once_and_follows_the_bot_port(acme) -> None:
+    from routing.management.commands.sip_demo import BOT_EXTENSION, LINE, demo_line
+    from routing.models import PhoneNumber
+    from virtual_agents.models import VirtualAgent
+    from voiso_byob.models import AuditEvent
+
+    bot = demo_line(acme, "sip:sipp-bot@127.0.0.1:5070")
+    assert (bot.sip_uri, bot.extension.digits, bot.is_enabled) == (
+        "sip:sipp-bot@127.0.0.1:5070",
+        BOT_EXTENSION,
+        True,
+    )
+    number = PhoneNumber.objects.get(number=LINE)
+    assert number.contact_center == acme
+    audited = AuditEvent.objects.count()
+    assert audited > 0  # created through the services, which audit
+
+    again = demo_line(acme, "sip:sipp-bot@127.0.0.1:5070")
+    assert again.pk == bot.pk and AuditEvent.objects.count() == audited  # nothing to change: no write
+    moved = demo_line(acme, "sip:sipp-bot@127.0.0.1:5080")
+    assert moved.pk == bot.pk and moved.sip_uri == "sip:sipp-bot@127.0.0.1:5080"
+    assert VirtualAgent.objects.filter(contact_center=acme, name=bot.name).count() == 1
+    assert PhoneNumber.objects.filter(number=LINE).count() == 1
