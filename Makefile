@@ -9,7 +9,7 @@ PORT ?= 8000
 SIMULATE ?= 1
 SIMULATE_RATE ?= 0.2
 
-.PHONY: run test lint fmt bench clean
+.PHONY: run test lint fmt bench clean sip-demo
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ else
 	trap 'exit 0' INT TERM; \
 	wait $$server
 endif
+
+# With `make run` serving (another terminal): real SIP calls through Kamailio and SIPp into the demo
+# center, shown on Live. Needs Debian's kamailio, kamailio-utils-modules, kamailio-extra-modules and
+# sip-tester. `make sip-demo SIP_RATE=1` calls faster.
+SIP_RATE ?= 0.2
+sip-demo: $(VENV)/.installed
+	DEBUG=true $(PY) manage.py sip_demo --api-url http://127.0.0.1:$(PORT) --rate $(SIP_RATE)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
