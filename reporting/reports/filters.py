@@ -195,7 +195,9 @@ class ReportFilterForm(forms.Form):
         return cleaned
 
     def filters(self) -> ReportFilters:
-        """The filters of a valid form."""
+        """The filters of a valid form (ValueError for an invalid one: check is_valid() first)."""
+        if not self.is_valid():
+            raise ValueError(f"invalid report filters: {self.errors.as_json()}")
         data = self.cleaned_data
         return ReportFilters(
             center=self.center,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Avg, Count, Q
+from django.db.models import Avg, Count, F, Q
 from django.db.models.fields.json import KeyTextTransform
 
 from reporting.models import BotOutcome, CallStatus, Handoff, HandoffState, TargetType
@@ -91,7 +91,7 @@ def _failures(handoffs: Any) -> list[dict[str, Any]]:
         .order_by()
         .values("failure_reason", "sip_status")
         .annotate(count=Count("pk"))
-        .order_by("-count", "failure_reason", "sip_status")[:BREAKDOWN_LIMIT]
+        .order_by("-count", "failure_reason", F("sip_status").asc(nulls_first=True))[:BREAKDOWN_LIMIT]
     )
     return [
         {"reason": row["failure_reason"], "sip_status": row["sip_status"], "count": row["count"]}
@@ -106,7 +106,7 @@ def _by_context(handoffs: Any, key: str) -> dict[str, Any]:
         .annotate(context_value=KeyTextTransform(key, "context"))
         .values("context_value")
         .annotate(count=Count("pk"))
-        .order_by("-count", "context_value")[:BREAKDOWN_LIMIT]
+        .order_by("-count", F("context_value").asc(nulls_first=True))[:BREAKDOWN_LIMIT]
     )
     return {
         "key": key,
