@@ -53,11 +53,18 @@ def call_list(request: HttpRequest) -> HttpResponse:
     template = "reporting/calls.html"
     if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
         template += "#list"
-    with timezone.override(ZoneInfo(center.timezone)):
+    zone = form.zone if page is not None else ZoneInfo(center.timezone)
+    with timezone.override(zone):
         response = render(
             request,
             template,
-            {"form": form, "page": page, "center": center, "is_paged": bool(request.GET.get("after"))},
+            {
+                "form": form,
+                "page": page,
+                "center": center,
+                "zone": zone.key,
+                "is_paged": bool(request.GET.get("after")),
+            },
             status=200 if page is not None else 400,
         )
     # One URL answers with the page or its list partial (htmx): caches must tell them apart.
