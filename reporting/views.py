@@ -165,9 +165,7 @@ def call_export(request: HttpRequest) -> HttpResponse:
             request, "reporting/calls.html", {"form": form, "page": None, "center": center}, status=400
         )
     records = in_list_order(_listed(filtered_calls(center, form.filters())))
-    response = StreamingHttpResponse(
-        csv_lines(records, ZoneInfo(center.timezone)), content_type="text/csv; charset=utf-8"
-    )
+    response = StreamingHttpResponse(csv_lines(records, form.zone), content_type="text/csv; charset=utf-8")
     stamp = timezone.now().astimezone(ZoneInfo(center.timezone)).strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="calls-{center.slug}-{stamp}.csv"'
     response["Cache-Control"] = "no-store"
