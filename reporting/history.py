@@ -269,7 +269,7 @@ class Spec:
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def hours(spec: Spec, zone: ZoneInfo) -> list[tuple[datetime, int]]:
+def hours(spec: Spec, zone: ZoneInfo) -> list[tuple[datetime, datetime, int]]:
     """The window's UTC hours with how many calls start in each: weighted by the center's local hour
     and weekday and a seeded day-to-day wobble; the counts add up to `spec.count` exactly."""
     end = (spec.end - SETTLE).astimezone(UTC)
@@ -296,10 +296,13 @@ def hours(spec: Spec, zone: ZoneInfo) -> list[tuple[datetime, int]]:
     # Largest remainders get the calls left over, ties to the earlier hour.
     for i in sorted(range(len(exact)), key=lambda i: (counts[i] - exact[i], i))[: spec.count - sum(counts)]:
         counts[i] += 1
-    return [(max(hour, start), n) for (hour, _), n in zip(weights, counts, strict=True)]
+    return [
+        (max(hour, start), min(hour + timedelta(hours=1), end), n)
+        for (hour, _), n in zip(weights, counts, strict=True)
+    ]
 
 
-def days_of(hour_counts: list[tuple[datetime, int]]) -> list[list[tuple[datetime, int]]]:
+def days_of(hour_counts: list[tuple[datetime, datetime, int]]) -> list[list[tuple[datetime, datetime, int]]]:
     """The hours cut into runs of 24: the unit a worker takes, and where bot occupancy starts afresh."""
     return [hour_counts[i : i + 24] for i in range(0, len(hour_counts), 24)]
 
@@ -369,15 +372,17 @@ class Generator:
         self._busy: list[tuple[datetime, str]] = []  # (leaves the bot at, bot id), a heap
         self._active: dict[str, int] = {}
 
-    def calls(self, days: Sequence[list[tuple[datetime, int]]], first_index: int) -> Iterator[GeneratedCall]:
+    def calls(
+        self, days: Sequence[list[tuple[datetime, datetime, int]]], first_index: int
+    ) -> Iterator[GeneratedCall]:
         index = first_index
         for day in days:
             self._busy, self._active = [], {}
-            for hour, count in day:
+            for hour, until, count in day:
                 if not count:
                     continue
                 rng = random.Random(f"{self.spec.seed}:hour:{hour.isoformat()}")  # noqa: S311
-                room = min(3600.0, (self.spec.end - SETTLE - hour).total_seconds())
+                room = (until - hour).total_seconds()
                 starts = sorted(rng.uniform(0, room) for _ in range(count))
                 for offset in starts:
                     yield self.call(index, hour + timedelta(seconds=offset), rng)
