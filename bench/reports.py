@@ -497,9 +497,8 @@ def main() -> int:
         # since the build are empty in them: --rebuild when a report reads one.
         from django.core.management import call_command
 
-        print(
-            f"applying migrations since the build: {sorted(set(wanted['migrations']) - set(meta['migrations']))}"
-        )
+        new = sorted(set(wanted["migrations"]) - set(meta["migrations"]))
+        print(f"applying migrations since the build: {new}")
         t = time.monotonic()
         call_command("migrate", verbosity=0)
         meta["migrated_after_build"] = {"to": wanted["migrations"], "seconds": round(time.monotonic() - t, 1)}
