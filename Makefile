@@ -22,8 +22,10 @@ $(VENV)/.installed: requirements.txt
 run: $(VENV)/.installed
 	DEBUG=true $(PY) manage.py migrate --noinput
 	DEBUG=true $(PY) manage.py seed_demo
+ifneq ($(HISTORY_CALLS),0)
 	@# A month of calls for Reports and the dashboard, once (a second `make run` adds none).
 	DEBUG=true $(PY) manage.py generate_calls --center acme --count $(HISTORY_CALLS) --days 30 --once
+endif
 ifeq ($(SIMULATE),0)
 	DEBUG=true $(PY) manage.py runserver 127.0.0.1:$(PORT)
 else
