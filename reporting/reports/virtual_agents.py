@@ -25,11 +25,10 @@ from django.db.models.fields.json import KeyTextTransform
 from reporting.models import BotOutcome, CallStatus, Handoff, HandoffState, TargetType
 from reporting.reports import aggregate
 from reporting.reports.aggregate import rate
-from reporting.reports.filters import ReportFilters, cohort, cohort_q
+from reporting.reports.filters import DEFAULT_CONTEXT_KEY, ReportFilters, cohort, cohort_q
 from reporting.reports.sql import PercentileCont, Seconds
 from virtual_agents.models import VirtualAgent
 
-DEFAULT_CONTEXT_KEY = "X-Reason"
 BREAKDOWN_LIMIT = 50  # failure reasons and context values listed, most frequent first
 
 REACHED = Q(bot_outcome__in=[BotOutcome.CONTAINED, BotOutcome.HANDED_OFF, BotOutcome.ABANDONED_IN_BOT])
