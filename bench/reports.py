@@ -59,6 +59,7 @@ SEED = 14
 TARGET_P95_MS = 300.0
 REPORTS = ("virtual-agents", "queues", "campaigns")
 INTERVALS = ("15m", "hour", "day", "week", "none")
+FILTERS = ("none", "bot", "queue", "direction")
 TABLES = ("reporting_callrecord", "reporting_handoff")
 RESULTS = ROOT / "bench" / "results" / "reports.json"
 
@@ -336,7 +337,14 @@ def wait_until_up(base: str, server: subprocess.Popen[bytes], deadline: float) -
     raise RuntimeError("gunicorn did not answer within the start-up deadline")
 
 
-def cases(center: Any, last_day: date) -> list[tuple[str, str, str, dict[str, Any]]]:
+def cases(
+    center: Any,
+    last_day: date,
+    *,
+    reports: Any = REPORTS,
+    intervals: Any = INTERVALS,
+    filters_: Any = FILTERS,
+) -> list[tuple[str, str, str, dict[str, Any]]]:
     """(report, interval, filter name, query) for the last 30 days."""
     from routing.models import Queue
     from virtual_agents.models import VirtualAgent
@@ -351,10 +359,10 @@ def cases(center: Any, last_day: date) -> list[tuple[str, str, str, dict[str, An
         "direction": {"direction": "inbound"},
     }
     return [
-        (report, interval, name, {**window, "interval": interval, **extra})
-        for report in REPORTS
-        for interval in INTERVALS
-        for name, extra in filters.items()
+        (report, interval, name, {**window, "interval": interval, **filters[name]})
+        for report in reports
+        for interval in intervals
+        for name in filters_
     ]
 
 
@@ -384,11 +392,15 @@ def serve_and_time(
     results = []
     try:
         wait_until_up(base, server, time.monotonic() + 60)
-        for report, interval, filter_name, query in cases(center, last_day):
+        chosen = cases(
+            center, last_day, reports=args.reports, intervals=args.intervals, filters_=args.filters
+        )
+        for report, interval, filter_name, query in chosen:
             url = f"{base}/api/v1/reports/{report}/?{urlencode(query)}"
-            status, body = get(url, token)  # untimed: plans and buffers warm
-            if status != 200:
-                raise RuntimeError(f"{url}: HTTP {status} {body[:300]!r}")
+            for _ in range(args.warmup):  # untimed: plans and buffers warm
+                status, body = get(url, token)
+                if status != 200:
+                    raise RuntimeError(f"{url}: HTTP {status} {body[:300]!r}")
             samples = []
             for _ in range(args.runs):
                 began = time.perf_counter()
@@ -486,6 +498,22 @@ def main() -> int:
     parser.add_argument("--rebuild", action="store_true", help="Drop and build the database again.")
     parser.add_argument("--build-only", action="store_true", help="Build (or check) the database, then stop.")
     parser.add_argument("--keep-server-log", action="store_true")
+    parser.add_argument("--warmup", type=int, default=1, help="Untimed requests before each case's runs.")
+
+    def names(allowed: tuple[str, ...]) -> Any:
+        def parse(text: str) -> tuple[str, ...]:
+            chosen = tuple(name.strip() for name in text.split(",") if name.strip())
+            if not chosen or set(chosen) - set(allowed):
+                raise argparse.ArgumentTypeError(f"a comma-separated subset of {','.join(allowed)}")
+            return chosen
+
+        return parse
+
+    parser.add_argument(
+        "--reports", type=names(REPORTS), default=REPORTS, help="Subset, e.g. queues,campaigns."
+    )
+    parser.add_argument("--intervals", type=names(INTERVALS), default=INTERVALS, help="Subset, e.g. day,15m.")
+    parser.add_argument("--filters", type=names(FILTERS), default=FILTERS, help="Subset, e.g. none,bot.")
     parser.add_argument("--database", default=DB_NAME, help=f"The database to build or reuse ({DB_NAME}).")
     args = parser.parse_args()
     DB_NAME = args.database
