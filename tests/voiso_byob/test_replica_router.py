@@ -104,6 +104,25 @@ def test_the_decorator_covers_a_view_and_its_streamed_response(center: ContactCe
 
 
 @TWO_DATABASES
+def test_under_drf_api_view_the_decorator_goes_next_to_the_function(center: ContactCenter) -> None:
+    # How the report endpoints take it: @api_view(...) above, @reads_from_replica right above `def`.
+    from rest_framework.decorators import api_view, permission_classes
+    from rest_framework.permissions import AllowAny
+    from rest_framework.response import Response
+    from rest_framework.test import APIRequestFactory
+
+    @api_view(["GET"])
+    @permission_classes([AllowAny])
+    @reads_from_replica
+    def endpoint(request: Any) -> Response:
+        return Response({"call_ids": _call_ids(center)})
+
+    response = endpoint(APIRequestFactory().get("/"))
+    assert response.data == {"call_ids": ["only-in-replica"]}
+    assert not is_reading_from_replica()
+
+
+@TWO_DATABASES
 def test_an_error_inside_the_block_ends_it(center: ContactCenter) -> None:
     with pytest.raises(ZeroDivisionError), reads_from_replica():
         _ = 1 / 0
