@@ -183,7 +183,9 @@ def call_csv_chunks(records: CallRecordQuerySet, zone: ZoneInfo) -> Iterator[byt
     """The CSV export of `records` (CALL_COLUMNS, list order) as byte chunks, in constant memory.
 
     On PostgreSQL the database writes the rows (`_copy_csv_chunks`); elsewhere `call_rows` and
-    `csv_call_rows` do; both write the same bytes (tests/reporting/test_call_exports.py).
+    `csv_call_rows` do; both write the same rows (tests/reporting/test_call_exports.py), but
+    COPY ends lines with "\n" where the csv module writes "\r\n" (RFC 4180; with "\n" it
+    would leave a lone "\r" in a cell unquoted).
     The database is the one `records` reads from when this is called: a router's choice is
     made now, in the view, not when the streamed response reads the rows after it returned.
     """
@@ -277,22 +279,32 @@ def _copy_csv_chunks(records: CallRecordQuerySet, zone: ZoneInfo, alias: str) ->
         agent_name=F("answered_by__user__full_name"),
         agent_email=F("answered_by__user__email"),
     )
-    yield from csv_chunks(CALL_COLUMNS, ())
+    # COPY ends lines with "\n" (the csv module with "\r\n"): the header as COPY would write it.
+    yield (",".join(CALL_COLUMNS) + "\n").encode()
     with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
-        cursor.execute("SELECT set_config('TimeZone', %s, true)", [zone.key])
-        for part in (dated_in_order(named), undated_in_order(named)):
-            inner, params = part.order_by().values_list(*_COPY_COLUMNS).query.sql_with_params()
-            # Constants and the ORM's compiled query; values travel as parameters.
-            statement = (
-                f"COPY (SELECT {_COPY_CELLS} FROM ({inner}) AS r "  # noqa: S608
-                "ORDER BY r.started_at DESC, r.id DESC) TO STDOUT (FORMAT csv)"
-            )
-            with cursor.cursor.copy(statement, params) as copy:
-                batch: list[bytes] = []
-                for line in copy:
-                    batch.append(bytes(line))
-                    if len(batch) == ROWS_PER_CHUNK:
-                        yield b"".join(batch)
-                        batch.clear()
-                if batch:
+        cursor.execute("SELECT current_setting('TimeZone'), set_config('TimeZone', %s, true)", [zone.key])
+        session_zone = cursor.fetchone()[0]
+        try:
+            yield from _copy_parts(cursor, named)
+        finally:
+            # Inside an outer transaction this one is a savepoint, and SET LOCAL would outlive it.
+            cursor.execute("SELECT set_config('TimeZone', %s, true)", [session_zone])
+
+
+def _copy_parts(cursor: Any, named: CallRecordQuerySet) -> Iterator[bytes]:
+    for part in (dated_in_order(named), undated_in_order(named)):
+        inner, params = part.order_by().values_list(*_COPY_COLUMNS).query.sql_with_params()
+        # Constants and the ORM's compiled query; values travel as parameters.
+        statement = (
+            f"COPY (SELECT {_COPY_CELLS} FROM ({inner}) AS r "  # noqa: S608
+            "ORDER BY r.started_at DESC, r.id DESC) TO STDOUT (FORMAT csv)"
+        )
+        with cursor.cursor.copy(statement, params) as copy:
+            batch: list[bytes] = []
+            for line in copy:
+                batch.append(bytes(line))
+                if len(batch) == ROWS_PER_CHUNK:
                     yield b"".join(batch)
+                    batch.clear()
+            if batch:
+                yield b"".join(batch)

@@ -59,8 +59,7 @@ def csv_chunks(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Itera
     Cells are written as given: text that comes from outside must already be `csv_safe`.
     """
     buffer = io.StringIO()
-    # "\n", as PostgreSQL's COPY ends its lines (exports.calls): one file, one line ending.
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer)
     writer.writerow(header)
     yield _drain(buffer)
     batch: list[Sequence[object]] = []
