@@ -237,7 +237,7 @@ def memory_kib(pid: int) -> dict[str, int]:
 
 
 def download(url: str, cookie: str, sink: Any) -> tuple[int, float, float]:
-    """(bytes, seconds to the first byte, seconds to the last) for one GET, the body written to sink."""
+    """(bytes, seconds to the first MiB read, seconds to the last byte) for one GET; body to sink."""
     request = urllib.request.Request(url, headers={"Cookie": f"sessionid={cookie}"})
     started = time.perf_counter()
     first = None
@@ -295,12 +295,13 @@ def measure(base: str, path: str, kind: str, cookie: str, env: dict[str, str], l
     return {
         "rows": rows,
         "seconds": round(total_s, 2),
-        "first_byte_s": round(first_s, 2),
+        "first_mib_s": round(first_s, 2),
         "rows_per_s": round(rows / total_s),
         "mib": round(size / 2**20, 1),
         "baseline_rss_mib": round(before["VmRSS"] / 1024, 1),
         "peak_rss_mib": round(after["VmHWM"] / 1024, 1),
         "load_1m": round(load, 2),
+        "load_after": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -371,7 +372,7 @@ def main() -> int:
 
 
 HEADER = (
-    f"{'export':<18} {'rows':>10} {'s':>7} {'rows/s':>8} {'1st byte s':>10} {'MiB':>6} "
+    f"{'export':<18} {'rows':>10} {'s':>7} {'rows/s':>8} {'1st MiB s':>10} {'MiB':>6} "
     f"{'RSS base':>9} {'RSS peak':>9} {'load':>5}"
 )
 
@@ -382,7 +383,7 @@ def print_row(r: dict[str, Any]) -> None:
         print_row.started = True  # type: ignore[attr-defined]
     print(
         f"{r['export']:<18} {r['rows']:>10,} {r['seconds']:>7} {r['rows_per_s']:>8,} "
-        f"{r['first_byte_s']:>10} {r['mib']:>6} {r['baseline_rss_mib']:>9} {r['peak_rss_mib']:>9} "
+        f"{r['first_mib_s']:>10} {r['mib']:>6} {r['baseline_rss_mib']:>9} {r['peak_rss_mib']:>9} "
         f"{r['load_1m']:>5}"
     )
 
