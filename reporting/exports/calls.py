@@ -290,11 +290,10 @@ def _copy_csv_chunks(records: CallRecordQuerySet, zone: ZoneInfo, alias: str) ->
     with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
         cursor.execute("SELECT current_setting('TimeZone'), set_config('TimeZone', %s, true)", [zone.key])
         session_zone = cursor.fetchone()[0]
-        try:
-            yield from _copy_parts(cursor, named)
-        finally:
-            # Inside an outer transaction this one is a savepoint, and SET LOCAL would outlive it.
-            cursor.execute("SELECT set_config('TimeZone', %s, true)", [session_zone])
+        yield from _copy_parts(cursor, named)
+        # Inside an outer transaction this one is a savepoint, and SET LOCAL would outlive it.
+        # (Cut short, it is rolled back, and that undoes SET LOCAL too.)
+        cursor.execute("SELECT set_config('TimeZone', %s, true)", [session_zone])
 
 
 def _copy_parts(cursor: Any, named: CallRecordQuerySet) -> Iterator[bytes]:

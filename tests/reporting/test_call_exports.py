@@ -270,8 +270,17 @@ def test_copy_follows_the_filters_and_leaves_the_session_zone_alone(admin: Perso
 
 
 @pytest.mark.postgres
-def test_a_client_gone_mid_copy_leaves_the_connection_usable(admin: Persona) -> None:
+@pytest.mark.parametrize(
+    "in_transaction",
+    [
+        pytest.param(True, id="inside a test's transaction"),
+        pytest.param(False, id="autocommit, as served", marks=pytest.mark.django_db(transaction=True)),
+    ],
+)
+def test_a_client_gone_mid_copy_leaves_the_connection_usable(admin: Persona, in_transaction: bool) -> None:
     from django.db import connection
+
+    assert connection.in_atomic_block == in_transaction
 
     for i in range(1200):
         make_call(admin.center, call_id=f"c-{i}", started_at=T0 + timedelta(seconds=i))
