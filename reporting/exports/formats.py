@@ -13,8 +13,9 @@ on disk: it vanishes when closed, at the end of the response or if the process d
 FileResponse sends in blocks (sendfile under gunicorn). xlsxwriter's own part files go to a
 temporary directory removed when the workbook is done, written or not. Memory is flat; disk
 holds the sheet's XML (about 0.4 KB a call record) until the zip is made, then the zip. The
-price: nothing is sent until the file is complete (about 100 s for 1 M call records on the
-2-core machine, bench/exports.py), so the server's request timeout must allow it.
+price: nothing is sent until the file is complete (354 s for 1 M call records on a 2-core
+machine at load 12, bench/exports.py; xlsxwriter alone writes ~10,000 rows/s when the machine
+is quiet), so the server's request timeout must allow it (README: gunicorn --timeout 600).
 
 Why xlsxwriter rather than openpyxl's write-only mode: both keep memory flat; on 100,000
 call-record rows xlsxwriter wrote 10,300 rows/s (21 MiB peak RSS), openpyxl 4,300 rows/s
