@@ -183,11 +183,11 @@ class CallPage:
     next_cursor: str | None
 
 
-def _dated(records: CallRecordQuerySet) -> CallRecordQuerySet:
+def dated_in_order(records: CallRecordQuerySet) -> CallRecordQuerySet:
     return records.filter(started_at__isnull=False).order_by("-started_at", "-id")
 
 
-def _undated(records: CallRecordQuerySet) -> CallRecordQuerySet:
+def undated_in_order(records: CallRecordQuerySet) -> CallRecordQuerySet:
     # started_at is NULL in every row here, so this is `id DESC`; spelled as the index's order,
     # PostgreSQL walks reporting_record_started_idx instead of the primary key backwards
     # through every center's rows (measured: 0.1 ms instead of 12 ms at 100,000 records).
@@ -198,7 +198,7 @@ def keyset_page(records: CallRecordQuerySet, *, after: Cursor | None, size: int 
     """One page in list order (see the module docstring), and the cursor of the next, if any."""
     rows: list[CallRecord] = []
     if after is None or after.started_at is not None:
-        dated = _dated(records)
+        dated = dated_in_order(records)
         if after is not None:
             # The redundant `<=` lets PostgreSQL bound the index scan; the OR breaks the tie on id.
             dated = dated.filter(started_at__lte=after.started_at).filter(
@@ -206,7 +206,7 @@ def keyset_page(records: CallRecordQuerySet, *, after: Cursor | None, size: int 
             )
         rows = list(dated[: size + 1])
     if len(rows) <= size:
-        undated = _undated(records)
+        undated = undated_in_order(records)
         if after is not None and after.started_at is None:
             undated = undated.filter(id__lt=after.id)
         rows += list(undated[: size + 1 - len(rows)])
@@ -217,8 +217,8 @@ def keyset_page(records: CallRecordQuerySet, *, after: Cursor | None, size: int 
 
 def in_list_order(records: CallRecordQuerySet, *, chunk_size: int = 500) -> Iterator[CallRecord]:
     """Every record in list order, read in chunks (server-side cursors on PostgreSQL)."""
-    yield from _dated(records).iterator(chunk_size=chunk_size)
-    yield from _undated(records).iterator(chunk_size=chunk_size)
+    yield from dated_in_order(records).iterator(chunk_size=chunk_size)
+    yield from undated_in_order(records).iterator(chunk_size=chunk_size)
 
 
 def queue_waiting(queue_ids: set[Any]) -> dict[str, int]:

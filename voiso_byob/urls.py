@@ -6,6 +6,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
 from campaigns.api import CampaignViewSet, DoNotCallViewSet
+from reporting import report_exports
 from reporting.api import telephony_events
 from reporting.calls_api import CallViewSet
 from reporting.reports import api as reports_api
@@ -54,6 +55,8 @@ urlpatterns = [
     path("audit/", views.audit_list, name="audit_list"),
     path("virtual-agents/", include("virtual_agents.urls")),
     path("campaigns/", include("campaigns.urls")),
+    # Report exports; merged into reporting.report_urls once the Reports page has it.
+    path("reports/", include((report_exports.urlpatterns, "reports"))),
     path("reports/", views.section, {"name": "reports"}, name="reports"),
     path("live/", include("reporting.live_urls")),
     path("calls/", include("reporting.urls")),
