@@ -23,6 +23,7 @@ from reporting.reports.filters import ReportFilterForm
 from reporting.reports.queues import queue_report
 from reporting.reports.virtual_agents import virtual_agent_report
 from voiso_byob.access import member_required, require_membership
+from voiso_byob.replica import reads_from_replica
 
 # slug -> (title, report); the virtual agents report also takes the form's context header.
 REPORTS: dict[str, tuple[str, Callable[[ReportFilterForm], dict[str, Any]]]] = {
@@ -38,6 +39,7 @@ FORMATS = ("csv", "xlsx")
 
 @member_required
 @require_GET
+@reads_from_replica
 def report_export(request: HttpRequest, tab: str, fmt: str) -> HttpResponse:
     if tab not in REPORTS or fmt not in FORMATS:
         raise Http404("No such export.")

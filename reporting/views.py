@@ -27,6 +27,7 @@ from reporting.models import CallEvent, CallRecord, CallRecordQuerySet, Provider
 from reporting.queries import PAGE_SIZE, CallFilters, filtered_calls, keyset_page
 from voiso_byob.access import member_required, require_membership
 from voiso_byob.models import ContactCenter
+from voiso_byob.replica import reads_from_replica
 
 
 def get_call_for_user(request: HttpRequest, call_id: str) -> CallRecord:
@@ -106,6 +107,7 @@ def _exported(request: HttpRequest, extension: str) -> HttpResponse:
 
 @member_required
 @require_GET
+@reads_from_replica
 def call_export(request: HttpRequest) -> HttpResponse:
     """The list's filtered calls as CSV, streamed: rows are read in chunks as they are sent."""
     return _exported(request, "csv")
@@ -113,6 +115,7 @@ def call_export(request: HttpRequest) -> HttpResponse:
 
 @member_required
 @require_GET
+@reads_from_replica
 def call_export_xlsx(request: HttpRequest) -> HttpResponse:
     """The list's filtered calls as XLSX, written in constant memory and then sent (exports.formats)."""
     return _exported(request, "xlsx")

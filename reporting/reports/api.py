@@ -31,6 +31,7 @@ from reporting.reports.serializers import (
 )
 from reporting.reports.virtual_agents import virtual_agent_report
 from voiso_byob.authentication import api_access
+from voiso_byob.replica import reads_from_replica
 
 
 def _answer(
@@ -51,6 +52,7 @@ def _answer(
     tags=["reports"],
 )
 @api_view(["GET"])
+@reads_from_replica
 def virtual_agents_report(request: Request) -> Response:
     """Calls by their start in the range; contained + handed_off + abandoned_in_bot = calls."""
     return _answer(
@@ -67,6 +69,7 @@ def virtual_agents_report(request: Request) -> Response:
     tags=["reports"],
 )
 @api_view(["GET"])
+@reads_from_replica
 def queues_report(request: Request) -> Response:
     """Calls that entered a queue (handed off by a bot or routed by a flow), by their start."""
     return _answer(request, lambda form: queue_report(form.filters()), QueueReportSerializer)
@@ -79,6 +82,7 @@ def queues_report(request: Request) -> Response:
     tags=["reports"],
 )
 @api_view(["GET"])
+@reads_from_replica
 def campaigns_report(request: Request) -> Response:
     """The dialer's calls, by their start."""
     return _answer(request, lambda form: campaign_report(form.filters()), CampaignReportSerializer)

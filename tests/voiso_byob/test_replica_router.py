@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connections
 from django.http import HttpRequest, StreamingHttpResponse
+from django.utils import timezone
 
 from reporting.models import CallRecord
 from tests.factories import make_center
@@ -146,3 +147,43 @@ def test_database_replica_url_adds_the_alias() -> None:
     value = settings_value(expr, DEBUG="true", DATABASE_REPLICA_URL=url)
     assert value == "replica.example default ['voiso_byob.replica.ReplicaRouter']"
     assert settings_value("'replica' in settings.DATABASES", DEBUG="true") == "False"
+
+
+@pytest.fixture
+def replica_only_call(replica_database: Path, admin: Any) -> CallRecord:
+    """Acme and one of its bots in both databases; a contained call to that bot only in the replica."""
+    from tests.reporting.factories import make_bot
+
+    center = admin.center
+    bot = make_bot(center)
+    ContactCenter.objects.using(REPLICA).bulk_create([ContactCenter.objects.get(pk=center.pk)])
+    type(bot.integration).objects.using(REPLICA).bulk_create([bot.integration])
+    type(bot).objects.using(REPLICA).bulk_create([bot])
+    now = timezone.now()
+    return CallRecord.objects.using(REPLICA).create(
+        contact_center_id=center.id,
+        call_id="only-in-replica",
+        status="ended",
+        direction="inbound",
+        started_at=now,
+        bot_connected_at=now,
+        ended_at=now,
+        virtual_agent_id=bot.pk,
+        bot_outcome="contained",
+    )
+
+
+@TWO_DATABASES
+def test_the_report_api_and_the_exports_read_the_replica(replica_only_call: CallRecord, admin: Any) -> None:
+    # The views themselves, not a stand-in: the call exists only in the replica's database.
+    assert not CallRecord.objects.filter(call_id="only-in-replica").exists()
+    report = admin.client.get("/api/v1/reports/virtual-agents/?interval=none")
+    assert report.status_code == 200
+    assert report.json()["totals"]["calls"] == 1
+    export = admin.client.get("/calls/export.csv")
+    assert b"only-in-replica" in b"".join(export.streaming_content)
+    tab = admin.client.get("/reports/virtual-agents/export.csv?interval=none")
+    assert tab.status_code == 200
+    body = b"".join(tab.streaming_content) if tab.streaming else tab.content
+    total = next(line for line in body.decode().splitlines() if line.startswith("total,"))
+    assert total.split(",")[4:6] == ["1", "1"]  # calls, contained
