@@ -232,12 +232,13 @@ def _fail(lead_import_id: Any, message: str) -> None:
 def _import_chunk(chunk: LeadImportChunk) -> None:
     lead_import = chunk.lead_import
     columns = [_KNOWN.get(column.lower(), column) for column in lead_import.columns]
+    kinds = _column_kinds(columns)
     rows: list[LeadRow] = []
     lines: list[int] = []
     rejects: list[LeadImportReject] = []
     for record in csv.reader(io.StringIO(chunk.text, newline="")):
         line, fields = int(record[0]), record[1:]
-        row, reason = _lead_row(columns, fields)
+        row, reason = _lead_row(columns, kinds, fields)
         if row is None:
             number = _field(columns, fields, "phone_number")
             rejects.append(
@@ -281,27 +282,41 @@ def _reject(lead_import: LeadImport, lines: list[int], item: dict[str, Any], rea
     return LeadImportReject(lead_import=lead_import, row=lines[item["index"]], number=number, reason=reason)
 
 
-def _lead_row(columns: list[str], fields: list[str]) -> tuple[LeadRow | None, str]:
+def _column_kinds(columns: list[str]) -> list[str]:
+    """What each column is — phone_number, name, source, priority, header or "" (ignored) — worked
+    out once per chunk rather than for every field of every row."""
+    kinds = []
+    for column in columns:
+        if column == "phone_number" or column in _TEXT_LIMITS or column == "priority":
+            kinds.append(column)
+        else:
+            kinds.append("header" if HEADER_NAME.match(column) else "")
+    return kinds
+
+
+def _lead_row(columns: list[str], kinds: list[str], fields: list[str]) -> tuple[LeadRow | None, str]:
     """A LeadRow from one record, or (None, reason) when its shape is wrong."""
     values: dict[str, Any] = {"phone_number": ""}
     context: dict[str, str] = {}
-    for column, value in zip(columns, fields, strict=False):
+    for column, kind, value in zip(columns, kinds, fields, strict=False):
         value = value.strip()
-        if column == "phone_number":
-            values[column] = value[:64]  # longer is no number: import_leads calls it invalid_number
-        elif column in _TEXT_LIMITS:
-            if len(value) > _TEXT_LIMITS[column]:
-                return None, f"{column}_too_long"
-            values[column] = value
-        elif column == "priority":
+        if kind == "phone_number":
+            values[kind] = value[:64]  # longer is no number: import_leads calls it invalid_number
+        elif kind == "header":
             if value:
-                if not value.isdigit() or not 1 <= int(value) <= 1000:
+                if len(value) > MAX_CONTEXT_VALUE or _CONTROL.search(value):
+                    return None, "invalid_context"
+                context[column] = value
+        elif kind == "priority":
+            if value:
+                # isascii: "²" is a digit to isdigit() and not to int().
+                if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 1000:
                     return None, "invalid_priority"
                 values["priority"] = int(value)
-        elif HEADER_NAME.match(column) and value:
-            if len(value) > MAX_CONTEXT_VALUE or _CONTROL.search(value):
-                return None, "invalid_context"
-            context[column] = value
+        elif kind:
+            if len(value) > _TEXT_LIMITS[kind]:
+                return None, f"{kind}_too_long"
+            values[kind] = value
     return LeadRow(**values, context=context), ""
 
 

@@ -16,7 +16,7 @@ gave them about — so leads of one priority are dialled and listed in the file'
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -65,9 +65,7 @@ def known_phones(*, campaign: Campaign, phones: list[str]) -> tuple[set[str], se
     return blocked, existing
 
 
-def insert_leads(
-    *, center_id: Any, campaign_id: Any, leads: Sequence[NewLead], now: datetime
-) -> list[uuid.UUID]:
+def insert_leads(*, center_id: Any, campaign_id: Any, leads: Sequence[NewLead], now: datetime) -> list[Any]:
     """Stores the leads (status new, due at once); their ids, in order. `now`: the transaction's time."""
     if connection.vendor == "postgresql":
         return _copy(center_id, campaign_id, leads, now)
@@ -89,31 +87,57 @@ def insert_leads(
     return [lead.pk for lead in objects]
 
 
-def _copy(center_id: Any, campaign_id: Any, leads: Sequence[NewLead], now: datetime) -> list[uuid.UUID]:
-    ids = [uuid.uuid4() for _ in leads]
-    center, campaign = str(center_id), str(campaign_id)
-    dumps = json.dumps
+def _copy(center_id: Any, campaign_id: Any, leads: Sequence[NewLead], now: datetime) -> list[str]:
+    """The rows as COPY's text format, written by hand: psycopg's `write_row` adapting 15 values a
+    row, `uuid.uuid4()` and `json.dumps` of the same few zone lists were most of our side's time."""
+    ids = _uuid4s(len(leads))
+    fixed = f"\t{center_id}\t{campaign_id}\t"
+    status = LeadStatus.NEW.value
     last = len(leads) - 1
+    lines = []
+    for n, (lead_id, (phone, row, zones)) in enumerate(zip(ids, leads, strict=True)):
+        at = (now - timedelta(microseconds=last - n)).isoformat()
+        lines.append(
+            f"{lead_id}{fixed}{phone}\t{_text(row.name)}\t{_text(row.source)}\t{row.priority}\t"
+            f"{'t' if row.is_active else 'f'}\t{_json(row.context)}\t{_zones_json(zones)}\t{status}\t0\t"
+            f"{at}\t\t{at}\n"
+        )
     with connection.cursor() as cursor, cursor.copy(_COPY) as copy:
-        for n, (lead_id, (phone, row, zones)) in enumerate(zip(ids, leads, strict=True)):
-            at = now - timedelta(microseconds=last - n)
-            copy.write_row(
-                (
-                    lead_id,
-                    center,
-                    campaign,
-                    phone,
-                    row.name,
-                    row.source,
-                    row.priority,
-                    row.is_active,
-                    dumps(row.context),
-                    dumps(zones),
-                    LeadStatus.NEW.value,
-                    0,
-                    at,
-                    "",
-                    at,
-                )
-            )
+        copy.write("".join(lines))
+    return ids
+
+
+# COPY's text format: a backslash, tab, newline or carriage return inside a value is escaped.
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text(value: str) -> str:
+    return value.translate(_ESCAPES)
+
+
+def _json(value: dict[str, str]) -> str:
+    return json.dumps(value).translate(_ESCAPES) if value else "{}"
+
+
+_zone_lists: dict[tuple[str, ...], str] = {}
+
+
+def _zones_json(zones: list[str]) -> str:
+    key = tuple(zones)
+    text = _zone_lists.get(key)
+    if text is None:
+        text = _zone_lists[key] = json.dumps(zones).translate(_ESCAPES)
+    return text
+
+
+def _uuid4s(count: int) -> list[str]:
+    """`str(uuid.uuid4())`, count times: random 128 bits with the version and variant bits set."""
+    random = os.urandom(16 * count)
+    ids = []
+    for start in range(0, 16 * count, 16):
+        raw = bytearray(random[start : start + 16])
+        raw[6] = raw[6] & 0x0F | 0x40
+        raw[8] = raw[8] & 0x3F | 0x80
+        h = raw.hex()
+        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
     return ids
