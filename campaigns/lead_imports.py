@@ -44,8 +44,8 @@ from voiso_byob.services import Actor
 logger = logging.getLogger("campaigns.lead_imports")
 
 # Rows per stored chunk, imported in one transaction: fewer, larger chunks spend less on commits and
-# round trips per row (bench/lead_import.py: 2,000 gave 0.29 x COPY, 5,000 0.41 x, on a busy machine), and a
-# chunk still takes well under a second, the most a worker's next tick waits for it.
+# round trips per row (bench/lead_import.py: 2,000 gave 0.29 x COPY, 5,000 0.41 x, on a busy
+# machine), and a chunk still takes well under a second, the most a worker's next tick waits for it.
 CHUNK_ROWS = 5_000
 MAX_IMPORT_ROWS = 2_000_000
 MAX_COLUMNS = 100
