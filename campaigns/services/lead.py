@@ -58,7 +58,7 @@ def import_leads(*, campaign: Campaign, rows: Sequence[LeadRow], by: Actor) -> I
     candidates: list[tuple[int, LeadRow, str, list[str]]] = []
     for index, row in enumerate(rows):
         # The fast reader: the same answers as services.numbers.read_number (its tests), for a
-        # third of the time; reading numbers was most of a large import's (bench/lead_import.py).
+        # fifth of the time; reading numbers was most of a large import's (bench/lead_import.py).
         reason, phone, zones = read_number_fast(row.phone_number, region=region)
         if reason is not None:
             result.rejected.append({"index": index, "phone_number": row.phone_number, "reason": reason})
