@@ -200,6 +200,7 @@ class Dialer:
         # One transaction for the whole tick's claims: a commit waits for the disk (~2-4 ms here),
         # and one per campaign made a tick of 50 campaigns wait for 50 (bench/dialer.py).
         with transaction.atomic():
+            self.store.begin()
             plans = self._lock_slots(ready, enabled, free)
             originations = self._claim(plans, now, result) if plans else []
         self._after_claims(plans, result)
