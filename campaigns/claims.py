@@ -301,21 +301,18 @@ class PostgresClaims(OrmClaims):
 
     def write(self, claims: list[Claim], now: datetime) -> set[uuid.UUID]:
         with prepared_cursor() as cursor:
-            # One statement: the attempts, then the leads of those written. ON CONFLICT leaves out a
-            # claim whose (lead, number) is already there (see OrmClaims.write), and only that one.
+            # ON CONFLICT leaves out a claim whose (lead, number) is already there (see
+            # OrmClaims.write), and only that one. Two statements, not one with a data-modifying CTE:
+            # the leads' UPDATE driven by the array of ids (a bitmap scan, in block order) measured
+            # a third faster than one joined to the CTE's rows (an index probe per row, in any order).
             cursor.execute(
-                "WITH written AS ("
-                "  INSERT INTO campaigns_callattempt (id, contact_center_id, campaign_id, lead_id, number, "
-                "  phone, virtual_agent_id, call_id, claimed_at, handed_off, outcome) "
-                "  SELECT a.id, a.center, a.campaign, a.lead, a.number, a.phone, a.bot, a.call_id, %b, "
-                "  false, '' "
-                "  FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[], %b::uuid[], %b::int[], %b::text[], "
-                "  %b::uuid[], %b::text[]) AS a(id, center, campaign, lead, number, phone, bot, call_id) "
-                "  ON CONFLICT (lead_id, number) DO NOTHING RETURNING id, lead_id"
-                "), moved AS ("
-                "  UPDATE campaigns_lead l SET status = %b, attempts = l.attempts + 1 "
-                "  FROM written WHERE l.id = written.lead_id"
-                ") SELECT id FROM written",
+                "INSERT INTO campaigns_callattempt (id, contact_center_id, campaign_id, lead_id, number, "
+                "phone, virtual_agent_id, call_id, claimed_at, handed_off, outcome) "
+                "SELECT a.id, a.center, a.campaign, a.lead, a.number, a.phone, a.bot, a.call_id, %b, "
+                "false, '' FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[], %b::uuid[], %b::int[], "
+                "%b::text[], %b::uuid[], %b::text[]) "
+                "AS a(id, center, campaign, lead, number, phone, bot, call_id) "
+                "ON CONFLICT (lead_id, number) DO NOTHING RETURNING id, lead_id",
                 [
                     now,
                     [claim.attempt_id for claim in claims],
@@ -326,10 +323,14 @@ class PostgresClaims(OrmClaims):
                     [claim.lead.phone for claim in claims],
                     [claim.bot_id for claim in claims],
                     [claim.call_id for claim in claims],
-                    LeadStatus.IN_PROGRESS.value,
                 ],
             )
-            return {row[0] for row in cursor.fetchall()}
+            written = cursor.fetchall()
+            cursor.execute(
+                "UPDATE campaigns_lead SET status = %b, attempts = attempts + 1 WHERE id = ANY(%b::uuid[])",
+                [LeadStatus.IN_PROGRESS.value, [lead_id for _, lead_id in written]],
+            )
+            return {attempt_id for attempt_id, _ in written}
 
     def mark_originated(self, attempt_ids: list[str], at: datetime) -> set[str]:
         with prepared_cursor() as cursor:

@@ -71,6 +71,9 @@ CLAIM_BATCH = 500
 # At most this many claims per tick in all: a worker locks the bots of the first campaigns (by
 # priority) that need that many, and a worker ticking beside it takes the next campaigns' bots.
 TICK_CLAIMS = 2_000
+# How often a worker sweeps for stale claims and silent dials: each sweep reads every undialled or
+# unfinished attempt, and a claim is stale only after CLAIM_TIMEOUT anyway.
+SWEEP_EVERY = timedelta(seconds=10)
 # A lead outside its calling window is looked at again after this long.
 WINDOW_RECHECK = timedelta(minutes=5)
 
@@ -160,14 +163,17 @@ class Dialer:
         # Calls a bot is on now, as the event ingestion counts them (inbound and outbound).
         self.busy_calls = busy_calls
         self.store = claims_store()
+        self._swept_at: datetime | None = None
 
     # -- one tick ---------------------------------------------------------------------------
 
     def tick(self) -> TickResult:
         result = TickResult()
         now = self.now()
-        self.release_stale_claims(now, result)
-        self.fail_silent_dials(now, result)
+        if self._swept_at is None or not timedelta(0) <= now - self._swept_at < SWEEP_EVERY:
+            self.release_stale_claims(now, result)
+            self.fail_silent_dials(now, result)
+            self._swept_at = now
         campaigns = list(
             Campaign.objects.dialling()
             .select_related("contact_center", "handoff_queue__extension")
@@ -195,6 +201,19 @@ class Dialer:
             if self._may_dial(campaign, enabled[campaign.pk], waiting, result)
             and any(free[bot.pk] for bot in enabled[campaign.pk])
         ]
+        if not ready:
+            return result
+        # Only campaigns with a lead due now are worth their bots' locks: one waiting for its retries
+        # would otherwise take a share of TICK_CLAIMS, tick after tick, from the campaigns after it.
+        due = set(
+            Campaign.objects.filter(pk__in=[campaign.pk for campaign in ready])
+            .filter(Exists(Lead.objects.due(now).filter(campaign=OuterRef("pk"))))
+            .values_list("pk", flat=True)
+        )
+        self._complete_finished(
+            [c for c in ready if c.pk not in due and c.status == CampaignStatus.ACTIVE], result
+        )
+        ready = [campaign for campaign in ready if campaign.pk in due]
         if not ready:
             return result
         # One transaction for the whole tick's claims: a commit waits for the disk (~2-4 ms here),
@@ -407,18 +426,13 @@ class Dialer:
         return originations
 
     def _after_claims(self, plans: list[_Plan], result: TickResult) -> None:
-        """Each planned campaign's state after its claim: resumed, paused outside hours, or completed."""
-        empty = []
+        """Each planned campaign's state after its claim: resumed, or paused outside its hours."""
         for plan in plans:
             campaign = plan.campaign
             if plan.claimed and campaign.status == CampaignStatus.AUTO_PAUSED:
                 self._resume(campaign, result)
             elif not plan.claimed and plan.deferred and campaign.status == CampaignStatus.ACTIVE:
                 self._auto_pause(campaign, AutoPauseReason.OUTSIDE_HOURS, result)
-            elif not plan.leads and campaign.status == CampaignStatus.ACTIVE:
-                empty.append(campaign)
-        if empty:
-            self._complete_finished(empty, result)
 
     def _originate_all(self, originations: list[Origination], result: TickResult) -> None:
         if not originations:
@@ -481,6 +495,8 @@ class Dialer:
 
     def _complete_finished(self, campaigns: list[Campaign], result: TickResult) -> None:
         """Completes those of these campaigns (none had a due lead) with no lead left to dial."""
+        if not campaigns:
+            return
         left = Lead.objects.filter(
             campaign=OuterRef("pk"),
             is_active=True,
