@@ -86,6 +86,13 @@ class OrmClaims:
         )
         return [LockedBot(str(pk), sip_uri, calls) for pk, sip_uri, calls in rows]
 
+    def count_due(self, wants: dict[Any, int], now: datetime) -> dict[Any, int]:
+        """Each campaign's due leads now, counted up to `wants[campaign]` (no lock: an estimate)."""
+        return {
+            campaign_id: Lead.objects.due(now).filter(campaign_id=campaign_id)[:limit].count()
+            for campaign_id, limit in wants.items()
+        }
+
     def lock_due_leads(self, wants: dict[Any, int], now: datetime) -> list[DueLead]:
         """Up to `wants[campaign]` due leads of each campaign, locked; by campaign in `wants`' order,
         then priority, then next attempt time."""
@@ -201,6 +208,12 @@ _LOCK_DUE_LEADS = (
     "  ORDER BY priority, next_attempt_at LIMIT c.n FOR NO KEY UPDATE SKIP LOCKED"
     ") l ORDER BY c.position, l.priority, l.next_attempt_at"
 )
+_COUNT_DUE = (
+    "SELECT c.campaign, (SELECT count(*) FROM (SELECT 1 FROM campaigns_lead "  # noqa: S608 - constants
+    "  WHERE campaign_id = c.campaign AND is_active "
+    f"  AND status IN ({_DIALABLE}) AND next_attempt_at <= %b LIMIT c.n) AS due) "
+    "FROM unnest(%b::uuid[], %b::int[]) AS c(campaign, n)"
+)
 
 
 class PostgresClaims(OrmClaims):
@@ -225,6 +238,11 @@ class PostgresClaims(OrmClaims):
                 [bot_ids, bot_ids, limit],
             )
             return [LockedBot(str(pk), sip_uri, calls) for pk, sip_uri, calls in cursor.fetchall()]
+
+    def count_due(self, wants: dict[Any, int], now: datetime) -> dict[Any, int]:
+        with prepared_cursor() as cursor:
+            cursor.execute(_COUNT_DUE, [now, list(wants), list(wants.values())])
+            return dict(cursor.fetchall())
 
     def lock_due_leads(self, wants: dict[Any, int], now: datetime) -> list[DueLead]:
         # For each campaign, Lead.objects.due()'s filter and order with the campaign's own LIMIT: the

@@ -203,24 +203,22 @@ class Dialer:
         ]
         if not ready:
             return result
-        # Only campaigns with a lead due now are worth their bots' locks: one waiting for its retries
-        # would otherwise take a share of TICK_CLAIMS, tick after tick, from the campaigns after it.
-        due = set(
-            Campaign.objects.filter(pk__in=[campaign.pk for campaign in ready])
-            .filter(Exists(Lead.objects.due(now).filter(campaign=OuterRef("pk"))))
-            .values_list("pk", flat=True)
+        # Each campaign's due leads, counted up to its free slots: a campaign waiting for its
+        # retries must not take a share of TICK_CLAIMS (tick after tick, from those after it).
+        due = self.store.count_due(
+            {c.pk: min(CLAIM_BATCH, sum(free[bot.pk] for bot in enabled[c.pk])) for c in ready}, now
         )
         self._complete_finished(
-            [c for c in ready if c.pk not in due and c.status == CampaignStatus.ACTIVE], result
+            [c for c in ready if not due[c.pk] and c.status == CampaignStatus.ACTIVE], result
         )
-        ready = [campaign for campaign in ready if campaign.pk in due]
+        ready = [campaign for campaign in ready if due[campaign.pk]]
         if not ready:
             return result
         # One transaction for the whole tick's claims: a commit waits for the disk (~2-4 ms here),
         # and one per campaign made a tick of 50 campaigns wait for 50 (bench/dialer.py).
         with transaction.atomic():
             self.store.begin()
-            plans = self._lock_slots(ready, enabled, free)
+            plans = self._lock_slots(ready, enabled, free, due)
             originations = self._claim(plans, now, result) if plans else []
         self._after_claims(plans, result)
         self._originate_all(originations, result)
@@ -244,7 +242,11 @@ class Dialer:
         return True
 
     def _lock_slots(
-        self, campaigns: list[Campaign], enabled: dict[Any, list[VirtualAgent]], unlocked: dict[Any, int]
+        self,
+        campaigns: list[Campaign],
+        enabled: dict[Any, list[VirtualAgent]],
+        unlocked: dict[Any, int],
+        due: dict[Any, int],
     ) -> list[_Plan]:
         """Locks the bots of the first campaigns (by priority) with free slots, and shares their slots.
 
@@ -254,7 +256,7 @@ class Dialer:
         each up to TICK_CLAIMS. Counted after the lock, so the count sees every claim committed
         before it. Free = capacity minus the calls it is on minus this system's dials still ringing.
         Each campaign gets its slots from its own locked bots, in priority order (bots shared by
-        campaigns serve the first first), at most CLAIM_BATCH.
+        campaigns serve the first first), at most its due leads (counted up to CLAIM_BATCH).
         """
         # The bots in the order of the campaigns they serve, and how many of them the unlocked counts
         # say this tick needs; SKIP LOCKED takes the next ones in the order for those others hold.
@@ -264,7 +266,7 @@ class Dialer:
             bots = [bot.pk for bot in enabled[campaign.pk] if bot.pk not in order]
             order.update(dict.fromkeys(bots))
             if wanted < TICK_CLAIMS:
-                wanted += min(CLAIM_BATCH, sum(unlocked[pk] for pk in bots))
+                wanted += min(due[campaign.pk], sum(unlocked[pk] for pk in bots))
                 needed = len(order)
         locked = self.store.lock_bots(list(order), limit=needed)
         if not locked:
@@ -278,7 +280,7 @@ class Dialer:
         budget = TICK_CLAIMS
         for campaign in campaigns:
             mine = [free[str(bot.pk)] for bot in enabled[campaign.pk] if str(bot.pk) in free]
-            bots = _reserve(mine, min(CLAIM_BATCH, budget))
+            bots = _reserve(mine, min(due[campaign.pk], budget))
             if bots:
                 plans.append(_Plan(campaign, bots))
                 budget -= sum(bot.free for bot in bots)
