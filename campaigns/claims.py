@@ -67,7 +67,7 @@ class LockedBot:
 
 class OrmClaims:
     def begin(self) -> None:
-        """Called first in the transaction of a tick's claims."""
+        """Called first in the transaction of a tick's claims (count_due is in it too)."""
 
     def lock_bots(self, bot_ids: list[Any], limit: int) -> list[LockedBot]:
         """The first `limit` of these enabled bots (in this order) that no other worker holds, locked.
@@ -211,7 +211,10 @@ _LOCK_DUE_LEADS = (
 _COUNT_DUE = (
     "SELECT c.campaign, (SELECT count(*) FROM (SELECT 1 FROM campaigns_lead "  # noqa: S608 - constants
     "  WHERE campaign_id = c.campaign AND is_active "
-    f"  AND status IN ({_DIALABLE}) AND next_attempt_at <= %b LIMIT c.n) AS due) "
+    f"  AND status IN ({_DIALABLE}) AND next_attempt_at <= %b "
+    # The claim's order, though a count needs none: with it the index is read from the start and
+    # stops at c.n; without, a bitmap scan read every due entry (20,000 a campaign: 66 ms a tick).
+    "  ORDER BY priority, next_attempt_at LIMIT c.n) AS due) "
     "FROM unnest(%b::uuid[], %b::int[]) AS c(campaign, n)"
 )
 
