@@ -179,17 +179,32 @@ def dialer_class(baseline: str | None) -> type:
 
 
 def _claim_worker(
-    env: dict[str, str], baseline: str | None, ready: Any, go: Any, counts: Any, last: Any, index: int
+    env: dict[str, str],
+    baseline: str | None,
+    ready: Any,
+    go: Any,
+    counts: Any,
+    last: Any,
+    cpu: Any,
+    index: int,
 ) -> None:
     _setup_django(env)
-    from django.db import connection
-
     from campaigns.models import Lead
 
     dialer = dialer_class(baseline)(gateway=NullGateway(), now=lambda: NOW, busy_calls=lambda _: 0)
-    connection.ensure_connection()
+    backend = _backend_cpu_seconds()
     ready.release()
     go.wait()
+    started = time.process_time()
+    try:
+        _claim_until_done(dialer, counts, last, index, Lead)
+    finally:
+        after = _backend_cpu_seconds()
+        cpu[2 * index] = time.process_time() - started
+        cpu[2 * index + 1] = after - backend if after is not None and backend is not None else 0.0
+
+
+def _claim_until_done(dialer: Any, counts: Any, last: Any, index: int, lead_model: Any) -> None:
     deadline = time.monotonic() + 300
     claimed = 0
     while time.monotonic() < deadline:
@@ -197,7 +212,7 @@ def _claim_worker(
         if result.originated:
             claimed += result.originated
             last[index] = time.monotonic()
-        elif Lead.objects.due(NOW).exists():
+        elif lead_model.objects.due(NOW).exists():
             time.sleep(0.01)  # every bot with due leads is held by another worker this moment
         else:
             break
@@ -214,11 +229,11 @@ def claim_run(
     admin_execute(ADMIN_URL, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
     admin_execute(ADMIN_URL, f'CREATE DATABASE "{db_name}" TEMPLATE "{template}"')
     ctx = multiprocessing.get_context("spawn")
-    counts, last = ctx.Array("q", workers), ctx.Array("d", workers)
+    counts, last, cpu = ctx.Array("q", workers), ctx.Array("d", workers), ctx.Array("d", 2 * workers)
     ready, go = ctx.Semaphore(0), ctx.Event()
     launched = time.monotonic()
     procs = [
-        ctx.Process(target=_claim_worker, args=(env, baseline, ready, go, counts, last, i))
+        ctx.Process(target=_claim_worker, args=(env, baseline, ready, go, counts, last, cpu, i))
         for i in range(workers)
     ]
     for proc in procs:
@@ -248,6 +263,9 @@ def claim_run(
         "leads_per_s": attempts / seconds,
         "with_startup_seconds": ended - launched,
         "with_startup_leads_per_s": attempts / (ended - launched),
+        # CPU per claim, the workers' and their backends': what a claim costs whatever else runs.
+        "worker_cpu_us_per_claim": sum(cpu[0::2]) * 1e6 / attempts,
+        "backend_cpu_us_per_claim": sum(cpu[1::2]) * 1e6 / attempts,
         "load": os.getloadavg(),
     }
 
@@ -270,7 +288,8 @@ def claim_phase(
                 run = claim_run(run_env, template, run_env["DATABASE_URL"], workers, code)
                 print(
                     f"  {run['code']}: {run['leads_per_s']:,.0f} claims/s, {run['double_claims']} double, "
-                    f"per worker {run['per_worker']}, load {run['load'][0]:.2f}",
+                    f"per worker {run['per_worker']}, CPU per claim {run['worker_cpu_us_per_claim']:.0f} + "
+                    f"{run['backend_cpu_us_per_claim']:.0f} us (worker + backend), load {run['load'][0]:.2f}",
                     flush=True,
                 )
                 runs.append(run)
@@ -292,6 +311,20 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
+def _backend_cpu_seconds() -> float | None:
+    """CPU time of this process's PostgreSQL backend so far (None unless the server is on this host)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def tick_phase(campaigns: int, leads: int, baseline: str | None) -> dict[str, Any]:
     from campaigns.models import CallAttempt, Campaign
     from virtual_agents.models import VirtualAgent
@@ -305,6 +338,12 @@ def tick_phase(campaigns: int, leads: int, baseline: str | None) -> dict[str, An
     timings: dict[str, dict[str, list[float]]] = {
         code or "current": {"full": [], "one_free_each": []} for code in codes
     }
+    # CPU time of the ticks, this process's and its backend's: what a tick costs whatever else the
+    # machine runs (the wall times above wait for the other processes too). /proc ticks are 10 ms:
+    # summed over all of a code's ticks, then divided.
+    cpu: dict[str, dict[str, list[float]]] = {
+        code or "current": {"full": [0.0, 0.0], "one_free_each": [0.0, 0.0]} for code in codes
+    }
     for name, busy_calls in (("full", lambda bot: busy.get(bot, 0)), ("one_free_each", lambda bot: 0)):
         dialers = {
             code or "current": dialer_class(code)(
@@ -315,9 +354,15 @@ def tick_phase(campaigns: int, leads: int, baseline: str | None) -> dict[str, An
         for _block in range(4):
             for code, dialer in dialers.items():
                 for _ in range(5):
-                    t0 = time.perf_counter()
+                    backend = _backend_cpu_seconds()
+                    c0, t0 = time.process_time(), time.perf_counter()
                     dialer.tick()
                     timings[code][name].append((time.perf_counter() - t0) * 1000)
+                    cpu[code][name][0] += time.process_time() - c0
+                    after = _backend_cpu_seconds()
+                    cpu[code][name][1] += (
+                        after - backend if after is not None and backend is not None else 0.0
+                    )
                     # Each free slot was taken by a claim: end those calls so the next tick has one again.
                     CallAttempt.objects.filter(ended_at__isnull=True).update(
                         ended_at=NOW, outcome="completed"
@@ -329,7 +374,15 @@ def tick_phase(campaigns: int, leads: int, baseline: str | None) -> dict[str, An
         "seed_seconds": seeded_s,
         "load": os.getloadavg(),
         **{
-            code: {name: {**_summary(values), "ms": values} for name, values in by_name.items()}
+            code: {
+                name: {
+                    **_summary(values),
+                    "ms": values,
+                    "worker_cpu_ms_per_tick": cpu[code][name][0] * 1000 / len(values),
+                    "backend_cpu_ms_per_tick": cpu[code][name][1] * 1000 / len(values),
+                }
+                for name, values in by_name.items()
+            }
             for code, by_name in timings.items()
         },
     }
@@ -410,6 +463,14 @@ def main() -> int:
                 " - ".join(f"{r:,.0f}" for r in _range([run["with_startup_leads_per_s"] for run in runs])),
                 "",
             ),
+            (
+                f"  CPU per claim, worker + backend us{label}",
+                " | ".join(
+                    f"{run['worker_cpu_us_per_claim']:.0f} + {run['backend_cpu_us_per_claim']:.0f}"
+                    for run in runs
+                ),
+                "",
+            ),
             (f"double claims{label}", str(sum(run["double_claims"] for run in runs)), "0"),
             (
                 f"claims per worker{label}",
@@ -424,6 +485,13 @@ def main() -> int:
                     f"tick, {title}: median / p90 ms{label}",
                     f"{figures['median_ms']:.1f} / {figures['p90_ms']:.1f}",
                     f"<= {TICK_TARGET_MS:.0f}",
+                )
+            )
+            rows.append(
+                (
+                    f"  its CPU, worker + backend ms{label}",
+                    f"{figures['worker_cpu_ms_per_tick']:.1f} + {figures['backend_cpu_ms_per_tick']:.1f}",
+                    "",
                 )
             )
     width = max(len(row[0]) for row in rows)
