@@ -8,8 +8,10 @@ PORT ?= 8000
 # `make run SIMULATE=0` serves without either.
 SIMULATE ?= 1
 SIMULATE_RATE ?= 0.2
+# Calls of history `make run` gives the demo center over the last 30 days (first run only).
+HISTORY_CALLS ?= 3000
 
-.PHONY: run test lint fmt bench clean
+.PHONY: run test lint fmt bench clean sip-demo
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +22,10 @@ $(VENV)/.installed: requirements.txt
 run: $(VENV)/.installed
 	DEBUG=true $(PY) manage.py migrate --noinput
 	DEBUG=true $(PY) manage.py seed_demo
+ifneq ($(HISTORY_CALLS),0)
+	@# A month of calls for Reports and the dashboard, once (a second `make run` adds none).
+	DEBUG=true $(PY) manage.py generate_calls --center acme --count $(HISTORY_CALLS) --days 30 --once
+endif
 ifeq ($(SIMULATE),0)
 	DEBUG=true $(PY) manage.py runserver 127.0.0.1:$(PORT)
 else
@@ -34,6 +40,13 @@ else
 	trap 'exit 0' INT TERM; \
 	wait $$server
 endif
+
+# With `make run` serving (another terminal): real SIP calls through Kamailio and SIPp into the demo
+# center, shown on Live. Needs Debian's kamailio, kamailio-utils-modules, kamailio-extra-modules and
+# sip-tester. `make sip-demo SIP_RATE=1` calls faster.
+SIP_RATE ?= 0.2
+sip-demo: $(VENV)/.installed
+	DEBUG=true $(PY) manage.py sip_demo --api-url http://127.0.0.1:$(PORT) --rate $(SIP_RATE)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)

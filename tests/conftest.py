@@ -1,7 +1,7 @@
 """Personas and service-availability markers shared by every test.
 
 Personas: `admin`, `supervisor`, `agent` of acme; `outsider`, administrator of globex.
-Tests marked postgres / redis / browser are skipped when that part is missing,
+Tests marked postgres / redis / browser / sip are skipped when that part is missing,
 unless REQUIRE_SERVICES=1 (CI), where a missing part fails the test instead.
 """
 
@@ -46,6 +46,29 @@ def _browser_available() -> str | None:
     return None
 
 
+# The Kamailio modules the SIP edge's configuration loads beyond the base package's: Debian ships
+# http_client in kamailio-utils-modules and jansson in kamailio-extra-modules.
+SIP_EDGE_MODULES = ("http_client.so", "jansson.so", "dialog.so", "async.so")
+
+
+def _sip_available() -> str | None:
+    import glob
+
+    kamailio = shutil.which("kamailio") or (
+        "/usr/sbin/kamailio" if os.path.exists("/usr/sbin/kamailio") else None
+    )
+    if kamailio is None:
+        return "Kamailio is not installed (kamailio, kamailio-utils-modules, kamailio-extra-modules)"
+    missing = [m for m in SIP_EDGE_MODULES if not glob.glob(f"/usr/lib/*/kamailio/modules/{m}")]
+    if missing:
+        return (
+            f"Kamailio modules missing: {', '.join(missing)} (kamailio-utils-modules, kamailio-extra-modules)"
+        )
+    if not shutil.which("sipp"):
+        return "SIPp is not installed (apt-get install sip-tester)"
+    return None
+
+
 def _missing(marker: str) -> str | None:
     if marker == "postgres":
         return None if settings.IS_POSTGRES else "DATABASE_URL is not PostgreSQL"
@@ -53,11 +76,13 @@ def _missing(marker: str) -> str | None:
         return _redis_available()
     if marker == "browser":
         return _browser_available()
+    if marker == "sip":
+        return _sip_available()
     return None
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker in ("postgres", "redis", "browser"):
+    for marker in ("postgres", "redis", "browser", "sip"):
         if item.get_closest_marker(marker) is None:
             continue
         reason = _missing(marker)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Coalesce
 from django.utils import timezone as dj_timezone
 
 from routing.models import PhoneNumber, Queue
@@ -46,31 +43,6 @@ class CampaignQuerySet(models.QuerySet["Campaign"]):
     def dialling(self) -> CampaignQuerySet:
         """Campaigns a worker looks at each tick: auto-paused ones resume by themselves."""
         return self.filter(status__in=[CampaignStatus.ACTIVE, CampaignStatus.AUTO_PAUSED])
-
-    def with_progress(self, *, since: datetime) -> CampaignQuerySet:
-        """Each campaign's lead totals and its attempts, connects and handoffs since `since`.
-
-        Correlated subqueries, so the Campaigns page is one query however many campaigns it shows
-        (a join of leads and attempts would multiply the rows before counting them).
-        """
-
-        def count(queryset: models.QuerySet[Any], **conditions: Any) -> models.Subquery:
-            rows = queryset.filter(campaign=models.OuterRef("pk"), **conditions)
-            counted = rows.order_by().values("campaign").annotate(n=models.Count("*")).values("n")
-            return Coalesce(models.Subquery(counted), 0)
-
-        # Imported here: the lead and attempt modules import Campaign.
-        from campaigns.models.attempt import CallAttempt
-        from campaigns.models.lead import OPEN_LEAD_STATUSES, Lead
-
-        attempts_since = CallAttempt.objects.filter(claimed_at__gte=since)
-        return self.annotate(
-            leads_total=count(Lead.objects.all()),
-            leads_finished=count(Lead.objects.exclude(status__in=OPEN_LEAD_STATUSES)),
-            attempts_today=count(attempts_since),
-            connects_today=count(attempts_since, answered_at__isnull=False),
-            handoffs_today=count(attempts_since, handed_off=True),
-        )
 
 
 class Campaign(models.Model):

@@ -6,17 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import phonenumbers
 from django.db import transaction
+from django.utils import timezone
 
-from campaigns.models import (
-    Campaign,
-    CampaignStatus,
-    Lead,
-)
-from campaigns.services.numbers import blocked_numbers, classify_number
+from campaigns.fast_numbers import read_number_fast
+from campaigns.lead_store import NewLead, insert_leads, known_phones
+from campaigns.models import Campaign, CampaignStatus
 from campaigns.services.policy import dialer_policy
-from campaigns.windows import zones_for_number
 from voiso_byob.errors import DomainError
 from voiso_byob.models import AuditEvent
 from voiso_byob.services import Actor
@@ -61,22 +57,19 @@ def import_leads(*, campaign: Campaign, rows: Sequence[LeadRow], by: Actor) -> I
     result = ImportResult()
     candidates: list[tuple[int, LeadRow, str, list[str]]] = []
     for index, row in enumerate(rows):
-        reason, parsed = classify_number(row.phone_number, region=region)
+        # The fast reader: the same answers as services.numbers.read_number (its tests), for a
+        # fifth of the time; reading numbers was most of a large import's (bench/lead_import.py).
+        reason, phone, zones = read_number_fast(row.phone_number, region=region)
         if reason is not None:
             result.rejected.append({"index": index, "phone_number": row.phone_number, "reason": reason})
             continue
-        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-        candidates.append((index, row, e164, zones_for_number(parsed)))
+        candidates.append((index, row, phone, zones))
 
     phones = [phone for _, _, phone, _ in candidates]
-    blocked = blocked_numbers(center=center, campaign=campaign, phones=phones)
-    existing: set[str] = set()
-    for start in range(0, len(phones), 1000):
-        existing.update(
-            campaign.leads.filter(phone__in=phones[start : start + 1000]).values_list("phone", flat=True)
-        )
+    blocked, existing = known_phones(campaign=campaign, phones=phones)
     seen: set[str] = set()
-    leads: list[tuple[int, Lead]] = []
+    indexes: list[int] = []
+    leads: list[NewLead] = []
     for index, row, phone, zones in candidates:
         if phone in blocked:
             result.rejected.append({"index": index, "phone_number": row.phone_number, "reason": "dnc"})
@@ -84,20 +77,12 @@ def import_leads(*, campaign: Campaign, rows: Sequence[LeadRow], by: Actor) -> I
             result.duplicates.append({"index": index, "phone_number": row.phone_number})
         else:
             seen.add(phone)
-            lead = Lead(
-                contact_center=center,
-                campaign=campaign,
-                phone=phone,
-                name=row.name,
-                source=row.source,
-                priority=row.priority,
-                is_active=row.is_active,
-                context=row.context,
-                timezones=zones,
-            )
-            leads.append((index, lead))
-    Lead.objects.bulk_create([lead for _, lead in leads], batch_size=1000)
-    result.created = [{"index": index, "id": str(lead.pk)} for index, lead in leads]
+            indexes.append(index)
+            leads.append((phone, row, zones))
+    ids = insert_leads(center_id=center.pk, campaign_id=campaign.pk, leads=leads, now=timezone.now())
+    result.created = [
+        {"index": index, "id": str(lead_id)} for index, lead_id in zip(indexes, ids, strict=True)
+    ]
     result.rejected.sort(key=lambda item: item["index"])
     AuditEvent.record(
         center=center,

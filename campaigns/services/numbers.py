@@ -12,6 +12,7 @@ from campaigns.models import (
     Campaign,
     DoNotCall,
 )
+from campaigns.windows import zones_for_number
 from voiso_byob.models import ContactCenter
 
 
@@ -35,6 +36,22 @@ def classify_number(text: str, *, region: str) -> tuple[str | None, phonenumbers
     ):
         return "not_dialable", parsed
     return None, parsed
+
+
+def read_number(text: str, *, region: str) -> tuple[str | None, str, list[str]]:
+    """(reason, E.164, time zones) of a lead's number: reason None for a dialable number.
+
+    The readable definition; imports use `campaigns.fast_numbers.read_number_fast`, which gives
+    the same answers (tests/campaigns/test_fast_numbers.py) in a fraction of the time.
+    """
+    reason, parsed = classify_number(text, region=region)
+    if parsed is None:
+        return reason, "", []
+    return (
+        reason,
+        phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
+        zones_for_number(parsed),
+    )
 
 
 def blocked_numbers(*, center: ContactCenter, campaign: Campaign | None, phones: Sequence[str]) -> set[str]:
