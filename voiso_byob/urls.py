@@ -53,7 +53,7 @@ urlpatterns = [
     path("audit/", views.audit_list, name="audit_list"),
     path("virtual-agents/", include("virtual_agents.urls")),
     path("campaigns/", include("campaigns.urls")),
-    path("reports/", views.section, {"name": "reports"}, name="reports"),
+    path("reports/", include("reporting.report_urls")),
     path("live/", include("reporting.live_urls")),
     path("calls/", include("reporting.urls")),
     path("routing/", include("routing.urls")),

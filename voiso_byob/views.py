@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
+from reporting.dashboard import bot_loads, today
 from voiso_byob import services
 from voiso_byob.access import SESSION_CENTER_KEY, member_required, require_membership
 from voiso_byob.errors import DomainError
@@ -101,30 +104,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "api_keys": center.api_keys.filter(revoked_at__isnull=True).count(),
     }
     recent = AuditEvent.objects.for_center(center)[:8]
-    return render(
-        request, "voiso_byob/dashboard.html", {"counts": counts, "recent": recent, "center": center}
-    )
-
-
-SECTIONS = {
-    "reports": (
-        "Reports",
-        "Containment, handoff success and queue service level for bot-handled calls, and the "
-        "call records with their transcripts and recordings.",
-    ),
-}
-
-
-@member_required
-def section(request: HttpRequest, name: str) -> HttpResponse:
-    """A navigation section whose feature has not been built yet: it says what it will hold."""
-    require_membership(request)
-    title, description = SECTIONS[name]
-    return render(
-        request,
-        "voiso_byob/section_upcoming.html",
-        {"title": title, "description": description, "section": name},
-    )
+    with timezone.override(ZoneInfo(center.timezone)):
+        return render(
+            request,
+            "voiso_byob/dashboard.html",
+            {
+                "center": center,
+                "today": today(center, now=timezone.now()),
+                "loads": bot_loads(center),
+                "counts": counts,
+                "recent": recent,
+            },
+        )
 
 
 @member_required

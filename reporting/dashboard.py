@@ -1,0 +1,158 @@
+"""The dashboard's figures: today's tiles with their sparklines, and each bot's load now.
+
+Today is the center's calendar day (its time zone), read through the same report functions as
+the Reports page with `interval=hour`, so a tile and the report for today agree to the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from django.urls import reverse
+
+from reporting import reports
+from reporting.report_views import format_figure
+from routing.route import active_calls_of
+from virtual_agents.models import VirtualAgent
+from voiso_byob.models import ContactCenter
+
+OK, BRAND, DANGER, ORANGE = "#2b8a3e", "#3b5bdb", "#c92a2a", "#e67700"
+
+
+@dataclass(frozen=True)
+class Tile:
+    key: str  # the sparkline's chart key
+    label: str
+    value: str
+    detail: str
+    href: str
+    source: str  # the json_script holding its series
+
+
+@dataclass(frozen=True)
+class Today:
+    tiles: list[Tile]
+    bots: dict[str, Any]  # chart data of the virtual-agent report (reports.js)
+    queues: dict[str, Any]  # chart data of the queue report
+
+
+def _spark(field: str, label: str, kind: str, color: str) -> dict[str, Any]:
+    return {"kind": kind, "spark": True, "lines": [{"field": field, "label": label, "color": color}]}
+
+
+def _chart_data(report: Mapping[str, Any], charts: dict[str, Any]) -> dict[str, Any]:
+    return {"tz": report["tz"], "interval": report["interval"], "series": report["series"], "charts": charts}
+
+
+def today(center: ContactCenter, *, now: datetime) -> Today:
+    zone = ZoneInfo(center.timezone)
+    day = now.astimezone(zone).date()
+    filters = reports.ReportFilters(center=center, start=day, end=day, tz=zone, interval="hour")
+    bots = reports.virtual_agent_report(filters)
+    queues = reports.queue_report(filters)
+    b, q = bots["totals"], queues["totals"]
+    query = "?" + urlencode({"start": day.isoformat(), "end": day.isoformat(), "interval": "hour"})
+    bot_report = reverse("reports:report", args=["virtual-agents"]) + query
+    queue_report = reverse("reports:report", args=["queues"]) + query
+    tiles = [
+        Tile(
+            key="calls",
+            label="Bot calls",
+            value=format_figure(b["calls"], "count"),
+            detail="reached a virtual agent",
+            href=bot_report,
+            source="today-bots",
+        ),
+        Tile(
+            key="containment",
+            label="Containment",
+            value=format_figure(b["containment_rate"], "rate"),
+            detail=f"{format_figure(b['contained'], 'count')} kept by the bot",
+            href=bot_report,
+            source="today-bots",
+        ),
+        Tile(
+            key="handoff_success",
+            label="Handoff success",
+            value=format_figure(b["handoff_success_rate"], "rate"),
+            detail=f"{format_figure(b['handoffs_completed'], 'count')} of "
+            f"{format_figure(b['handoffs_requested'], 'count')} handoffs landed",
+            href=bot_report,
+            source="today-bots",
+        ),
+        Tile(
+            key="abandoned",
+            label="Abandoned in queue",
+            value=format_figure(q["abandon_rate"], "rate"),
+            detail=f"{format_figure(q['abandoned'], 'count')} of "
+            f"{format_figure(q['offered'], 'count')} callers",
+            href=queue_report,
+            source="today-queues",
+        ),
+        Tile(
+            key="service_level",
+            label="Service level",
+            value=format_figure(q["service_level"], "rate"),
+            detail="answered within each queue's threshold",
+            href=queue_report,
+            source="today-queues",
+        ),
+    ]
+    return Today(
+        tiles=tiles,
+        bots=_chart_data(
+            bots,
+            {
+                "calls": _spark("calls", "Bot calls", "count", BRAND),
+                "containment": _spark("containment_rate", "Containment", "rate", OK),
+                "handoff_success": _spark("handoff_success_rate", "Handoff success", "rate", BRAND),
+            },
+        ),
+        queues=_chart_data(
+            queues,
+            {
+                "abandoned": _spark("abandon_rate", "Abandoned in queue", "rate", DANGER),
+                "service_level": _spark("service_level", "Service level", "rate", OK),
+            },
+        ),
+    )
+
+
+# --- load ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BotLoad:
+    """A bot's calls now against its capacity: what routing compares before sending it a call."""
+
+    agent: VirtualAgent
+    active: int
+
+    @property
+    def capacity(self) -> int:
+        return self.agent.max_concurrent_calls
+
+    @property
+    def is_full(self) -> bool:
+        return self.active >= self.capacity
+
+    # <meter> colours: green below `low`, amber up to `high`, red above (no inline style needed).
+    @property
+    def low(self) -> float:
+        return self.capacity * 0.7
+
+    @property
+    def high(self) -> float:
+        return self.capacity * 0.9
+
+
+def bot_loads(center: ContactCenter) -> list[BotLoad]:
+    """Every bot of the center with its active calls (routing's counters, one cache round trip)."""
+    agents = list(VirtualAgent.objects.for_center(center).order_by("name"))
+    active = active_calls_of(str(agent.pk) for agent in agents)
+    return [BotLoad(agent=agent, active=active[str(agent.pk)]) for agent in agents]
