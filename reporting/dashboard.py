@@ -15,13 +15,15 @@ from zoneinfo import ZoneInfo
 
 from django.urls import reverse
 
-from reporting import reports
 from reporting.report_views import format_figure
+from reporting.reports.filters import ReportFilters
+from reporting.reports.queues import queue_report
+from reporting.reports.virtual_agents import virtual_agent_report
 from routing.route import active_calls_of
 from virtual_agents.models import VirtualAgent
 from voiso_byob.models import ContactCenter
 
-OK, BRAND, DANGER, ORANGE = "#2b8a3e", "#3b5bdb", "#c92a2a", "#e67700"
+OK, BRAND, DANGER = "#2b8a3e", "#3b5bdb", "#c92a2a"
 
 
 @dataclass(frozen=True)
@@ -45,27 +47,30 @@ def _spark(field: str, label: str, kind: str, color: str) -> dict[str, Any]:
     return {"kind": kind, "spark": True, "lines": [{"field": field, "label": label, "color": color}]}
 
 
-def _chart_data(report: Mapping[str, Any], charts: dict[str, Any]) -> dict[str, Any]:
-    return {"tz": report["tz"], "interval": report["interval"], "series": report["series"], "charts": charts}
+def _chart_data(report: Mapping[str, Any], charts: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+    # The hours still to come are in the report (zero-filled) but not on the sparkline: a line
+    # dropping to zero at the current hour would read as calls stopping.
+    series = [point for point in report["series"] if point["bucket"] <= now]
+    return {"tz": report["tz"], "interval": report["interval"], "series": series, "charts": charts}
 
 
 def today(center: ContactCenter, *, now: datetime) -> Today:
     zone = ZoneInfo(center.timezone)
     day = now.astimezone(zone).date()
-    filters = reports.ReportFilters(center=center, start=day, end=day, tz=zone, interval="hour")
-    bots = reports.virtual_agent_report(filters)
-    queues = reports.queue_report(filters)
+    filters = ReportFilters(center=center, start=day, end=day, tz=zone, interval="hour")
+    bots = virtual_agent_report(filters)
+    queues = queue_report(filters)
     b, q = bots["totals"], queues["totals"]
     query = "?" + urlencode({"start": day.isoformat(), "end": day.isoformat(), "interval": "hour"})
-    bot_report = reverse("reports:report", args=["virtual-agents"]) + query
-    queue_report = reverse("reports:report", args=["queues"]) + query
+    bots_url = reverse("reports:report", args=["virtual-agents"]) + query
+    queues_url = reverse("reports:report", args=["queues"]) + query
     tiles = [
         Tile(
             key="calls",
             label="Bot calls",
             value=format_figure(b["calls"], "count"),
             detail="reached a virtual agent",
-            href=bot_report,
+            href=bots_url,
             source="today-bots",
         ),
         Tile(
@@ -73,7 +78,7 @@ def today(center: ContactCenter, *, now: datetime) -> Today:
             label="Containment",
             value=format_figure(b["containment_rate"], "rate"),
             detail=f"{format_figure(b['contained'], 'count')} kept by the bot",
-            href=bot_report,
+            href=bots_url,
             source="today-bots",
         ),
         Tile(
@@ -82,7 +87,7 @@ def today(center: ContactCenter, *, now: datetime) -> Today:
             value=format_figure(b["handoff_success_rate"], "rate"),
             detail=f"{format_figure(b['handoffs_completed'], 'count')} of "
             f"{format_figure(b['handoffs_requested'], 'count')} handoffs landed",
-            href=bot_report,
+            href=bots_url,
             source="today-bots",
         ),
         Tile(
@@ -91,7 +96,7 @@ def today(center: ContactCenter, *, now: datetime) -> Today:
             value=format_figure(q["abandon_rate"], "rate"),
             detail=f"{format_figure(q['abandoned'], 'count')} of "
             f"{format_figure(q['offered'], 'count')} callers",
-            href=queue_report,
+            href=queues_url,
             source="today-queues",
         ),
         Tile(
@@ -99,7 +104,7 @@ def today(center: ContactCenter, *, now: datetime) -> Today:
             label="Service level",
             value=format_figure(q["service_level"], "rate"),
             detail="answered within each queue's threshold",
-            href=queue_report,
+            href=queues_url,
             source="today-queues",
         ),
     ]
@@ -112,6 +117,7 @@ def today(center: ContactCenter, *, now: datetime) -> Today:
                 "containment": _spark("containment_rate", "Containment", "rate", OK),
                 "handoff_success": _spark("handoff_success_rate", "Handoff success", "rate", BRAND),
             },
+            now=now,
         ),
         queues=_chart_data(
             queues,
@@ -119,6 +125,7 @@ def today(center: ContactCenter, *, now: datetime) -> Today:
                 "abandoned": _spark("abandon_rate", "Abandoned in queue", "rate", DANGER),
                 "service_level": _spark("service_level", "Service level", "rate", OK),
             },
+            now=now,
         ),
     )
 

@@ -43,7 +43,7 @@
   }
 
   function options(element, source, spec, width) {
-    const format = formatters[spec.kind] || formatters.count;
+    const show = formatters[spec.kind] || formatters.count;
     const many = source.series.length > 60;
     const tzDate = (seconds) => uPlot.tzDate(new Date(seconds * 1000), source.tz);
     const series = [
@@ -53,9 +53,11 @@
         stroke: line.color,
         width: spec.spark ? 1.5 : 2,
         fill: spec.spark ? `${line.color}22` : undefined,
-        spanGaps: false, // a null rate (no calls in that bucket) is a gap, not a zero
-        points: { show: !spec.spark && !many, size: 5 },
-        value: (u, value) => format(value),
+        // A null rate (no calls in that bucket) is a gap, not a zero; a sparkline joins across
+        // its gaps, or a day of sparse calls reads as scattered specks.
+        spanGaps: Boolean(spec.spark),
+        points: { show: spec.spark || !many, size: spec.spark ? 3 : 5 },
+        value: (u, value) => show(value),
       })),
     ];
     const yRange =
@@ -83,32 +85,61 @@
       cursor: { drag: { x: true, y: false } },
       scales: { x: { time: true }, y: { range: yRange } },
       axes: [
-        { stroke: "#667085", grid: { stroke: "#eef1f6" }, ticks: { stroke: "#e4e7ec" } },
+        {
+          stroke: "#667085",
+          grid: { stroke: "#eef1f6" },
+          ticks: { stroke: "#e4e7ec" },
+          // Ticks on whole buckets of the report's grouping, labelled in the center's zone.
+          incrs: TICK_STEPS[source.interval] || TICK_STEPS.day,
+          values: (u, splits) => splits.map((seconds) => tickLabel(seconds, source)),
+        },
         {
           stroke: "#667085",
           grid: { stroke: "#eef1f6" },
           ticks: { stroke: "#e4e7ec" },
           size: 56,
+          // Whole numbers of calls: never a tick at 2.5.
+          incrs: spec.kind === "rate" ? undefined : COUNT_STEPS,
           values: (u, values) =>
-            values.map((v) => (spec.kind === "rate" ? `${Math.round(v * 100)} %` : format(v))),
+            values.map((v) => (spec.kind === "rate" ? `${Math.round(v * 100)} %` : show(v))),
         },
       ],
       series,
     };
   }
 
+  const COUNT_STEPS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1e3, 2e3, 2500, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6];
+  const HOUR = 3600;
+  const DAY = 24 * HOUR;
+  const TICK_STEPS = {
+    "15m": [900, 1800, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY],
+    hour: [HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY],
+    day: [DAY, 2 * DAY, 7 * DAY, 14 * DAY, 28 * DAY, 91 * DAY],
+    week: [7 * DAY, 14 * DAY, 28 * DAY, 91 * DAY, 182 * DAY],
+  };
+  // Dates and 24-hour times as the rest of the portal writes them ("14 Mar", "09:30").
+  const formats = new Map();
+  function format(tz, options) {
+    const key = tz + JSON.stringify(options);
+    if (!formats.has(key)) formats.set(key, new Intl.DateTimeFormat("en-GB", { timeZone: tz, ...options }));
+    return formats.get(key);
+  }
+
+  function tickLabel(seconds, source) {
+    const date = new Date(seconds * 1000);
+    const withTime = source.interval === "15m" || source.interval === "hour";
+    const time = format(source.tz, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(date);
+    if (withTime && time !== "00:00") return time;
+    return format(source.tz, { day: "numeric", month: "short" }).format(date);
+  }
+
   function bucketLabel(seconds, source) {
     // The bucket's start in the center's time zone, to the precision of the interval.
     const withTime = source.interval === "15m" || source.interval === "hour";
-    return new Intl.DateTimeFormat(undefined, {
-      timeZone: source.tz,
-      year: "numeric",
-      month: "short",
-      day: "numeric",
-      weekday: source.interval === "week" ? undefined : "short",
-      hour: withTime ? "2-digit" : undefined,
-      minute: withTime ? "2-digit" : undefined,
-    }).format(new Date(seconds * 1000));
+    const options = { weekday: "short", day: "numeric", month: "short", year: "numeric" };
+    if (withTime) Object.assign(options, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    const label = format(source.tz, options).format(new Date(seconds * 1000));
+    return source.interval === "week" ? `week of ${label}` : label;
   }
 
   function draw(element) {
