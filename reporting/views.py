@@ -53,11 +53,18 @@ def call_list(request: HttpRequest) -> HttpResponse:
     template = "reporting/calls.html"
     if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
         template += "#list"
-    with timezone.override(ZoneInfo(center.timezone)):
+    zone = form.zone if page is not None else ZoneInfo(center.timezone)
+    with timezone.override(zone):
         response = render(
             request,
             template,
-            {"form": form, "page": page, "center": center, "is_paged": bool(request.GET.get("after"))},
+            {
+                "form": form,
+                "page": page,
+                "center": center,
+                "zone": zone.key,
+                "is_paged": bool(request.GET.get("after")),
+            },
             status=200 if page is not None else 400,
         )
     # One URL answers with the page or its list partial (htmx): caches must tell them apart.
@@ -158,9 +165,7 @@ def call_export(request: HttpRequest) -> HttpResponse:
             request, "reporting/calls.html", {"form": form, "page": None, "center": center}, status=400
         )
     records = in_list_order(_listed(filtered_calls(center, form.filters())))
-    response = StreamingHttpResponse(
-        csv_lines(records, ZoneInfo(center.timezone)), content_type="text/csv; charset=utf-8"
-    )
+    response = StreamingHttpResponse(csv_lines(records, form.zone), content_type="text/csv; charset=utf-8")
     stamp = timezone.now().astimezone(ZoneInfo(center.timezone)).strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="calls-{center.slug}-{stamp}.csv"'
     response["Cache-Control"] = "no-store"

@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 from campaigns.api import CampaignViewSet, DoNotCallViewSet
 from reporting.api import telephony_events
 from reporting.calls_api import CallViewSet
+from reporting.reports import api as reports_api
 from reporting.webhooks import provider_webhook
 from routing.api import FlowViewSet, PhoneNumberViewSet, QueueViewSet
 from routing.telephony import telephony_refer, telephony_route
@@ -59,6 +60,9 @@ urlpatterns = [
     path("routing/", include("routing.urls")),
     # Bot providers' post-call reports; the provider's signature is the authentication.
     path("api/v1/webhooks/<str:provider>/<uuid:integration_id>/", provider_webhook, name="provider_webhook"),
+    path("api/v1/reports/virtual-agents/", reports_api.virtual_agents_report, name="report_virtual_agents"),
+    path("api/v1/reports/queues/", reports_api.queues_report, name="report_queues"),
+    path("api/v1/reports/campaigns/", reports_api.campaigns_report, name="report_campaigns"),
     path("api/v1/", include(router.urls)),
     # The schema describes the API, not anyone's data: public, so clients can be generated.
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api_schema"),

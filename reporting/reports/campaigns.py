@@ -21,35 +21,27 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count
 
 from campaigns.models import Campaign
-from reporting.models import CallStatus
 from reporting.reports import aggregate
 from reporting.reports.aggregate import rate
 from reporting.reports.filters import ReportFilters, cohort
-
-DROPPED_REASON = "dropped"
-UNANSWERED_REASONS = ("busy", "no_answer", "machine")
-
-DIALLED = ~Q(campaign_ref="")
-BOT_ANSWERED = Q(bot_connected_at__isnull=False)
-NO_BOT = Q(bot_connected_at__isnull=True)
-ENDED_WITHOUT_BOT = NO_BOT & Q(status=CallStatus.ENDED)
-DROPPED = ENDED_WITHOUT_BOT & Q(end_reason=DROPPED_REASON)
+from reporting.reports.predicates import ATTEMPT_RESULTS as RESULTS
+from reporting.reports.predicates import DIALLED
 
 FIGURES = {
     "attempts": Count("pk"),
     "leads": Count("lead_ref", distinct=True),
-    "connects": Count("pk", filter=BOT_ANSWERED | DROPPED),
-    "completed": Count("pk", filter=BOT_ANSWERED),
-    "busy": Count("pk", filter=ENDED_WITHOUT_BOT & Q(end_reason="busy")),
-    "no_answer": Count("pk", filter=ENDED_WITHOUT_BOT & Q(end_reason="no_answer")),
-    "machine": Count("pk", filter=ENDED_WITHOUT_BOT & Q(end_reason="machine")),
-    "failed": Count("pk", filter=ENDED_WITHOUT_BOT & ~Q(end_reason__in=UNANSWERED_REASONS)),
-    "in_progress": Count("pk", filter=NO_BOT & Q(status=CallStatus.IN_PROGRESS)),
-    "dropped": Count("pk", filter=DROPPED),
-    "handoffs": Count("pk", filter=Q(handoff_count__gt=0)),
+    "connects": Count("pk", filter=RESULTS["connected"]),
+    "completed": Count("pk", filter=RESULTS["completed"]),
+    "busy": Count("pk", filter=RESULTS["busy"]),
+    "no_answer": Count("pk", filter=RESULTS["no_answer"]),
+    "machine": Count("pk", filter=RESULTS["machine"]),
+    "failed": Count("pk", filter=RESULTS["failed"]),
+    "in_progress": Count("pk", filter=RESULTS["ringing"]),
+    "dropped": Count("pk", filter=RESULTS["dropped"]),
+    "handoffs": Count("pk", filter=RESULTS["handed_off"]),
 }
 
 

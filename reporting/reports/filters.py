@@ -37,6 +37,7 @@ DEFAULT_DAYS = 7  # the last 7 days, today included
 # The longest range (days, both ends included) each grouping may cover: at most ~3,000 points
 # a chart (15 minutes over a month, hours over a quarter, days over three years).
 MAX_DAYS = {"15m": 31, "hour": 92, "day": 1096, "week": 3660, "none": 3660}
+DEFAULT_CONTEXT_KEY = "X-Reason"
 MAX_IDS = 100  # bots, queues or campaigns in one filter
 # Dates a report may name: far enough from datetime's limits that a week's bucket never overflows.
 MIN_DATE, MAX_DATE = date(1970, 1, 1), date(9000, 12, 31)
@@ -129,6 +130,13 @@ class ReportFilterForm(forms.Form):
     queue = _Ids("Queues")
     campaign = _Ids("Campaigns")
     direction = forms.ChoiceField(required=False, choices=[("", "Any"), *Direction.choices])
+    # The virtual agents report only: the handoff context header to break handoffs down by.
+    context_key = forms.RegexField(
+        required=False,
+        max_length=64,
+        regex=r"^[A-Za-z0-9][A-Za-z0-9-]*$",
+        error_messages={"invalid": "A header name: letters, digits and '-'."},
+    )
 
     def __init__(self, *args: Any, center: ContactCenter, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -146,6 +154,14 @@ class ReportFilterForm(forms.Form):
                 "Choose an IANA time zone, e.g. Europe/London.", code="invalid_timezone"
             )
         return ZoneInfo(name)
+
+    def clean_context_key(self) -> str:
+        return self.cleaned_data.get("context_key") or DEFAULT_CONTEXT_KEY
+
+    @property
+    def context_header(self) -> str:
+        """The context header of a valid form (default X-Reason)."""
+        return self.cleaned_data["context_key"]
 
     def clean_interval(self) -> str:
         return self.cleaned_data.get("interval") or DEFAULT_INTERVAL

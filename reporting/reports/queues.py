@@ -19,24 +19,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Avg, Count, F, Q
-from django.db.models.functions import Coalesce
+from django.db.models import Avg, Count, Q
 
-from reporting.models import CallStatus
 from reporting.reports import aggregate
 from reporting.reports.aggregate import rate
 from reporting.reports.filters import ReportFilters, cohort
+from reporting.reports.predicates import ABANDONED, ANSWERED, OFFERED, WAITING, WITHIN_SERVICE_LEVEL
 from reporting.reports.sql import PercentileCont
 from routing.models import SERVICE_LEVEL_DEFAULT, Queue
 
-OFFERED = Q(queue_entered_at__isnull=False)
-ANSWERED = OFFERED & Q(queue_answered_at__isnull=False)
-ABANDONED = OFFERED & Q(queue_answered_at__isnull=True, status=CallStatus.ENDED)
-WAITING = OFFERED & Q(queue_answered_at__isnull=True, status=CallStatus.IN_PROGRESS)
-# T of the call's queue; a deleted queue's calls (queue NULL) are held to the default.
-WITHIN_SERVICE_LEVEL = ANSWERED & Q(
-    queue_wait_seconds__lte=Coalesce(F("queue__service_level_seconds"), SERVICE_LEVEL_DEFAULT)
-)
 HANDLED = ANSWERED & Q(human_seconds__isnull=False)
 
 FIGURES = {

@@ -22,29 +22,26 @@ from typing import Any
 from django.db.models import Avg, Count, F, Q
 from django.db.models.fields.json import KeyTextTransform
 
-from reporting.models import BotOutcome, CallStatus, Handoff, HandoffState, TargetType
+from reporting.models import Handoff, HandoffState, TargetType
 from reporting.reports import aggregate
 from reporting.reports.aggregate import rate
-from reporting.reports.filters import ReportFilters, cohort, cohort_q
+from reporting.reports.filters import DEFAULT_CONTEXT_KEY, ReportFilters, cohort, cohort_q
+from reporting.reports.predicates import ABANDONED_IN_BOT, CONTAINED, HANDED_OFF, IN_BOT, REACHED
 from reporting.reports.sql import PercentileCont, Seconds
 from virtual_agents.models import VirtualAgent
 
-DEFAULT_CONTEXT_KEY = "X-Reason"
 BREAKDOWN_LIMIT = 50  # failure reasons and context values listed, most frequent first
 
-REACHED = Q(bot_outcome__in=[BotOutcome.CONTAINED, BotOutcome.HANDED_OFF, BotOutcome.ABANDONED_IN_BOT])
-IN_PROGRESS = Q(bot_outcome=BotOutcome.NONE, bot_connected_at__isnull=False, status=CallStatus.IN_PROGRESS)
-HANDED_OFF = Q(bot_outcome=BotOutcome.HANDED_OFF)
 TO_HANDOFF = Seconds("handoff_requested_at", "bot_connected_at")
 HAS_TIME_TO_HANDOFF = HANDED_OFF & Q(handoff_requested_at__isnull=False, bot_connected_at__isnull=False)
 HAS_BOT_TIME = REACHED & Q(bot_seconds__isnull=False)
 
 CALL_FIGURES = {
     "calls": Count("pk", filter=REACHED),
-    "contained": Count("pk", filter=Q(bot_outcome=BotOutcome.CONTAINED)),
+    "contained": Count("pk", filter=CONTAINED),
     "handed_off": Count("pk", filter=HANDED_OFF),
-    "abandoned_in_bot": Count("pk", filter=Q(bot_outcome=BotOutcome.ABANDONED_IN_BOT)),
-    "in_progress": Count("pk", filter=IN_PROGRESS),
+    "abandoned_in_bot": Count("pk", filter=ABANDONED_IN_BOT),
+    "in_progress": Count("pk", filter=IN_BOT),
     "bot_time_mean": Avg("bot_seconds", filter=HAS_BOT_TIME),
     "bot_time_p50": PercentileCont("bot_seconds", 0.5, filter=HAS_BOT_TIME),
     "bot_time_p90": PercentileCont("bot_seconds", 0.9, filter=HAS_BOT_TIME),
