@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET
 from campaigns.models import Campaign
 from reporting.models import TargetType
 from reporting.reports.campaigns import campaign_report
-from reporting.reports.drilldown import calls_query
+from reporting.reports.drilldown import EXACT, calls_query, row_has_list
 from reporting.reports.filters import INTERVAL_CHOICES, ReportFilterForm, ReportFilters
 from reporting.reports.queues import queue_report
 from reporting.reports.virtual_agents import virtual_agent_report
@@ -49,7 +49,6 @@ class Figure:
     label: str
     kind: Kind = "count"
     rate: str = ""  # the rate shown beside a count ("contained" → "containment_rate")
-    is_drillable: bool = False  # a count of calls that the Calls page can list
 
 
 @dataclass(frozen=True)
@@ -72,6 +71,7 @@ class Tab:
     slug: str
     title: str
     row_label: str  # the table's first column: what a row is
+    report_key: str  # the report's name in reporting.reports.drilldown
     row_key: str  # the row's dimension in the report's rows ("virtual_agent", "queue", "campaign")
     report: Callable[[ReportFilters], dict[str, Any]]
     figures: tuple[Figure, ...]
@@ -86,13 +86,14 @@ TABS: dict[str, Tab] = {
             slug="virtual-agents",
             title="Virtual agents",
             row_label="Virtual agent",
+            report_key="virtual_agents",
             row_key="virtual_agent",
             report=virtual_agent_report,
             figures=(
-                Figure("calls", "Calls", is_drillable=True),
-                Figure("contained", "Contained", rate="containment_rate", is_drillable=True),
-                Figure("handed_off", "Handed off", rate="handoff_rate", is_drillable=True),
-                Figure("abandoned_in_bot", "Abandoned in bot", rate="abandon_rate", is_drillable=True),
+                Figure("calls", "Calls"),
+                Figure("contained", "Contained", rate="containment_rate"),
+                Figure("handed_off", "Handed off", rate="handoff_rate"),
+                Figure("abandoned_in_bot", "Abandoned in bot", rate="abandon_rate"),
                 Figure("handoffs_requested", "Handoffs requested"),
                 Figure("handoffs_completed", "Handoffs completed"),
                 Figure("handoff_success_rate", "Handoff success", kind="rate"),
@@ -128,13 +129,14 @@ TABS: dict[str, Tab] = {
             slug="queues",
             title="Queues",
             row_label="Queue",
+            report_key="queues",
             row_key="queue",
             report=queue_report,
             figures=(
-                Figure("offered", "Offered", is_drillable=True),
-                Figure("answered", "Answered", rate="answer_rate", is_drillable=True),
-                Figure("abandoned", "Abandoned", rate="abandon_rate", is_drillable=True),
-                Figure("waiting", "Waiting now", is_drillable=True),
+                Figure("offered", "Offered"),
+                Figure("answered", "Answered", rate="answer_rate"),
+                Figure("abandoned", "Abandoned", rate="abandon_rate"),
+                Figure("waiting", "Waiting now"),
                 Figure("service_level", "Service level", kind="rate"),
                 Figure("wait_p50", "Wait p50", kind="seconds"),
                 Figure("wait_p90", "Wait p90", kind="seconds"),
@@ -165,18 +167,19 @@ TABS: dict[str, Tab] = {
             slug="campaigns",
             title="Campaigns",
             row_label="Campaign",
+            report_key="campaigns",
             row_key="campaign",
             report=campaign_report,
             figures=(
                 Figure("leads", "Leads"),
-                Figure("attempts", "Attempts", is_drillable=True),
-                Figure("connects", "Connects", rate="connect_rate", is_drillable=True),
-                Figure("completed", "Bot answered", is_drillable=True),
-                Figure("busy", "Busy", is_drillable=True),
-                Figure("no_answer", "No answer", is_drillable=True),
-                Figure("machine", "Machine", is_drillable=True),
-                Figure("failed", "Failed", is_drillable=True),
-                Figure("handoffs", "Handoffs", is_drillable=True),
+                Figure("attempts", "Attempts"),
+                Figure("connects", "Connects", rate="connect_rate"),
+                Figure("completed", "Bot answered"),
+                Figure("busy", "Busy"),
+                Figure("no_answer", "No answer"),
+                Figure("machine", "Machine"),
+                Figure("failed", "Failed"),
+                Figure("handoffs", "Handoffs"),
                 Figure("attempts_per_lead", "Attempts per lead", kind="number"),
                 Figure("drop_rate", "Drop rate", kind="rate"),
             ),
@@ -261,7 +264,7 @@ def table_of(
         cells = []
         for figure in tab.figures:
             value = values.get(figure.key)
-            href = calls_url(figure.key, row) if figure.is_drillable and value else None
+            href = calls_url(figure.key, row) if value else None
             cells.append(
                 Cell(
                     figure=figure.key,
@@ -348,8 +351,15 @@ def report_context(center: ContactCenter, tab: Tab, form: ReportFilterForm) -> d
     calls = reverse("reporting:call_list")
 
     def calls_url(figure: str, row: Mapping[str, Any] | None) -> str | None:
-        query = calls_query(filters, figure, row=row)
-        return None if query is None else f"{calls}?{query}"
+        # Only the counts whose list holds exactly as many calls as the figure link there (a
+        # handoff count counts REFERs, a call may have several); a deleted bot's or queue's row
+        # has no list.
+        if figure not in EXACT[tab.report_key]:
+            return None
+        if row is not None and not row_has_list(tab.report_key, dict(row)):
+            return None
+        key = None if row is None else row[tab.row_key]
+        return f"{calls}?{calls_query(filters, tab.report_key, figure, row=key)}"
 
     return {
         "report": report,
