@@ -4,7 +4,10 @@
   zone, as an instant. Exact across DST: 15 minutes and an hour are cut off the *instant* by the
   local minutes past the bucket's start (so the repeated hour of a fall-back night is two buckets,
   and +05:30 / +05:45 zones group on their own hours), a day and a week start at local midnight
-  (Monday for a week), so a 23- or 25-hour day is one bucket.
+  (Monday for a week), so a 23- or 25-hour day is one bucket. One known gap: a zone whose DST
+  shift is not a whole number of buckets (Lord Howe's 30 minutes, for hourly buckets, two nights a
+  year) gets one hour bucket that starts 30 minutes early and overlaps its neighbour; SQL and Python
+  agree on it, so the figures stay consistent.
 - `PercentileCont(field, fraction)`: the continuous percentile (linear interpolation), with
   FILTER like any aggregate. PostgreSQL's `percentile_cont … WITHIN GROUP`; SQLite has none, so
   `register_sqlite_functions` adds one written in Python (`_Percentile`: it keeps the group's
@@ -47,13 +50,16 @@ def next_bucket(start: datetime, interval: str, zone: ZoneInfo) -> datetime:
     """The start of the bucket after the one that starts at `start`."""
     if interval in ("15m", "hour"):
         step = timedelta(minutes=15 if interval == "15m" else 60)
-        candidate = start.astimezone(UTC) + step
-        # A zone whose offset moves by 30 minutes (Lord Howe) may need one more step.
-        # Compared in UTC: aware datetimes sharing a tzinfo compare by wall clock, which a
-        # fall-back night repeats.
-        while bucket_start(candidate, interval, zone).astimezone(UTC) <= start.astimezone(UTC):
+        after = start.astimezone(UTC)
+        candidate = after + step
+        while True:
+            # Compared in UTC: aware datetimes sharing a tzinfo compare by wall clock, which a
+            # fall-back night repeats. A zone whose offset moves by 30 minutes (Lord Howe) may
+            # need one more step.
+            found = bucket_start(candidate, interval, zone)
+            if found.astimezone(UTC) > after:
+                return found
             candidate += step
-        return bucket_start(candidate, interval, zone)
     days = 7 if interval == "week" else 1
     return datetime.combine(start.astimezone(zone).date() + timedelta(days=days), time.min, tzinfo=zone)
 

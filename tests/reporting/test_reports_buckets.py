@@ -143,3 +143,40 @@ def test_interval_none_has_no_series(acme) -> None:
 
 
 UTC_ZONE = ZoneInfo("UTC")
+
+
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "America/New_York",
+        "Europe/London",
+        "Asia/Kolkata",
+        "Asia/Kathmandu",
+        "Australia/Lord_Howe",
+        "Pacific/Chatham",
+        "America/St_Johns",
+    ],
+)
+@pytest.mark.parametrize("interval", ["15m", "hour", "day", "week"])
+def test_every_moment_falls_in_exactly_one_bucket_of_the_axis(zone: str, interval: str) -> None:
+    """Over a year, DST changes included: the axis is increasing, and each moment's bucket is on it
+    and holds it (bucket start <= moment < the next bucket's start)."""
+    import random
+
+    from reporting.reports.sql import next_bucket
+
+    tz = ZoneInfo(zone)
+    rng = random.Random(zone + interval)
+    days = {"15m": 31, "hour": 92}.get(interval, 366)
+    for first_day in (date(2026, 3, 1), date(2026, 9, 20)):  # both DST changes of each hemisphere
+        window = ReportFilters(None, first_day, first_day + timedelta(days=days - 1), tz).window
+        axis = bucket_starts(*window, interval, tz)
+        utc_axis = [b.astimezone(UTC) for b in axis]
+        assert utc_axis == sorted(set(utc_axis))
+        on_axis = set(utc_axis)
+        span = (window[1].astimezone(UTC) - window[0].astimezone(UTC)).total_seconds()  # real seconds
+        for _ in range(300):
+            moment = window[0].astimezone(UTC) + timedelta(seconds=rng.uniform(0, span))
+            start = bucket_start(moment, interval, tz)
+            assert start.astimezone(UTC) <= moment < next_bucket(start, interval, tz).astimezone(UTC)
+            assert interval == "week" or start.astimezone(UTC) in on_axis

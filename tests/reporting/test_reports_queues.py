@@ -121,3 +121,20 @@ def test_from_events_handed_off_and_straight_from_a_flow(acme, switch, bot, sale
         0,
     )
     assert report["totals"]["service_level"] == pytest.approx(1 / 2)
+
+
+def test_the_migration_backfills_queue_entry_from_the_stored_events(acme, switch, bot, sales) -> None:
+    import importlib
+
+    from django.apps import apps
+
+    from reporting.models import CallRecord
+
+    assert post_events(switch, call_events("old")).status_code == 202
+    record = CallRecord.objects.get(call_id="old")
+    entered, answered = record.queue_entered_at, record.queue_answered_at
+    assert entered is not None and answered is not None
+    CallRecord.objects.filter(pk=record.pk).update(queue_entered_at=None, queue_answered_at=None)
+    importlib.import_module("reporting.migrations.0007_backfill_queue_entry").backfill(apps, None)
+    record.refresh_from_db()
+    assert (record.queue_entered_at, record.queue_answered_at) == (entered, answered)
