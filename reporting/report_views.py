@@ -29,7 +29,7 @@ from campaigns.models import Campaign
 from reporting.models import TargetType
 from reporting.reports.campaigns import campaign_report
 from reporting.reports.drilldown import EXACT, calls_query, row_has_list
-from reporting.reports.filters import INTERVAL_CHOICES, ReportFilterForm, ReportFilters
+from reporting.reports.filters import INTERVAL_CHOICES, ReportFilterForm
 from reporting.reports.queues import queue_report
 from reporting.reports.virtual_agents import virtual_agent_report
 from reporting.templatetags.calls import duration
@@ -73,7 +73,7 @@ class Tab:
     row_label: str  # the table's first column: what a row is
     report_key: str  # the report's name in reporting.reports.drilldown
     row_key: str  # the row's dimension in the report's rows ("virtual_agent", "queue", "campaign")
-    report: Callable[[ReportFilters], dict[str, Any]]
+    report: Callable[[ReportFilterForm], dict[str, Any]]  # of a valid form
     figures: tuple[Figure, ...]
     charts: tuple[Chart, ...]
     intro: str
@@ -88,7 +88,7 @@ TABS: dict[str, Tab] = {
             row_label="Virtual agent",
             report_key="virtual_agents",
             row_key="virtual_agent",
-            report=virtual_agent_report,
+            report=lambda form: virtual_agent_report(form.filters(), context_key=form.context_header),
             figures=(
                 Figure("calls", "Calls"),
                 Figure("contained", "Contained", rate="containment_rate"),
@@ -131,7 +131,7 @@ TABS: dict[str, Tab] = {
             row_label="Queue",
             report_key="queues",
             row_key="queue",
-            report=queue_report,
+            report=lambda form: queue_report(form.filters()),
             figures=(
                 Figure("offered", "Offered"),
                 Figure("answered", "Answered", rate="answer_rate"),
@@ -169,7 +169,7 @@ TABS: dict[str, Tab] = {
             row_label="Campaign",
             report_key="campaigns",
             row_key="campaign",
-            report=campaign_report,
+            report=lambda form: campaign_report(form.filters()),
             figures=(
                 Figure("leads", "Leads"),
                 Figure("attempts", "Attempts"),
@@ -347,7 +347,7 @@ def chart_data(tab: Tab, report: Mapping[str, Any]) -> dict[str, Any]:
 
 def report_context(center: ContactCenter, tab: Tab, form: ReportFilterForm) -> dict[str, Any]:
     filters = form.filters()
-    report = tab.report(filters)
+    report = tab.report(form)
     calls = reverse("reporting:call_list")
 
     def calls_url(figure: str, row: Mapping[str, Any] | None) -> str | None:
@@ -381,6 +381,9 @@ def reports_index(request: HttpRequest) -> HttpResponse:
     return redirect(f"{url}?{query}" if query else url)
 
 
+SHOWN_FILTERS = ("start", "end", "interval", "direction", "context_key")
+
+
 def shown_filters(form: ReportFilterForm) -> dict[str, str]:
     """What the filter inputs show: the range and grouping in effect (defaults filled in), or
     what was typed when the form refused it."""
@@ -391,8 +394,9 @@ def shown_filters(form: ReportFilterForm) -> dict[str, str]:
             "end": data["end"].isoformat(),
             "interval": data["interval"],
             "direction": data.get("direction") or "",
+            "context_key": data["context_key"],
         }
-    return {name: str(form.data.get(name, "")) for name in ("start", "end", "interval", "direction")}
+    return {name: str(form.data.get(name, "")) for name in SHOWN_FILTERS}
 
 
 def export_links(tab: Tab, query: str) -> list[dict[str, str]]:

@@ -52,7 +52,8 @@
         label: line.label,
         stroke: line.color,
         width: spec.spark ? 1.5 : 2,
-        fill: spec.spark ? `${line.color}22` : undefined,
+        // A count's sparkline is filled beneath; a rate's stays a line (its gaps would leave blocks).
+        fill: spec.spark && spec.kind === "count" ? `${line.color}22` : undefined,
         // A null rate (no calls in that bucket) is a gap, not a zero; a sparkline joins across
         // its gaps, or a day of sparse calls reads as scattered specks.
         spanGaps: Boolean(spec.spark),
@@ -68,6 +69,7 @@
       return {
         width,
         height: SPARK_HEIGHT,
+        padding: [4, 3, 4, 3], // a 0 % or full-scale point is drawn whole, not cut by the edge
         tzDate,
         legend: { show: false },
         cursor: { show: false },

@@ -207,6 +207,7 @@ INVALID = [
     {"queue": "00000000-0000-0000-0000-000000000000"},
     {"start": "2025-01-01", "end": "2025-12-31", "interval": "15m"},
     {"start": "2025-03-14\x00"},
+    {"context_key": "X Reason!"},
 ]
 
 
@@ -266,6 +267,23 @@ def test_table_and_chart_show_the_report_dict(supervisor: Persona) -> None:
     rows = {row["name"]: row for row in expected["rows"]}
     assert rows["Sales bot"]["calls"] == 5 and rows["Support bot"]["calls"] == 3
     assert html.index("Sales bot") < html.index("Support bot")
+
+
+def test_handoffs_break_down_by_the_header_asked_for(supervisor: Persona) -> None:
+    bot = make_bot(supervisor.center, "Billing bot")
+    for intent in ("dispute", "dispute", "refund"):
+        record = make_call(supervisor.center, virtual_agent=bot, started_at=T0, bot_connected_at=T0)
+        make_handoff(record, virtual_agent=bot, context={"X-Intent": intent}, requested_at=T0)
+
+    html = supervisor.client.get(
+        tab_url("virtual-agents"), {**RANGE, "context_key": "X-Intent"}
+    ).content.decode()
+
+    assert "<h2>Handoffs by X-Intent</h2>" in html
+    section = html[html.index("Handoffs by X-Intent") :]
+    assert re.search(r"<td>dispute</td><td class=\"num\">2</td>", section)
+    assert re.search(r"<td>refund</td><td class=\"num\">1</td>", section)
+    assert 'name="context_key" id="id_context_key" value="X-Intent"' in html
 
 
 def test_null_rates_read_as_a_dash(supervisor: Persona) -> None:
