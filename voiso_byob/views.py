@@ -1,22 +1,20 @@
-"""Portal pages of the core: dashboard, switcher, members, API keys, audit log, profile."""
+"""Portal pages of the core: switcher, members, API keys, audit log, profile (the dashboard is
+reporting.dashboard_views: it reads the reports, and the core imports no app)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
-from reporting.dashboard import bot_loads, today
 from voiso_byob import services
 from voiso_byob.access import SESSION_CENTER_KEY, member_required, require_membership
 from voiso_byob.errors import DomainError
@@ -89,33 +87,6 @@ def get_api_key_for_user(request: HttpRequest, pk: UUID, *, write: bool = False)
 
 
 # --- pages -------------------------------------------------------------------------------
-
-
-@member_required
-def dashboard(request: HttpRequest) -> HttpResponse:
-    membership = require_membership(request, read=False)
-    if not membership.can_read_configuration:
-        return redirect("profile")
-    center = membership.contact_center
-    counts = {
-        "members": center.memberships.count(),
-        "queues": center.queues.count(),
-        "extensions": center.extensions.count(),
-        "api_keys": center.api_keys.filter(revoked_at__isnull=True).count(),
-    }
-    recent = AuditEvent.objects.for_center(center)[:8]
-    with timezone.override(ZoneInfo(center.timezone)):
-        return render(
-            request,
-            "voiso_byob/dashboard.html",
-            {
-                "center": center,
-                "today": today(center, now=timezone.now()),
-                "loads": bot_loads(center),
-                "counts": counts,
-                "recent": recent,
-            },
-        )
 
 
 @member_required

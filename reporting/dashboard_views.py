@@ -1,7 +1,10 @@
-"""The dashboard's figures: today's tiles with their sparklines, and each bot's load now.
+"""The dashboard (`/`): today's tiles with their sparklines, each bot's load now, and the
+configuration at a glance. Administrators and supervisors; an agent is sent to their profile.
 
 Today is the center's calendar day (its time zone), read through the same report functions as
 the Reports page with `interval=hour`, so a tile and the report for today agree to the call.
+It lives in reporting, not in the core (voiso_byob): it reads the reports, and the core imports
+no app.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 
 from reporting.report_views import format_figure
 from reporting.reports.filters import ReportFilters
@@ -21,7 +27,8 @@ from reporting.reports.queues import queue_report
 from reporting.reports.virtual_agents import virtual_agent_report
 from routing.route import active_calls_of
 from virtual_agents.models import VirtualAgent
-from voiso_byob.models import ContactCenter
+from voiso_byob.access import member_required, require_membership
+from voiso_byob.models import AuditEvent, ContactCenter
 
 OK, BRAND, DANGER = "#2b8a3e", "#3b5bdb", "#c92a2a"
 
@@ -163,3 +170,33 @@ def bot_loads(center: ContactCenter) -> list[BotLoad]:
     agents = list(VirtualAgent.objects.for_center(center).order_by("name"))
     active = active_calls_of(str(agent.pk) for agent in agents)
     return [BotLoad(agent=agent, active=active[str(agent.pk)]) for agent in agents]
+
+
+# --- the page --------------------------------------------------------------------------------
+
+
+@member_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    membership = require_membership(request, read=False)
+    if not membership.can_read_configuration:
+        return redirect("profile")
+    center = membership.contact_center
+    counts = {
+        "members": center.memberships.count(),
+        "queues": center.queues.count(),
+        "extensions": center.extensions.count(),
+        "api_keys": center.api_keys.filter(revoked_at__isnull=True).count(),
+    }
+    recent = AuditEvent.objects.for_center(center)[:8]
+    with timezone.override(ZoneInfo(center.timezone)):
+        return render(
+            request,
+            "reporting/dashboard.html",
+            {
+                "center": center,
+                "today": today(center, now=timezone.now()),
+                "loads": bot_loads(center),
+                "counts": counts,
+                "recent": recent,
+            },
+        )
