@@ -156,6 +156,19 @@ def test_supervisor_reads_reports_switches_tab_and_drills_down(browser_page) -> 
         assert total(page, figure) == f"{sum(point[figure] for point in data['series']):,}", figure
     snap(page, "reports-virtual-agents")
 
+    # One bot ticked: the report narrows to it, the summary counts it, the address holds it.
+    sales = VirtualAgent.objects.get(contact_center=center, name="Demo sales bot")
+    page.click("details.multi-filter:has(input[name=virtual_agent]) summary")
+    page.check(f"input[name=virtual_agent][value='{sales.pk}']")
+    page.wait_for_url(f"**virtual_agent={sales.pk}*")
+    page.wait_for_function("document.querySelectorAll('#report .report-table tbody tr').length === 1")
+    assert page.locator("details.multi-filter [data-multi-count]").first.inner_text() == "1 chosen"
+    narrowed = chart_source(page)
+    assert total(page, "calls") == str(sum(point["calls"] for point in narrowed["series"])) != str(calls)
+    page.uncheck(f"input[name=virtual_agent][value='{sales.pk}']")
+    page.wait_for_function("document.querySelectorAll('#report .report-table tbody tr').length === 2")
+    page.click("details.multi-filter:has(input[name=virtual_agent]) summary")
+
     # Another tab keeps the filters.
     page.click("#report-tabs >> text=Queues")
     page.wait_for_url(f"**/reports/queues/?*{RANGE}*")
