@@ -142,7 +142,10 @@ class ReportFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.center = center
         self.fields["virtual_agent"].queryset = VirtualAgent.objects.for_center(center).order_by("name")
-        self.fields["queue"].queryset = Queue.objects.for_center(center).order_by("name")
+        # A queue's label names its extension: joined, not fetched per option.
+        self.fields["queue"].queryset = (
+            Queue.objects.for_center(center).select_related("extension").order_by("name")
+        )
         self.fields["campaign"].queryset = Campaign.objects.for_center(center).order_by("name")
 
     def clean_tz(self) -> ZoneInfo:

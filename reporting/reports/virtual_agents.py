@@ -57,6 +57,10 @@ HANDOFF_FIGURES = {
 }
 # TargetType "" (the Refer-To did not resolve) is reported as "unresolved".
 TARGET_NAMES = {value or "unresolved": value for value in TargetType.values}
+# Counted in the same scan as the totals' handoff figures.
+TARGET_FIGURES = {
+    f"to_{name}": Count("pk", filter=Q(target_type=value)) for name, value in TARGET_NAMES.items()
+}
 
 
 def _derive_calls(values: dict[str, Any]) -> dict[str, Any]:
@@ -75,11 +79,6 @@ def _derive_handoffs(values: dict[str, Any]) -> dict[str, Any]:
 def handoffs_of(filters: ReportFilters) -> Any:
     """The handoffs (REFERs) of the cohort's calls."""
     return Handoff.objects.filter(cohort_q(filters, prefix="call_record__"))
-
-
-def _by_target(handoffs: Any) -> dict[str, int]:
-    counts = dict(handoffs.order_by().values_list("target_type").annotate(n=Count("pk")))
-    return {name: counts.get(value, 0) for name, value in TARGET_NAMES.items()}
 
 
 def _failures(handoffs: Any) -> list[dict[str, Any]]:
@@ -116,8 +115,9 @@ def virtual_agent_report(filters: ReportFilters, *, context_key: str = DEFAULT_C
     handoffs = handoffs_of(filters)
 
     total = aggregate.totals(records, CALL_FIGURES, _derive_calls)
-    total.update(aggregate.totals(handoffs, HANDOFF_FIGURES, _derive_handoffs))
-    total["handoffs_by_target"] = _by_target(handoffs)
+    handoff_totals = aggregate.totals(handoffs, {**HANDOFF_FIGURES, **TARGET_FIGURES}, _derive_handoffs)
+    total["handoffs_by_target"] = {name: handoff_totals.pop(f"to_{name}") for name in TARGET_NAMES}
+    total.update(handoff_totals)
     total["failures"] = _failures(handoffs)
     total["handoffs_by_context"] = _by_context(handoffs, context_key)
 
