@@ -418,9 +418,6 @@ def report_page(request: HttpRequest, tab: str) -> HttpResponse:
     center = membership.contact_center
     current = TABS[tab]
     form = ReportFilterForm(request.GET, center=center)
-    # The queue checkboxes are labelled "Sales (4323)": the extension in the same query.
-    queues = form.fields["queue"]
-    queues.queryset = queues.queryset.select_related("extension")  # type: ignore[attr-defined]
     query = request.GET.urlencode()
     is_valid = form.is_valid()
     shown = shown_filters(form)

@@ -165,7 +165,7 @@ def test_dashboard_queries_are_bounded(supervisor: Persona, django_assert_max_nu
         make_bot(supervisor.center)
     supervisor.client.get("/")
 
-    # Today's two reports (virtual agents: 10 aggregates, queues: 4), the bots for their load
+    # Today's two reports (virtual agents: 9 aggregates, queues: 4), the bots for their load
     # (their counters: one cache round trip), the configuration counts and recent changes.
-    with time_machine.travel(NOW), django_assert_max_num_queries(26):
+    with time_machine.travel(NOW), django_assert_max_num_queries(23):
         assert supervisor.client.get("/").status_code == 200

@@ -402,13 +402,13 @@ def test_report_page_queries_are_bounded(supervisor: Persona, django_assert_max_
     supervisor.client.get(tab_url("virtual-agents"), RANGE)
 
     # Session, user, membership (twice: the view, the layout's switcher); the filters' bots,
-    # queues with their extensions, campaigns; then the report's own aggregates (10 for the
-    # virtual agents: totals, rows, series of calls and of handoffs, three handoff breakdowns,
+    # queues (with their extensions), campaigns; then the report's own aggregates (9 for the
+    # virtual agents: totals, rows and series of calls and of handoffs, failures, context values,
     # names). None of it grows with the number of bots, queues or calls.
-    with django_assert_max_num_queries(17):
+    with django_assert_max_num_queries(16):
         response = supervisor.client.get(tab_url("virtual-agents"), RANGE)
     assert response.status_code == 200
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(11):
         assert supervisor.client.get(tab_url("queues"), RANGE).status_code == 200
     with django_assert_max_num_queries(12):
         assert supervisor.client.get(tab_url("campaigns"), RANGE).status_code == 200
