@@ -34,7 +34,6 @@ from reporting.reports.queues import queue_report
 from reporting.reports.virtual_agents import virtual_agent_report
 from reporting.templatetags.calls import duration
 from voiso_byob.access import member_required, require_membership
-from voiso_byob.models import ContactCenter
 
 Kind = Literal["count", "rate", "seconds", "number"]
 
@@ -226,7 +225,6 @@ class Cell:
     text: str
     href: str = ""
     rate: str = ""  # the count's share, e.g. "42.0 %"
-    value: Any = None  # the raw figure, for the browser test's data attribute
 
 
 @dataclass(frozen=True)
@@ -271,7 +269,6 @@ def table_of(
                     text=format_figure(value, figure.kind),
                     href=href or "",
                     rate=format_figure(values.get(figure.rate), "rate") if figure.rate else "",
-                    value=value,
                 )
             )
         return TableRow(label=label, cells=cells, is_total=row is None, detail=detail_of(row or {}))
@@ -345,7 +342,7 @@ def chart_data(tab: Tab, report: Mapping[str, Any]) -> dict[str, Any]:
 # --- the page ---------------------------------------------------------------------------------
 
 
-def report_context(center: ContactCenter, tab: Tab, form: ReportFilterForm) -> dict[str, Any]:
+def report_context(tab: Tab, form: ReportFilterForm) -> dict[str, Any]:
     filters = form.filters()
     report = tab.report(form)
     calls = reverse("reporting:call_list")
@@ -435,7 +432,7 @@ def report_page(request: HttpRequest, tab: str) -> HttpResponse:
         "has_campaigns": current.slug != "campaigns" or Campaign.objects.for_center(center).exists(),
     }
     if is_valid and context["has_campaigns"]:
-        context.update(report_context(center, current, form))
+        context.update(report_context(current, form))
     template = "reporting/reports.html"
     if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
         template += "#report"
