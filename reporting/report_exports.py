@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
-from django.urls import path
 from django.views.decorators.http import require_GET
 
 from reporting.exports.formats import csv_chunks, csv_response, xlsx_response
@@ -60,7 +59,3 @@ def report_export(request: HttpRequest, tab: str, fmt: str) -> HttpResponse:
         header, rows = csv_rows(tables)
         return csv_response(csv_chunks(header, rows), filename)
     return xlsx_response(xlsx_sheets(tables, title, report["interval"], report), filename)
-
-
-# Mounted under /reports/ (namespace "reports"): reverse("reports:export", args=[tab, fmt]).
-urlpatterns = [path("<slug:tab>/export.<slug:fmt>", report_export, name="export")]

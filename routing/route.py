@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -167,6 +168,16 @@ def active_calls(virtual_agent_id: str) -> int:
         return int(cache.get(f"va-active:{virtual_agent_id}") or 0)
     except Exception:  # without the counter (cache down), assume the bot is free
         return 0
+
+
+def active_calls_of(virtual_agent_ids: Iterable[str]) -> dict[str, int]:
+    """`active_calls` of several bots in one cache round trip (the dashboard's load bars)."""
+    keys = {f"va-active:{agent_id}": agent_id for agent_id in virtual_agent_ids}
+    try:
+        found = cache.get_many(list(keys))
+    except Exception:  # as active_calls: without the counters, every bot reads as free
+        found = {}
+    return {agent_id: max(int(found.get(key) or 0), 0) for key, agent_id in keys.items()}
 
 
 def _capacity_check(center: ContactCenter) -> Any:

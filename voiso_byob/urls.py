@@ -6,7 +6,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
 from campaigns.api import CampaignViewSet, DoNotCallViewSet
-from reporting import report_exports
+from reporting import dashboard_views
 from reporting.api import telephony_events
 from reporting.calls_api import CallViewSet
 from reporting.reports import api as reports_api
@@ -40,7 +40,7 @@ urlpatterns = [
     path("api/v1/telephony/route", telephony_route, name="telephony_route"),
     path("api/v1/telephony/refer", telephony_refer, name="telephony_refer"),
     path("api/v1/telephony/events", telephony_events, name="telephony_events"),
-    path("", views.dashboard, name="dashboard"),
+    path("", dashboard_views.dashboard, name="dashboard"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("switch/", views.switch_center, name="switch_center"),
@@ -55,9 +55,7 @@ urlpatterns = [
     path("audit/", views.audit_list, name="audit_list"),
     path("virtual-agents/", include("virtual_agents.urls")),
     path("campaigns/", include("campaigns.urls")),
-    # Report exports; merged into reporting.report_urls once the Reports page has it.
-    path("reports/", include((report_exports.urlpatterns, "reports"))),
-    path("reports/", views.section, {"name": "reports"}, name="reports"),
+    path("reports/", include("reporting.report_urls")),
     path("live/", include("reporting.live_urls")),
     path("calls/", include("reporting.urls")),
     path("routing/", include("routing.urls")),

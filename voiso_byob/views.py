@@ -1,4 +1,5 @@
-"""Portal pages of the core: dashboard, switcher, members, API keys, audit log, profile."""
+"""Portal pages of the core: switcher, members, API keys, audit log, profile (the dashboard is
+reporting.dashboard_views: it reads the reports, and the core imports no app)."""
 
 from __future__ import annotations
 
@@ -86,45 +87,6 @@ def get_api_key_for_user(request: HttpRequest, pk: UUID, *, write: bool = False)
 
 
 # --- pages -------------------------------------------------------------------------------
-
-
-@member_required
-def dashboard(request: HttpRequest) -> HttpResponse:
-    membership = require_membership(request, read=False)
-    if not membership.can_read_configuration:
-        return redirect("profile")
-    center = membership.contact_center
-    counts = {
-        "members": center.memberships.count(),
-        "queues": center.queues.count(),
-        "extensions": center.extensions.count(),
-        "api_keys": center.api_keys.filter(revoked_at__isnull=True).count(),
-    }
-    recent = AuditEvent.objects.for_center(center)[:8]
-    return render(
-        request, "voiso_byob/dashboard.html", {"counts": counts, "recent": recent, "center": center}
-    )
-
-
-SECTIONS = {
-    "reports": (
-        "Reports",
-        "Containment, handoff success and queue service level for bot-handled calls, and the "
-        "call records with their transcripts and recordings.",
-    ),
-}
-
-
-@member_required
-def section(request: HttpRequest, name: str) -> HttpResponse:
-    """A navigation section whose feature has not been built yet: it says what it will hold."""
-    require_membership(request)
-    title, description = SECTIONS[name]
-    return render(
-        request,
-        "voiso_byob/section_upcoming.html",
-        {"title": title, "description": description, "section": name},
-    )
 
 
 @member_required

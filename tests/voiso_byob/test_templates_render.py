@@ -85,7 +85,10 @@ def test_every_portal_page_renders_without_template_syntax(demo: ContactCenter) 
         f"/campaigns/{campaign.pk}/edit/",
         "/campaigns/dnc/",
         f"/campaigns/{campaign.pk}/dnc/",
-        "/reports/",
+        "/reports/virtual-agents/",
+        "/reports/queues/?interval=hour",
+        "/reports/campaigns/",
+        "/reports/queues/?interval=fortnight",  # a refused filter renders its errors
         "/live/",
         "/calls/",
         "/calls/?direction=sideways",  # a refused filter renders its errors

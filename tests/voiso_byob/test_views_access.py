@@ -66,7 +66,7 @@ MATRIX = [
     ("switch_center", None, "post", 302, 302, 302),
     ("virtual_agents:index", None, "get", 200, 200, 403),
     ("campaigns:campaign_list", None, "get", 200, 200, 403),
-    ("reports", None, "get", 200, 200, 403),
+    ("reports:index", None, "get", 302, 302, 403),
     ("live", None, "get", 200, 200, 403),
     ("routing:queue_list", None, "get", 200, 200, 403),
     ("routing:queue_create", None, "get", 200, 403, 403),
