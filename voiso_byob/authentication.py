@@ -113,7 +113,13 @@ class TelephonyAccess(BasePermission):
 
 
 class ReadOnlyPost(ConfigurationAccess):
-    """A POST that changes nothing (validate, simulate): readers may use it."""
+    """A POST that changes nothing and contacts nothing: readers may use it.
+
+    Read keys read: a POST is open to them only when it is a pure computation over what they could
+    GET anyway (flow `validate` checks a posted graph against the center's queues and bots). A
+    view that could make the server send a request (`simulate`'s http_request nodes) must check
+    `api_access(request).can_write` before doing so.
+    """
 
     def has_permission(self, request: Request, view: object) -> bool:
         access = _require_authenticated(request)

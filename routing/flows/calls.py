@@ -79,6 +79,9 @@ class CallInput:
     http: HttpFetch = httpx_fetch
     allow_private_http: bool = False
     resolver: Resolver = resolve
+    # False for a dry run by someone who may only read: an http_request node then neither resolves
+    # nor sends anything, notes that, and follows its error branch.
+    is_http_allowed: bool = True
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None or self.at.utcoffset() is None:
