@@ -85,6 +85,7 @@ def center_info(center: ContactCenter) -> CenterInfo:
         timezone=center.timezone,
         allows_external=center.allows_external_transfers,
         sip_domain=center.sip_domain,
+        external_refusal=center.external_refusal,
     )
 
 
