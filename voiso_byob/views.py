@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -17,7 +18,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 from voiso_byob import services
 from voiso_byob.access import SESSION_CENTER_KEY, member_required, require_membership
 from voiso_byob.errors import DomainError
-from voiso_byob.forms import ApiKeyForm, MemberCreateForm, MemberEditForm, run_service
+from voiso_byob.forms import (
+    ApiKeyForm,
+    MemberCreateForm,
+    MemberEditForm,
+    ThrottledAuthenticationForm,
+    run_service,
+)
 from voiso_byob.models import ApiKey, AuditEvent, Membership
 from voiso_byob.sip import handoff_uri
 
@@ -324,3 +331,17 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class LoginView(auth_views.LoginView):
+    """Django's sign-in page, answering 429 while the sign-in throttle holds (see login_throttle)."""
+
+    form_class = ThrottledAuthenticationForm
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form: ThrottledAuthenticationForm) -> HttpResponse:
+        response = super().form_invalid(form)
+        if form.lock is not None:
+            response.status_code = 429
+            response["Retry-After"] = str(form.lock.retry_after)
+        return response
