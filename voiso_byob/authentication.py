@@ -13,7 +13,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
-from voiso_byob.access import current_membership
+from voiso_byob.access import current_membership, has_unchosen_center
 from voiso_byob.api_key_cache import cached_api_key, touch_api_key
 from voiso_byob.models import ApiKey, ApiKeyScope, ContactCenter, User
 
@@ -86,6 +86,10 @@ def _require_authenticated(request: Request) -> ApiAccess:
     access = api_access(request)
     if access is None:
         if request.user and request.user.is_authenticated:
+            if has_unchosen_center(request._request):
+                raise exceptions.PermissionDenied(
+                    "This session works in no contact center yet: choose one in the portal (/switch/)."
+                )
             raise exceptions.PermissionDenied("You are not a member of any contact center.")
         raise exceptions.NotAuthenticated()
     return access

@@ -13,6 +13,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from voiso_byob import services
@@ -142,21 +143,28 @@ def profile(request: HttpRequest) -> HttpResponse:
     return render(request, "voiso_byob/profile.html", {"center": center, "handoff_uri": uri})
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @member_required
 def switch_center(request: HttpRequest) -> HttpResponse:
-    wanted = request.POST.get("center", "")
-    target = (
-        Membership.objects.filter(user=request.user, contact_center__slug=wanted)
+    """The only way a session changes center: the person picks one (GET lists theirs)."""
+    memberships = (
+        Membership.objects.filter(user=request.user)
         .select_related("contact_center")
-        .first()
+        .order_by("contact_center__name")
     )
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = ""
+    if request.method == "GET":
+        context = {"choices": memberships, "next": next_url}
+        return render(request, "voiso_byob/membership_choose.html", context)
+    target = memberships.filter(contact_center__slug=request.POST.get("center", "")).first()
     if target is None:
         messages.error(request, "You are not a member of that contact center.")
-    else:
-        request.session[SESSION_CENTER_KEY] = str(target.contact_center_id)
-        messages.success(request, f"Now working in {target.contact_center.name}.")
-    return redirect("dashboard")
+        return redirect("switch_center")
+    request.session[SESSION_CENTER_KEY] = str(target.contact_center_id)
+    messages.success(request, f"Now working in {target.contact_center.name}.")
+    return redirect(next_url or "dashboard")
 
 
 # --- members -----------------------------------------------------------------------------
