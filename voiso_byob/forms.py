@@ -56,6 +56,15 @@ class MemberEditForm(forms.Form):
         self.fields["extension"] = ExtensionField(center)
 
 
+class ProfileForm(forms.Form):
+    full_name = forms.CharField(
+        max_length=150,
+        required=False,
+        label="Full name",
+        help_text="Every contact center you work for sees it.",
+    )
+
+
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="Where the key is used, e.g. “Kamailio prod”.")
     scope = forms.ChoiceField(choices=ApiKeyScope.choices, initial=ApiKeyScope.TELEPHONY)

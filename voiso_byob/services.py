@@ -296,6 +296,18 @@ def update_member(
             center=center, current=membership.extension, digits=extension, kind=ExtensionKind.AGENT
         )
     if full_name is not None and full_name.strip() != membership.user.full_name:
+        # The name is the person's, seen by every center they work for: an administrator of one
+        # may name an account only while it belongs to their center alone (and not to anyone
+        # but the person once it is shared: they rename themselves on their profile page).
+        is_shared = Membership.objects.filter(user=membership.user).exclude(contact_center=center).exists()
+        if is_shared and by != membership.user:
+            raise DomainError(
+                "shared_profile",
+                f"{membership.user.email} also works for another contact center; only they can change "
+                "their name (on their profile page).",
+                field="full_name",
+                status=403,
+            )
         membership.user.full_name = full_name.strip()
         membership.user.save(update_fields=["full_name"])
     membership.save(update_fields=["role", "extension"])
@@ -308,6 +320,21 @@ def update_member(
     if changes:
         AuditEvent.record(center=center, by=by, action="member.updated", target=membership, changes=changes)
     return membership
+
+
+@transaction.atomic
+def update_own_profile(*, user: User, center: ContactCenter, full_name: str) -> User:
+    """The person renames themselves (shared by every center they work for); audited in `center`,
+    where they did it."""
+    full_name = (full_name or "").strip()
+    if len(full_name) > 150:
+        raise DomainError("invalid", "A name is at most 150 characters.", field="full_name")
+    if full_name != user.full_name:
+        changes = diff({"full_name": user.full_name}, {"full_name": full_name})
+        user.full_name = full_name
+        user.save(update_fields=["full_name"])
+        AuditEvent.record(center=center, by=user, action="user.profile_updated", target=user, changes=changes)
+    return user
 
 
 @transaction.atomic

@@ -23,6 +23,7 @@ from voiso_byob.forms import (
     ApiKeyForm,
     MemberCreateForm,
     MemberEditForm,
+    ProfileForm,
     ThrottledAuthenticationForm,
     run_service,
 )
@@ -136,11 +137,28 @@ def section(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @member_required
+@require_http_methods(["GET", "POST"])
 def profile(request: HttpRequest) -> HttpResponse:
     membership = require_membership(request, read=False)
     center = membership.contact_center
+    form = ProfileForm(request.POST or None, initial={"full_name": request.user.full_name})
+    if request.method == "POST" and form.is_valid():
+        saved = run_service(
+            form,
+            lambda: services.update_own_profile(
+                user=request.user, center=center, full_name=form.cleaned_data["full_name"]
+            ),
+        )
+        if saved is not None:
+            messages.success(request, "Your profile is saved.")
+            return redirect("profile")
     uri = handoff_uri(membership.extension.digits, center.slug) if membership.extension else None
-    return render(request, "voiso_byob/profile.html", {"center": center, "handoff_uri": uri})
+    return render(
+        request,
+        "voiso_byob/profile.html",
+        {"center": center, "handoff_uri": uri, "form": form},
+        status=400 if form.errors else 200,
+    )
 
 
 @require_http_methods(["GET", "POST"])
