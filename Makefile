@@ -8,6 +8,8 @@ PORT ?= 8000
 # `make run SIMULATE=0` serves without either.
 SIMULATE ?= 1
 SIMULATE_RATE ?= 0.2
+# Calls of history `make run` gives the demo center over the last 30 days (first run only).
+HISTORY_CALLS ?= 3000
 
 .PHONY: run test lint fmt bench clean sip-demo
 
@@ -20,6 +22,10 @@ $(VENV)/.installed: requirements.txt
 run: $(VENV)/.installed
 	DEBUG=true $(PY) manage.py migrate --noinput
 	DEBUG=true $(PY) manage.py seed_demo
+ifneq ($(HISTORY_CALLS),0)
+	@# A month of calls for Reports and the dashboard, once (a second `make run` adds none).
+	DEBUG=true $(PY) manage.py generate_calls --center acme --count $(HISTORY_CALLS) --days 30 --once
+endif
 ifeq ($(SIMULATE),0)
 	DEBUG=true $(PY) manage.py runserver 127.0.0.1:$(PORT)
 else

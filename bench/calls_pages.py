@@ -144,9 +144,10 @@ def run(center: Any, args: argparse.Namespace, seed_s: float) -> int:
     from django.db import connection
     from django.db.models import Q
 
+    from reporting.exports.calls import CALL_COLUMNS, call_rows, csv_call_rows
+    from reporting.exports.formats import csv_chunks
     from reporting.models import CallRecord
-    from reporting.queries import CallFilters, Cursor, filtered_calls, in_list_order, keyset_page
-    from reporting.views import csv_lines
+    from reporting.queries import CallFilters, Cursor, filtered_calls, keyset_page
 
     def listed(filters: CallFilters) -> Any:
         return filtered_calls(center, filters).select_related("virtual_agent", "queue", "answered_by__user")
@@ -189,9 +190,11 @@ def run(center: Any, args: argparse.Namespace, seed_s: float) -> int:
     # (which slows Python several times) for its peak memory, versus the rows held in a list.
     def stream() -> tuple[int, int]:
         size = rows = 0
-        for line in csv_lines(in_list_order(listed(everything)), ZoneInfo(center.timezone)):
-            size += len(line)
-            rows += 1
+        zone = ZoneInfo(center.timezone)
+        rows_out = csv_call_rows(call_rows(filtered_calls(center, everything), zone))
+        for chunk in csv_chunks(CALL_COLUMNS, rows_out):
+            size += len(chunk)
+            rows += chunk.count(b"\n")
         return rows, size
 
     started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The real URLs plus a minimal comparison view, for bench/telephony_http.py (ROOT_URLCONF=bench.urls)."""
+"""The real URLs plus the benchmarks' yardstick views (ROOT_URLCONF=bench.urls)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from bench.events_views import events_minimal
+from bench.export_views import calls_export_models
 from voiso_byob.urls import urlpatterns as app_urlpatterns
 
 
@@ -19,5 +20,6 @@ def minimal(request: HttpRequest) -> JsonResponse:
 urlpatterns = [
     path("bench/minimal", minimal, name="bench_minimal"),
     path("bench/events-minimal", events_minimal, name="bench_events_minimal"),  # bench/events_http.py
+    path("bench/calls-export-models.csv", calls_export_models),  # bench/exports.py
     *app_urlpatterns,
 ]

@@ -1,12 +1,22 @@
-"""How far campaigns have got: leads by status, attempts today, connects and handoffs.
+"""How far campaigns have got: one definition for the portal's pages and the API's `progress`.
 
-Read for a whole page of campaigns at once (the API's list, the portal's list), in two grouped
-queries whatever the page's length: one over the leads, one over the attempts.
+- **Leads**: every lead of the campaign by status; *finished* are those no longer open (done,
+  failed, do-not-call, exhausted), the progress bar's "done / total".
+- **Attempts**: calls the dialer placed (a claim released before dialling is no call).
+- **Connects**: attempts a bot answered (a person, not a machine, picked up and talked to it).
+- **Handoffs**: attempts the bot handed to a person.
+- **Today** counts the attempts placed since midnight in the center's time zone, and of those
+  the ones that connected and were handed off, so today's connects never exceed today's
+  attempts; the unsuffixed counts are the same over the campaign's whole life.
+- **Calls in progress**: attempts not ended yet, whenever they were placed.
+
+Read for a whole page of campaigns at once, in two grouped queries whatever the page's length:
+one over the leads, one over the attempts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
@@ -15,7 +25,14 @@ from zoneinfo import ZoneInfo
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from campaigns.models import AttemptOutcome, CallAttempt, Campaign, Lead, LeadStatus
+from campaigns.models import (
+    OPEN_LEAD_STATUSES,
+    AttemptOutcome,
+    CallAttempt,
+    Campaign,
+    Lead,
+    LeadStatus,
+)
 from voiso_byob.models import ContactCenter
 
 
@@ -24,8 +41,21 @@ class Progress:
     leads: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LeadStatus.values, 0))
     total: int = 0
     attempts_today: int = 0
+    connects_today: int = 0
+    handoffs_today: int = 0
+    attempts: int = 0
     connects: int = 0
     handoffs: int = 0
+    calls_in_progress: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.total - sum(self.leads[status] for status in OPEN_LEAD_STATUSES)
+
+    @property
+    def by_status(self) -> list[tuple[str, int]]:
+        """(label, count) for every lead status, in the statuses' order."""
+        return [(label, self.leads[value]) for value, label in LeadStatus.choices]
 
 
 def start_of_day(center: ContactCenter, now: datetime) -> datetime:
@@ -35,7 +65,7 @@ def start_of_day(center: ContactCenter, now: datetime) -> datetime:
 
 
 def campaign_progress(
-    campaigns: Sequence[Campaign], *, center: ContactCenter, now: datetime | None = None
+    campaigns: Iterable[Campaign], *, center: ContactCenter, now: datetime | None = None
 ) -> dict[Any, Progress]:
     """Campaign id → its progress, for campaigns of `center`."""
     progress = {campaign.pk: Progress() for campaign in campaigns}
@@ -51,19 +81,26 @@ def campaign_progress(
     for campaign_id, status, count in leads:
         progress[campaign_id].leads[status] = count
         progress[campaign_id].total += count
-    # Attempts released unplaced (a worker died before dialling) were never calls.
-    today = start_of_day(center, now or timezone.now())
+    placed = ~Q(outcome=AttemptOutcome.RELEASED)
+    today = placed & Q(claimed_at__gte=start_of_day(center, now or timezone.now()))
+    connected = Q(answered_at__isnull=False)
+    handed_off = Q(handed_off=True)
+    counted = {
+        "attempts_today": today,
+        "connects_today": today & connected,
+        "handoffs_today": today & handed_off,
+        "attempts": placed,
+        "connects": placed & connected,
+        "handoffs": placed & handed_off,
+        "calls_in_progress": placed & Q(ended_at__isnull=True),
+    }
     attempts = (
         CallAttempt.objects.filter(campaign_id__in=progress)
-        .values_list("campaign_id")
-        .annotate(
-            today=Count("pk", filter=Q(claimed_at__gte=today) & ~Q(outcome=AttemptOutcome.RELEASED)),
-            connects=Count("pk", filter=Q(answered_at__isnull=False)),
-            handoffs=Count("pk", filter=Q(handed_off=True)),
-        )
+        .values("campaign_id")
+        .annotate(**{name: Count("pk", filter=condition) for name, condition in counted.items()})
         .order_by()
     )
-    for campaign_id, today_count, connects, handoffs in attempts:
-        row = progress[campaign_id]
-        row.attempts_today, row.connects, row.handoffs = today_count, connects, handoffs
+    for row in attempts:
+        for name in counted:
+            setattr(progress[row["campaign_id"]], name, row[name])
     return progress

@@ -71,11 +71,18 @@ class LeadCountsSerializer(serializers.Serializer):
 
 
 class ProgressSerializer(serializers.Serializer):
+    """What `campaigns.progress` defines; "today" starts at midnight in the center's time zone."""
+
     leads = LeadCountsSerializer(help_text="Leads by status.")
     total = serializers.IntegerField(help_text="Every lead of the campaign.")
-    attempts_today = serializers.IntegerField(help_text="Calls placed since midnight in the center's zone.")
-    connects = serializers.IntegerField(help_text="Calls a bot answered.")
-    handoffs = serializers.IntegerField(help_text="Calls handed off to a person.")
+    finished = serializers.IntegerField(help_text="Leads no longer open: done, failed, dnc or exhausted.")
+    attempts_today = serializers.IntegerField(help_text="Calls placed today.")
+    connects_today = serializers.IntegerField(help_text="Of today's calls, those a bot answered.")
+    handoffs_today = serializers.IntegerField(help_text="Of today's calls, those handed off to a person.")
+    attempts = serializers.IntegerField(help_text="Calls placed since the campaign began.")
+    connects = serializers.IntegerField(help_text="Calls a bot answered since the campaign began.")
+    handoffs = serializers.IntegerField(help_text="Calls handed off to a person since the campaign began.")
+    calls_in_progress = serializers.IntegerField(help_text="Calls placed and not ended yet.")
 
 
 class CampaignSerializer(serializers.ModelSerializer):

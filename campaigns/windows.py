@@ -103,10 +103,10 @@ def is_open(*, now: datetime, zones: list[str], hours: list[HoursRange], legal: 
     return bool(zones)
 
 
-_KNOWN_ZONES = frozenset(zoneinfo.available_timezones())
+KNOWN_ZONES = frozenset(zoneinfo.available_timezones())
 
 
 def zones_for_number(parsed: phonenumbers.PhoneNumber) -> list[str]:
     """The IANA zones the number may be in; [] when libphonenumber knows none (then the campaign's zone)."""
     zones = phone_timezones.time_zones_for_number(parsed)
-    return sorted(zone for zone in zones if zone in _KNOWN_ZONES)
+    return sorted(zone for zone in zones if zone in KNOWN_ZONES)

@@ -11,5 +11,11 @@ class ReportingConfig(AppConfig):
         from reporting.queries import queue_waiting
 
         signals.connect()
+        # SQLite lacks the reports' bucketing and percentile functions: added per connection.
+        from django.db.backends.signals import connection_created
+
+        from reporting.reports.sql import register_sqlite_functions
+
+        connection_created.connect(register_sqlite_functions, dispatch_uid="reporting.reports.sql")
         # The dialer paces campaigns by their handoff queues' callers, which call records know.
         campaigns.dialer.queue_load = queue_waiting

@@ -34,6 +34,10 @@ Durations, in seconds (None when a bounding event is missing):
                        agent.connected at or after it, else to ended_at (the caller gave up waiting).
 - human_seconds      = ended_at - agent_connected_at.
 
+Queue entry (the reports' queue figures): `queue_entered_at` is the moment the wait above starts
+(the call's last entry into a queue), `queue_answered_at` the agent.connected that ended it
+(None when the caller left or is still waiting).
+
 Bot outcome (design.md "Metrics"), for calls that reached a bot (bot.connected or a REFER):
 handed_off when ≥ 1 handoff was requested; else, once the call has ended, abandoned_in_bot
 when the caller hung up within `bot_abandon_seconds` of the bot connecting, contained
@@ -195,6 +199,8 @@ class RecordFields:
     bot_seconds: float | None = None
     queue_wait_seconds: float | None = None
     human_seconds: float | None = None
+    queue_entered_at: datetime | None = None
+    queue_answered_at: datetime | None = None
     end_reason: str = ""
     hangup_by: str = ""
     recording_url: str = ""
@@ -364,6 +370,7 @@ def _durations(
             (e.occurred_at for e in ordered if e.type == "agent.connected" and e.occurred_at >= entered), None
         )
         record.queue_wait_seconds = _seconds(entered, answered or record.ended_at)
+        record.queue_entered_at, record.queue_answered_at = entered, answered
 
 
 def _bot_outcome(record: RecordFields, abandon_seconds: float) -> str:

@@ -175,6 +175,10 @@ class CallRecord(models.Model):
     bot_seconds = models.FloatField(null=True, blank=True)
     queue_wait_seconds = models.FloatField(null=True, blank=True)
     human_seconds = models.FloatField(null=True, blank=True)
+    # The last entry into a queue (the start of queue_wait_seconds) and the agent.connected that
+    # ended that wait: the reports' offered / answered / abandoned (reporting.reports.queues).
+    queue_entered_at = models.DateTimeField(null=True, blank=True)
+    queue_answered_at = models.DateTimeField(null=True, blank=True)
 
     end_reason = models.CharField(max_length=64, blank=True)
     hangup_by = models.CharField(max_length=8, choices=HangupBy.choices, blank=True)

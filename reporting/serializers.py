@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
+from reporting.forms import ATTEMPT_CHOICES, HANDOFF_CHOICES, OUTCOME_CHOICES, QUEUE_RESULT_CHOICES
 from reporting.models import CallEvent, CallRecord, Direction, Handoff, ProviderCallReport
 from reporting.queries import MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, PAGE_SIZE
 
@@ -12,12 +13,42 @@ from reporting.queries import MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, PAGE_SIZE
 class CallFilterQuerySerializer(serializers.Serializer):
     """The query string of `GET /api/v1/calls/`, for the schema. Validation is reporting.forms'."""
 
-    date_from = serializers.DateField(required=False, help_text="First day (in the center's timezone).")
+    date_from = serializers.DateField(required=False, help_text="First day (in `tz`).")
     date_to = serializers.DateField(required=False, help_text="Last day, inclusive.")
+    tz = serializers.CharField(
+        required=False, help_text="IANA time zone of the dates. Default: the center's."
+    )
+    started_from = serializers.DateTimeField(
+        required=False, help_text="Calls started at or after this moment (ISO 8601 with an offset)."
+    )
+    started_before = serializers.DateTimeField(required=False, help_text="Calls started before this moment.")
     direction = serializers.ChoiceField(choices=Direction.choices, required=False)
-    virtual_agent = serializers.UUIDField(required=False)
-    queue = serializers.UUIDField(required=False)
+    virtual_agent = serializers.ListField(
+        child=serializers.UUIDField(), required=False, help_text="Repeatable."
+    )
+    queue = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        help_text="Repeatable: the queue the call entered last.",
+    )
+    campaign = serializers.ListField(child=serializers.UUIDField(), required=False, help_text="Repeatable.")
     handed_off = serializers.ChoiceField(choices=["true", "false"], required=False)
+    outcome = serializers.ChoiceField(
+        choices=[value for value, _ in OUTCOME_CHOICES if value], required=False, help_text="The bot outcome."
+    )
+    queue_result = serializers.ChoiceField(
+        choices=[value for value, _ in QUEUE_RESULT_CHOICES if value], required=False
+    )
+    handoff = serializers.ChoiceField(
+        choices=[value for value, _ in HANDOFF_CHOICES if value],
+        required=False,
+        help_text="Calls with at least one handoff in this state.",
+    )
+    attempt = serializers.ChoiceField(
+        choices=[value for value, _ in ATTEMPT_CHOICES if value],
+        required=False,
+        help_text="Dialer calls by result.",
+    )
     number = serializers.CharField(required=False, help_text="Part of the caller's or the called number.")
     after = serializers.CharField(
         required=False, max_length=MAX_CURSOR_LENGTH, help_text="The opaque cursor from a page's `next`."

@@ -8,25 +8,26 @@ calls, callers' numbers, recordings and transcripts. Another center's call is a 
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
+from reporting.exports.calls import CALL_COLUMNS, SECONDS_COLUMNS, call_csv_chunks, call_rows
+from reporting.exports.formats import Sheet, csv_response, xlsx_response
 from reporting.forms import CallFilterForm
 from reporting.models import CallEvent, CallRecord, CallRecordQuerySet, ProviderCallReport
-from reporting.queries import PAGE_SIZE, filtered_calls, in_list_order, keyset_page
+from reporting.queries import PAGE_SIZE, CallFilters, filtered_calls, keyset_page
 from voiso_byob.access import member_required, require_membership
 from voiso_byob.models import ContactCenter
+from voiso_byob.replica import reads_from_replica
 
 
 def get_call_for_user(request: HttpRequest, call_id: str) -> CallRecord:
@@ -53,11 +54,18 @@ def call_list(request: HttpRequest) -> HttpResponse:
     template = "reporting/calls.html"
     if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
         template += "#list"
-    with timezone.override(ZoneInfo(center.timezone)):
+    zone = form.zone if page is not None else ZoneInfo(center.timezone)
+    with timezone.override(zone):
         response = render(
             request,
             template,
-            {"form": form, "page": page, "center": center, "is_paged": bool(request.GET.get("after"))},
+            {
+                "form": form,
+                "page": page,
+                "center": center,
+                "zone": zone.key,
+                "is_paged": bool(request.GET.get("after")),
+            },
             status=200 if page is not None else 400,
         )
     # One URL answers with the page or its list partial (htmx): caches must tell them apart.
@@ -65,91 +73,18 @@ def call_list(request: HttpRequest) -> HttpResponse:
     return response
 
 
-# --- CSV export -------------------------------------------------------------------------------
-
-CSV_COLUMNS = [
-    "call_id",
-    "started_at",
-    "direction",
-    "from",
-    "to",
-    "virtual_agent",
-    "outcome",
-    "handoffs",
-    "queue",
-    "answered_by",
-    "answered_extension",
-    "duration_seconds",
-    "bot_seconds",
-    "queue_wait_seconds",
-    "human_seconds",
-    "end_reason",
-    "hangup_by",
-    "status",
-    "recording_url",
-]
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection);
-# callers' numbers, end reasons and names all come from outside.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# --- exports ----------------------------------------------------------------------------------
 
 
-def csv_safe(value: object) -> str:
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(FORMULA_TRIGGERS) else text
+def _export_filename(center: ContactCenter, filters: CallFilters, extension: str) -> str:
+    """calls-<center>-<first day>-<last day>: the filter's dates ("all" and today when open)."""
+    today = timezone.now().astimezone(ZoneInfo(center.timezone)).date()
+    first = filters.date_from.isoformat() if filters.date_from else "all"
+    last = (filters.date_to or today).isoformat()
+    return f"calls-{center.slug}-{first}-{last}.{extension}"
 
 
-class _Echo:
-    """csv.writer writes each row to this and gets the line back, so nothing accumulates."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _local(moment: datetime | None, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).isoformat() if moment else ""
-
-
-def _seconds(value: float | None) -> str:
-    return "" if value is None else f"{value:.1f}"
-
-
-def csv_row(record: CallRecord, zone: ZoneInfo) -> list[str]:
-    answered = record.answered_by
-    cells: list[object] = [
-        record.call_id,
-        _local(record.started_at, zone),
-        record.direction,
-        record.from_number,
-        record.to_number,
-        record.virtual_agent.name if record.virtual_agent else "",
-        record.bot_outcome,
-        record.handoff_count,
-        record.queue.name if record.queue else "",
-        answered.user.display_name if answered else "",
-        record.answered_extension,
-        _seconds(record.total_seconds),
-        _seconds(record.bot_seconds),
-        _seconds(record.queue_wait_seconds),
-        _seconds(record.human_seconds),
-        record.end_reason,
-        record.hangup_by,
-        record.status,
-        record.recording_url,
-    ]
-    return [csv_safe(cell) for cell in cells]
-
-
-def csv_lines(records: Iterable[CallRecord], zone: ZoneInfo) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_COLUMNS)
-    for record in records:
-        yield writer.writerow(csv_row(record, zone))
-
-
-@member_required
-@require_GET
-def call_export(request: HttpRequest) -> HttpResponse:
-    """The list's filtered calls as CSV, streamed: rows are read in chunks as they are sent."""
+def _exported(request: HttpRequest, extension: str) -> HttpResponse:
     membership = require_membership(request)
     center = membership.contact_center
     form = CallFilterForm(request.GET, center=center)
@@ -157,14 +92,33 @@ def call_export(request: HttpRequest) -> HttpResponse:
         return render(
             request, "reporting/calls.html", {"form": form, "page": None, "center": center}, status=400
         )
-    records = in_list_order(_listed(filtered_calls(center, form.filters())))
-    response = StreamingHttpResponse(
-        csv_lines(records, ZoneInfo(center.timezone)), content_type="text/csv; charset=utf-8"
-    )
-    stamp = timezone.now().astimezone(ZoneInfo(center.timezone)).strftime("%Y%m%d-%H%M")
-    response["Content-Disposition"] = f'attachment; filename="calls-{center.slug}-{stamp}.csv"'
-    response["Cache-Control"] = "no-store"
-    return response
+    filters = form.filters()
+    records = filtered_calls(center, filters)
+    # The database is chosen now, inside the view (and whatever routes its reads), not when the
+    # streamed rows are read after the view has returned.
+    records = records.using(records.db)
+    zone = form.zone  # the list's zone: a report's drill-down may name another
+    filename = _export_filename(center, filters, extension)
+    if extension == "csv":
+        return csv_response(call_csv_chunks(records, zone), filename)
+    number_format = dict.fromkeys(SECONDS_COLUMNS, "0.0")
+    return xlsx_response([Sheet("Calls", CALL_COLUMNS, call_rows(records, zone), number_format)], filename)
+
+
+@member_required
+@require_GET
+@reads_from_replica
+def call_export(request: HttpRequest) -> HttpResponse:
+    """The list's filtered calls as CSV, streamed: rows are read in chunks as they are sent."""
+    return _exported(request, "csv")
+
+
+@member_required
+@require_GET
+@reads_from_replica
+def call_export_xlsx(request: HttpRequest) -> HttpResponse:
+    """The list's filtered calls as XLSX, written in constant memory and then sent (exports.formats)."""
+    return _exported(request, "xlsx")
 
 
 # --- one call ---------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ class FailoverAction(models.TextChoices):
 
 
 MAX_WAIT_LIMIT = 86_400
+# A queue's service level threshold T: "answered within T seconds" (reporting.reports.queues).
+SERVICE_LEVEL_MIN, SERVICE_LEVEL_MAX, SERVICE_LEVEL_DEFAULT = 5, 600, 20
 
 
 class QueueQuerySet(models.QuerySet["Queue"]):
@@ -57,6 +59,11 @@ class Queue(models.Model):
     virtual_agent_members = models.ManyToManyField(VirtualAgent, blank=True, related_name="queues")
     max_wait_seconds = models.PositiveIntegerField(
         default=300, validators=[MinValueValidator(5), MaxValueValidator(MAX_WAIT_LIMIT)]
+    )
+    service_level_seconds = models.PositiveIntegerField(
+        default=SERVICE_LEVEL_DEFAULT,
+        validators=[MinValueValidator(SERVICE_LEVEL_MIN), MaxValueValidator(SERVICE_LEVEL_MAX)],
+        help_text="Service level: the share of offered callers answered within this many seconds.",
     )
     failover_action = models.CharField(
         max_length=16, choices=FailoverAction.choices, default=FailoverAction.VOICEMAIL
@@ -99,6 +106,11 @@ class Queue(models.Model):
             models.CheckConstraint(
                 condition=Q(max_wait_seconds__gte=5) & Q(max_wait_seconds__lte=MAX_WAIT_LIMIT),
                 name="routing_queue_max_wait_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(service_level_seconds__gte=SERVICE_LEVEL_MIN)
+                & Q(service_level_seconds__lte=SERVICE_LEVEL_MAX),
+                name="routing_queue_service_level_range",
             ),
         ]
 

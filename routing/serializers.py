@@ -6,6 +6,9 @@ from rest_framework import serializers
 
 from routing.models import (
     MAX_WAIT_LIMIT,
+    SERVICE_LEVEL_DEFAULT,
+    SERVICE_LEVEL_MAX,
+    SERVICE_LEVEL_MIN,
     FailoverAction,
     Flow,
     FlowVersion,
@@ -36,6 +39,12 @@ class QueueSerializer(serializers.ModelSerializer):
         help_text="Virtual agent ids (each needs an extension).",
     )
     max_wait_seconds = serializers.IntegerField(min_value=5, max_value=MAX_WAIT_LIMIT, default=300)
+    service_level_seconds = serializers.IntegerField(
+        min_value=SERVICE_LEVEL_MIN,
+        max_value=SERVICE_LEVEL_MAX,
+        default=SERVICE_LEVEL_DEFAULT,
+        help_text="T of the queue's service level (answered within T seconds ÷ offered).",
+    )
     failover_action = serializers.ChoiceField(
         choices=FailoverAction.choices, default=FailoverAction.VOICEMAIL
     )
@@ -55,6 +64,7 @@ class QueueSerializer(serializers.ModelSerializer):
             "virtual_agent_members",
             "virtual_agent_members",
             "max_wait_seconds",
+            "service_level_seconds",
             "failover_action",
             "failover_queue",
             "failover_number",
@@ -82,6 +92,7 @@ def queue_service_kwargs(data: dict[str, Any]) -> dict[str, Any]:
         "members",
         "virtual_agent_members",
         "max_wait_seconds",
+        "service_level_seconds",
         "failover_action",
         "failover_queue",
         "failover_number",

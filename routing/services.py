@@ -11,6 +11,9 @@ from django.db.models import Max, ProtectedError
 from django.utils import timezone
 
 from routing.models import (
+    SERVICE_LEVEL_DEFAULT,
+    SERVICE_LEVEL_MAX,
+    SERVICE_LEVEL_MIN,
     FailoverAction,
     Flow,
     FlowVersion,
@@ -39,6 +42,7 @@ def _snapshot(queue: Queue) -> dict[str, Any]:
         "extension": queue.extension.digits,
         "strategy": queue.strategy,
         "max_wait_seconds": queue.max_wait_seconds,
+        "service_level_seconds": queue.service_level_seconds,
         "failover_action": queue.failover_action,
         # The audit log is read by people, and outlives the rows: names, not ids. Members by
         # email (a changed display name is not a change of the queue), bots and queues by name.
@@ -133,6 +137,7 @@ def create_queue(
     members: Iterable[Membership] = (),
     virtual_agent_members: Iterable[VirtualAgent] = (),
     max_wait_seconds: int = 300,
+    service_level_seconds: int = SERVICE_LEVEL_DEFAULT,
     failover_action: str = FailoverAction.VOICEMAIL,
     failover_queue: Queue | None = None,
     failover_number: str = "",
@@ -147,6 +152,7 @@ def create_queue(
         raise DomainError(
             "invalid", "Maximum wait is between 5 seconds and 24 hours.", field="max_wait_seconds"
         )
+    _check_service_level(service_level_seconds)
     ext = claim_extension(center=center, digits=(extension or "").strip(), kind=ExtensionKind.QUEUE)
     queue = Queue(
         contact_center=center,
@@ -154,6 +160,7 @@ def create_queue(
         extension=ext,
         strategy=strategy,
         max_wait_seconds=max_wait_seconds,
+        service_level_seconds=service_level_seconds,
         failover_action=failover[0],
         failover_queue=failover[1],
         failover_number=failover[2],
@@ -164,6 +171,15 @@ def create_queue(
     bump_routing_revision(center)
     AuditEvent.record(center=center, by=by, action="queue.created", target=queue, changes=_snapshot(queue))
     return queue
+
+
+def _check_service_level(seconds: int) -> None:
+    if not (SERVICE_LEVEL_MIN <= int(seconds) <= SERVICE_LEVEL_MAX):
+        raise DomainError(
+            "invalid",
+            f"The service level threshold is between {SERVICE_LEVEL_MIN} and {SERVICE_LEVEL_MAX} seconds.",
+            field="service_level_seconds",
+        )
 
 
 def _save_named(queue: Queue) -> None:
@@ -191,6 +207,7 @@ def update_queue(
     members: Iterable[Membership] = _UNSET,
     virtual_agent_members: Iterable[VirtualAgent] = _UNSET,
     max_wait_seconds: int = _UNSET,
+    service_level_seconds: int = _UNSET,
     failover_action: str = _UNSET,
     failover_queue: Queue | None = _UNSET,
     failover_number: str = _UNSET,
@@ -211,6 +228,9 @@ def update_queue(
                 "invalid", "Maximum wait is between 5 seconds and 24 hours.", field="max_wait_seconds"
             )
         queue.max_wait_seconds = max_wait_seconds
+    if service_level_seconds is not _UNSET:
+        _check_service_level(service_level_seconds)
+        queue.service_level_seconds = service_level_seconds
     if any(v is not _UNSET for v in (failover_action, failover_queue, failover_number)):
         action = queue.failover_action if failover_action is _UNSET else failover_action
         target = queue.failover_queue if failover_queue is _UNSET else failover_queue

@@ -121,6 +121,17 @@ if IS_POSTGRES:
     _threshold = env.int("PREPARE_THRESHOLD", default=2)
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = _threshold or None
 
+# A read replica (streaming replication of `default`): reports and exports read from it when the code
+# asks (voiso_byob.replica.reads_from_replica); everything else, and every write, uses `default`.
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL)
+    DATABASES["replica"].setdefault("CONN_MAX_AGE", DATABASES["default"]["CONN_MAX_AGE"])
+    DATABASES["replica"]["ATOMIC_REQUESTS"] = False
+    # The test suite has one database: the replica alias reads it (no replication to wait for).
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["voiso_byob.replica.ReplicaRouter"]
+
 REDIS_URL = env.str("REDIS_URL", default="")
 # A socket waits for its next message in a blocking BZPOPMIN of channels_redis's `brpop_timeout`
 # (5 s), looped. redis-py 8 gives every connection a 5 s socket timeout by default, so a read

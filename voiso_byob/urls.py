@@ -6,8 +6,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
 from campaigns.api import CampaignViewSet, DoNotCallViewSet
+from reporting import report_exports
 from reporting.api import telephony_events
 from reporting.calls_api import CallViewSet
+from reporting.reports import api as reports_api
 from reporting.webhooks import provider_webhook
 from routing.api import FlowViewSet, PhoneNumberViewSet, QueueViewSet
 from routing.telephony import telephony_refer, telephony_route
@@ -53,12 +55,17 @@ urlpatterns = [
     path("audit/", views.audit_list, name="audit_list"),
     path("virtual-agents/", include("virtual_agents.urls")),
     path("campaigns/", include("campaigns.urls")),
+    # Report exports; merged into reporting.report_urls once the Reports page has it.
+    path("reports/", include((report_exports.urlpatterns, "reports"))),
     path("reports/", views.section, {"name": "reports"}, name="reports"),
     path("live/", include("reporting.live_urls")),
     path("calls/", include("reporting.urls")),
     path("routing/", include("routing.urls")),
     # Bot providers' post-call reports; the provider's signature is the authentication.
     path("api/v1/webhooks/<str:provider>/<uuid:integration_id>/", provider_webhook, name="provider_webhook"),
+    path("api/v1/reports/virtual-agents/", reports_api.virtual_agents_report, name="report_virtual_agents"),
+    path("api/v1/reports/queues/", reports_api.queues_report, name="report_queues"),
+    path("api/v1/reports/campaigns/", reports_api.campaigns_report, name="report_campaigns"),
     path("api/v1/", include(router.urls)),
     # The schema describes the API, not anyone's data: public, so clients can be generated.
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api_schema"),

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from django import forms
 
-from routing.models import MAX_WAIT_LIMIT, FailoverAction, Queue, QueueStrategy
+from routing.models import (
+    MAX_WAIT_LIMIT,
+    SERVICE_LEVEL_DEFAULT,
+    SERVICE_LEVEL_MAX,
+    SERVICE_LEVEL_MIN,
+    FailoverAction,
+    Queue,
+    QueueStrategy,
+)
 from virtual_agents.models import VirtualAgent
 from voiso_byob.forms import ExtensionField
 from voiso_byob.models import ContactCenter, Membership
@@ -23,6 +31,15 @@ class QueueForm(forms.Form):
     strategy = forms.ChoiceField(choices=QueueStrategy.choices, initial=QueueStrategy.RING_ALL)
     max_wait_seconds = forms.IntegerField(
         min_value=5, max_value=MAX_WAIT_LIMIT, initial=300, label="Maximum wait (seconds)"
+    )
+    service_level_seconds = forms.IntegerField(
+        min_value=SERVICE_LEVEL_MIN,
+        max_value=SERVICE_LEVEL_MAX,
+        initial=SERVICE_LEVEL_DEFAULT,
+        # Blank is the default: forms posted before the field existed keep working.
+        required=False,
+        label="Service level threshold (seconds)",
+        help_text="Reports count a caller answered within this many seconds as within service level.",
     )
     failover_action = forms.ChoiceField(
         choices=FailoverAction.choices, initial=FailoverAction.VOICEMAIL, label="When the wait runs out"
@@ -71,8 +88,13 @@ class QueueForm(forms.Form):
                 "members",
                 "virtual_agent_members",
                 "max_wait_seconds",
+                "service_level_seconds",
                 "failover_action",
                 "failover_queue",
                 "failover_number",
             ]
         )
+
+    def clean_service_level_seconds(self) -> int:
+        value = self.cleaned_data.get("service_level_seconds")
+        return SERVICE_LEVEL_DEFAULT if value is None else value

@@ -88,9 +88,14 @@ def test_create_with_defaults(caller: Caller, acme: ContactCenter, bot: VirtualA
     assert body["progress"] == {
         "leads": dict.fromkeys(LeadStatus.values, 0),
         "total": 0,
+        "finished": 0,
         "attempts_today": 0,
+        "connects_today": 0,
+        "handoffs_today": 0,
+        "attempts": 0,
         "connects": 0,
         "handoffs": 0,
+        "calls_in_progress": 0,
     }
     event = last_event("campaign.created")
     assert event.contact_center == acme and event.target_id == str(campaign.pk)
@@ -204,6 +209,7 @@ def test_list_and_detail_show_progress(caller: Caller, campaign: Campaign, bot: 
         claimed_at=now,
         answered_at=now,
         handed_off=True,
+        ended_at=now,
         outcome="completed",
     )
     CallAttempt.objects.create(
@@ -215,6 +221,7 @@ def test_list_and_detail_show_progress(caller: Caller, campaign: Campaign, bot: 
         virtual_agent=bot,
         call_id="dial-2",
         claimed_at=now - timedelta(days=2),
+        ended_at=now - timedelta(days=2),
         outcome="busy",
     )
 
@@ -225,9 +232,14 @@ def test_list_and_detail_show_progress(caller: Caller, campaign: Campaign, bot: 
     assert one["progress"] == {
         "leads": {**dict.fromkeys(LeadStatus.values, 0), "new": 2, "done": 1},
         "total": 3,
+        "finished": 1,
         "attempts_today": 1,
+        "connects_today": 1,
+        "handoffs_today": 1,
+        "attempts": 2,
         "connects": 1,
         "handoffs": 1,
+        "calls_in_progress": 0,
     }
 
 

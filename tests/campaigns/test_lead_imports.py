@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 import tracemalloc
 
 import pytest
@@ -249,3 +250,32 @@ def test_workers_side_by_side_share_an_import_and_close_it_once(campaign: Campai
     assert lead_import.status == LeadImportStatus.DONE
     assert (lead_import.processed, lead_import.created_leads, lead_import.rejected) == (61, 60, 1)
     assert Lead.objects.filter(campaign=campaign).count() == 60
+
+
+def test_a_worker_imports_chunks_until_its_tick_is_up_and_always_one(campaign: Campaign, monkeypatch) -> None:
+    monkeypatch.setattr(lead_imports, "CHUNK_ROWS", 1)
+    text = "Number\n" + "".join(f"+1415555{n:04d}\n" for n in range(101, 106))
+    start_lead_import(campaign=campaign, upload=upload(text), filename="leads.csv", by="tests")
+
+    # The tick's second is already up: one chunk all the same, so an import always moves.
+    assert process_lead_imports(limit_chunks=100, until=time.monotonic() - 1) == 1
+    # Time left: every chunk there is, up to the limit.
+    assert process_lead_imports(limit_chunks=3, until=time.monotonic() + 60) == 3
+    assert process_lead_imports(limit_chunks=100, until=time.monotonic() + 60) == 1
+    assert process_lead_imports(limit_chunks=100, until=time.monotonic() + 60) == 0
+    assert Lead.objects.count() == 5
+
+
+def test_a_priority_in_other_digits_is_rejected_not_a_failed_chunk(campaign: Campaign) -> None:
+    text = "Number,Priority\n+14155550101,²\n+14155550102,٣\n+14155550103,7\n"
+    lead_import = start_lead_import(campaign=campaign, upload=upload(text), filename="leads.csv", by="tests")
+
+    process_lead_imports()
+
+    lead_import.refresh_from_db()
+    assert lead_import.status == LeadImportStatus.DONE
+    assert list(lead_import.rejects.values_list("row", "reason")) == [
+        (2, "invalid_priority"),
+        (3, "invalid_priority"),
+    ]
+    assert Lead.objects.get().priority == 7

@@ -78,10 +78,11 @@ def test_list_shows_each_campaigns_progress_in_a_fixed_number_of_queries(
 
     assert response.status_code == 200
     rows = {row.name: row for row in response.context["page"]}
-    last = rows["Campaign 5"]
-    assert (last.leads_total, last.leads_finished) == (3, 1)
+    last = rows["Campaign 5"].progress
+    assert (last.total, last.finished) == (3, 1)
     assert (last.attempts_today, last.connects_today, last.handoffs_today) == (1, 1, 1)
-    assert rows["Campaign 0"].attempts_today == 0
+    assert (last.attempts, last.connects, last.handoffs) == (1, 1, 1)
+    assert rows["Campaign 0"].progress.attempts_today == 0
     assert reverse("campaigns:campaign_create") in response.content.decode()
 
 
@@ -254,8 +255,8 @@ def test_detail_shows_progress_leads_and_attempts(admin: Persona, campaign: Camp
 
     body = response.content.decode()
     assert response.status_code == 200
-    assert response.context["progress"]["finished"] == 1
-    assert response.context["progress"]["total"] == 3
+    assert response.context["progress"].finished == 1
+    assert response.context["progress"].total == 3
     assert 'aria-valuenow="1"' in body
     assert "+14155550103" in body
     assert "Completed" in body  # the recent attempt

@@ -356,3 +356,27 @@ def test_the_queue_entered_last_is_the_calls_whichever_way_it_got_there() -> Non
             30.0,
         )
     )
+
+
+def test_the_queue_entry_and_its_answer_are_kept_for_the_queue_reports() -> None:
+    handed = assemble(handed_to_queue(), FOLD).record
+    assert (handed.queue_entered_at, handed.queue_answered_at) == (at(41), at(71))  # the handoff's completion
+    straight = assemble(straight_to_a_queue(), FOLD).record
+    assert (straight.queue_entered_at, straight.queue_answered_at) == (at(12), at(32))
+    gave_up = [e for e in straight_to_a_queue() if e.type != "agent.connected"]
+    record = assemble(gave_up, FOLD).record
+    assert (record.queue_entered_at, record.queue_answered_at, record.queue_wait_seconds) == (
+        at(12),
+        None,
+        140.0,
+    )
+    # A REFER to a queue that failed: the call has that queue but never entered it.
+    failed = [*handed_to_queue()[:4], ev("e5", "handoff.failed", 41, reason="busy", sip_status=486)]
+    record = assemble(failed, FOLD).record
+    assert (
+        record.queue_id == SALES.ref and record.queue_entered_at is None and record.queue_answered_at is None
+    )
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)

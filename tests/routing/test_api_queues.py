@@ -609,3 +609,23 @@ def test_anonymous_is_401(anonymous: Client, sales: Queue) -> None:
 
     assert [r.status_code for r in responses] == [401] * 3
     assert {error_code(r) for r in responses} == {"not_authenticated"}
+
+
+# --- service level threshold (the reports' T) ---------------------------------------------------
+
+
+def test_service_level_seconds_defaults_to_20_and_is_bounded(caller: Caller, sales: Queue) -> None:
+    created = caller.post(QUEUES, {"name": "Support", "extension": "4500"})
+    assert created.json()["service_level_seconds"] == 20
+    response = caller.patch(detail(sales), {"service_level_seconds": 45})
+    assert response.status_code == 200 and response.json()["service_level_seconds"] == 45
+    sales.refresh_from_db()
+    assert sales.service_level_seconds == 45
+    assert last_event("queue.updated").changes["service_level_seconds"] == {"from": 20, "to": 45}
+    for bad in (4, 601, "soon", None):
+        with nothing_changes():
+            refused = caller.patch(detail(sales), {"service_level_seconds": bad})
+        assert refused.status_code == 400 and error_code(refused) == "validation_error"
+        assert "service_level_seconds" in refused.json()["error"]["fields"]
+    sales.refresh_from_db()
+    assert sales.service_level_seconds == 45

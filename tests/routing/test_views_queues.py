@@ -407,3 +407,20 @@ def test_htmx_search_gets_only_the_list_partial(admin: Persona, thirty_queues: l
     assert 'id="q"' not in html
     assert html.count("<tr>") - 1 == 10
     assert "HX-Request" in response["Vary"]
+
+
+def test_the_service_level_threshold_is_set_on_the_form_and_bounded(admin: Persona) -> None:
+    response = admin.client.post(reverse("routing:queue_create"), queue_data(service_level_seconds=30))
+    assert response.status_code == 302
+    queue = Queue.objects.get(contact_center=admin.center, name="Sales")
+    assert queue.service_level_seconds == 30
+    url = reverse("routing:queue_edit", args=[queue.pk])
+    assertContains(admin.client.get(url), 'name="service_level_seconds" value="30"')
+    refused = admin.client.post(url, queue_data(service_level_seconds=601))
+    assert refused.status_code == 200
+    assert_field_error(refused, "service_level_seconds", "Ensure this value is less than or equal to 600.")
+    queue.refresh_from_db()
+    assert queue.service_level_seconds == 30
+    assert admin.client.post(url, queue_data()).status_code == 302  # left out: the default
+    queue.refresh_from_db()
+    assert queue.service_level_seconds == 20

@@ -120,7 +120,8 @@ def test_an_unknown_or_foreign_queue_filter_is_a_field_error_with_its_own_code(
         body = response.json()["error"]
         assert body["code"] == "invalid_cursor"
         assert body["message"] == fields(response)["after"][0]
-        answers.append(fields(response)["queue"])
+        # The message names the id given (the filter takes several): compared without it.
+        answers.append([message.replace(str(queue), "<id>") for message in fields(response)["queue"]])
         alone = api.get(f"/api/v1/calls/?queue={queue}")
         assert alone.status_code == 400
         assert error_code(alone) == "validation_error"

@@ -192,6 +192,23 @@ def _with_real_ids(case: Any, world: World) -> None:
         case.path_parameters["provider"] = "vapi"
 
 
+def _with_real_filters(case: Any, world: World) -> None:
+    """Reports: mostly a valid range around the world's calls, and real ids (acme's or globex's,
+    which must be refused) in place of the generated filter ids, so both answers get exercised."""
+    if not case.operation.path.startswith("/api/v1/reports/"):
+        return
+    generated = repr(sorted((case.query or {}).items())).encode()
+    which = ["ours", "ours", "theirs", "generated"][hashlib.sha256(generated).digest()[0] % 4]
+    if which == "generated":
+        return
+    query = dict(case.query or {})
+    query.update(start="2026-05-01", end="2026-05-07")  # the world's calls start on May 1
+    for name in ("virtual_agent", "queue", "campaign"):
+        if name in query:
+            query[name] = [world.ids[name][0 if which == "ours" else 1]]
+    case.query = query
+
+
 def error_shape(ctx: Any, response: Any, case: Any) -> bool | None:
     """Every refusal is `{"error": {"code": text, "message": text, …}}`, as JSON."""
     if not 400 <= response.status_code < 500:
@@ -226,6 +243,7 @@ CHECKS = [
 )
 def test_operation_conforms_to_the_schema(case: Any, world: World) -> None:
     _with_real_ids(case, world)
+    _with_real_filters(case, world)
     key = world.telephony_key if case.operation.path.startswith("/api/v1/telephony/") else world.admin_key
     headers = {"Authorization": f"Bearer {key}"}
     with connection_kept():

@@ -18,13 +18,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
-from django.utils.text import slugify
 
+from reporting.history import bot_refer_targets, people_targets, queue_targets
 from reporting.simulator import ReferTarget, Simulator, SimulatorConfig, SimulatorError, Stats
-from routing.models import PhoneNumber, Queue
-from virtual_agents.models import VirtualAgent
+from routing.models import PhoneNumber
 from voiso_byob.errors import DomainError
-from voiso_byob.models import ApiKey, ApiKeyScope, ContactCenter, Membership, Role
+from voiso_byob.models import ApiKey, ApiKeyScope, ContactCenter
 from voiso_byob.phone import normalise_e164
 from voiso_byob.services import create_api_key, revoke_api_key
 from voiso_byob.sip import sip_domain
@@ -32,8 +31,6 @@ from voiso_byob.sip import sip_domain
 KEY_NAME = "Traffic simulator"
 BY = "manage.py simulate_calls"
 REFER_TO_RE = re.compile(r"^([0-9]{1,20})(?::([A-Za-z0-9_-]{1,64}))?$")
-# Bots mostly hand callers to queues; now and then to a named person.
-QUEUE_WEIGHT, USER_WEIGHT = 4.0, 1.0
 
 
 def _fraction(value: str) -> float:
@@ -166,54 +163,13 @@ class Command(BaseCommand):
             return targets
         if center is None:
             return []
-        targets = [
-            ReferTarget(
-                queue.extension.digits,
-                slugify(queue.name).replace("-", "_")[:64] or "human_requested",
-                tuple(sorted(m.extension.digits for m in queue.members.all() if m.extension is not None)),
-                QUEUE_WEIGHT,
-            )
-            for queue in Queue.objects.for_center(center)
-            .select_related("extension")
-            .prefetch_related("members__extension")
-            .order_by("extension__digits")
-        ]
-        people = (
-            Membership.objects.for_center(center)
-            .filter(role=Role.AGENT, extension__isnull=False)
-            .select_related("extension")
-            .order_by("extension__digits")
-        )
-        targets += [
-            ReferTarget(m.extension.digits, "human_requested", (m.extension.digits,), USER_WEIGHT)
-            for m in people
-        ]
-        return targets
+        return [*queue_targets(center), *people_targets(center)]
 
     def _bot_targets(
         self, center: ContactCenter | None, targets: list[ReferTarget]
     ) -> dict[str, tuple[ReferTarget, ...]]:
         """Each bot hands off to the targets configured in its transfer tool, as a real bot does."""
-        if center is None:
-            return {}
-        by_extension = {target.extension: target for target in targets}
-        bots: dict[str, tuple[ReferTarget, ...]] = {}
-        agents = (
-            VirtualAgent.objects.for_center(center)
-            .select_related("extension")
-            .prefetch_related("handoff_targets__extension")
-        )
-        for agent in agents:
-            own = tuple(
-                by_extension[t.extension.digits]
-                for t in agent.handoff_targets.all()
-                if t.extension is not None and t.extension.digits in by_extension
-            )
-            if own:
-                bots[str(agent.pk)] = own
-                if agent.extension is not None:
-                    bots[agent.extension.digits] = own
-        return bots
+        return bot_refer_targets(center, targets) if center is not None else {}
 
     def _run(self, config: SimulatorConfig) -> Stats:
         try:

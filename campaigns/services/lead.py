@@ -1,0 +1,98 @@
+"""Leads into a campaign: the API's import and every CSV chunk's go through `import_leads`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from campaigns.fast_numbers import read_number_fast
+from campaigns.lead_store import NewLead, insert_leads, known_phones
+from campaigns.models import Campaign, CampaignStatus
+from campaigns.services.policy import dialer_policy
+from voiso_byob.errors import DomainError
+from voiso_byob.models import AuditEvent
+from voiso_byob.services import Actor
+
+MAX_LEADS_PER_REQUEST = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRow:
+    """One lead as given (API body item or CSV row), already checked for shape."""
+
+    phone_number: str
+    name: str = ""
+    source: str = ""
+    priority: int = 500
+    is_active: bool = True
+    context: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ImportResult:
+    created: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+
+
+@transaction.atomic
+def import_leads(*, campaign: Campaign, rows: Sequence[LeadRow], by: Actor) -> ImportResult:
+    """Every valid row goes in; invalid, do-not-call and duplicate rows are reported by index.
+
+    The campaign row is locked for the import, so two imports to one campaign never race on a phone.
+    """
+    if len(rows) > MAX_LEADS_PER_REQUEST:
+        raise DomainError("too_many_leads", f"At most {MAX_LEADS_PER_REQUEST} leads per request.")
+    campaign = (
+        Campaign.objects.select_for_update(of=("self",)).select_related("contact_center").get(pk=campaign.pk)
+    )
+    if campaign.status in (CampaignStatus.STOPPED, CampaignStatus.COMPLETED):
+        raise DomainError("campaign_closed", "Leads cannot be added to a finished campaign.", status=409)
+    center = campaign.contact_center
+    region = dialer_policy(center).default_region
+    result = ImportResult()
+    candidates: list[tuple[int, LeadRow, str, list[str]]] = []
+    for index, row in enumerate(rows):
+        # The fast reader: the same answers as services.numbers.read_number (its tests), for a
+        # fifth of the time; reading numbers was most of a large import's (bench/lead_import.py).
+        reason, phone, zones = read_number_fast(row.phone_number, region=region)
+        if reason is not None:
+            result.rejected.append({"index": index, "phone_number": row.phone_number, "reason": reason})
+            continue
+        candidates.append((index, row, phone, zones))
+
+    phones = [phone for _, _, phone, _ in candidates]
+    blocked, existing = known_phones(campaign=campaign, phones=phones)
+    seen: set[str] = set()
+    indexes: list[int] = []
+    leads: list[NewLead] = []
+    for index, row, phone, zones in candidates:
+        if phone in blocked:
+            result.rejected.append({"index": index, "phone_number": row.phone_number, "reason": "dnc"})
+        elif phone in existing or phone in seen:
+            result.duplicates.append({"index": index, "phone_number": row.phone_number})
+        else:
+            seen.add(phone)
+            indexes.append(index)
+            leads.append((phone, row, zones))
+    ids = insert_leads(center_id=center.pk, campaign_id=campaign.pk, leads=leads, now=timezone.now())
+    result.created = [
+        {"index": index, "id": str(lead_id)} for index, lead_id in zip(indexes, ids, strict=True)
+    ]
+    result.rejected.sort(key=lambda item: item["index"])
+    AuditEvent.record(
+        center=center,
+        by=by,
+        action="campaign.leads_imported",
+        target=campaign,
+        changes={
+            "created": len(result.created),
+            "rejected": len(result.rejected),
+            "duplicates": len(result.duplicates),
+        },
+    )
+    return result

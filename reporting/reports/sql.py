@@ -1,0 +1,219 @@
+"""The three SQL pieces the reports need that Django lacks, on PostgreSQL and SQLite alike.
+
+- `Bucket(field, interval, zone)`: the start of the field's bucket (15m, hour, day, week) in an IANA
+  zone, as an instant. Exact across DST: 15 minutes and an hour are cut off the *instant* by the
+  local minutes past the bucket's start (so the repeated hour of a fall-back night is two buckets,
+  and +05:30 / +05:45 zones group on their own hours), a day and a week start at local midnight
+  (Monday for a week), so a 23- or 25-hour day is one bucket. One known gap: a zone whose DST
+  shift is not a whole number of buckets (Lord Howe's 30 minutes, for hourly buckets, two nights a
+  year) gets one hour bucket that starts 30 minutes early and overlaps its neighbour; SQL and Python
+  agree on it, so the figures stay consistent.
+- `PercentileCont(field, fraction)`: the continuous percentile (linear interpolation), with
+  FILTER like any aggregate. PostgreSQL's `percentile_cont … WITHIN GROUP`; SQLite has none, so
+  `register_sqlite_functions` adds one written in Python (`_Percentile`: it keeps the group's
+  values in memory; SQLite is the development database, PostgreSQL serves large centers).
+- `Seconds(end, start)`: end - start in seconds (float).
+
+SQLite gets `voiso_bucket` and `voiso_percentile_cont` on every new connection (reporting.apps);
+both compute with `bucket_start` / `percentile` below, the same code the tests check.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import Aggregate, DateTimeField, Expression, F, FloatField, Func
+
+INTERVALS = ("15m", "hour", "day", "week")
+
+
+def bucket_start(moment: datetime, interval: str, zone: ZoneInfo) -> datetime:
+    """The start of the bucket holding `moment` (aware), as an aware datetime in `zone`."""
+    local = moment.astimezone(zone)
+    if interval in ("15m", "hour"):
+        minutes = local.minute % 15 if interval == "15m" else local.minute
+        past = timedelta(minutes=minutes, seconds=local.second, microseconds=local.microsecond)
+        # Subtracted from the instant, not the wall clock: exact on a fall-back night.
+        return (moment.astimezone(UTC) - past).astimezone(zone)
+    day = local.date()
+    if interval == "week":
+        day -= timedelta(days=day.weekday())
+    elif interval != "day":
+        raise ValueError(f"unknown interval {interval!r}")
+    return datetime.combine(day, time.min, tzinfo=zone)
+
+
+def next_bucket(start: datetime, interval: str, zone: ZoneInfo) -> datetime:
+    """The start of the bucket after the one that starts at `start`."""
+    if interval in ("15m", "hour"):
+        step = timedelta(minutes=15 if interval == "15m" else 60)
+        after = start.astimezone(UTC)
+        candidate = after + step
+        while True:
+            # Compared in UTC: aware datetimes sharing a tzinfo compare by wall clock, which a
+            # fall-back night repeats. A zone whose offset moves by 30 minutes (Lord Howe) may
+            # need one more step.
+            found = bucket_start(candidate, interval, zone)
+            if found.astimezone(UTC) > after:
+                return found
+            candidate += step
+    days = 7 if interval == "week" else 1
+    return datetime.combine(start.astimezone(zone).date() + timedelta(days=days), time.min, tzinfo=zone)
+
+
+def bucket_starts(first: datetime, end: datetime, interval: str, zone: ZoneInfo) -> list[datetime]:
+    """Every bucket start from the bucket of `first` up to (not including) `end`: the zero-filled axis."""
+    starts = []
+    current = bucket_start(first, interval, zone)
+    while current.astimezone(UTC) < end.astimezone(UTC):
+        starts.append(current)
+        current = next_bucket(current, interval, zone)
+    return starts
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """PostgreSQL's percentile_cont: linear interpolation between the two nearest ranks."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+_PG_LOCAL = "(%(expr)s AT TIME ZONE %(zone)s)"
+_PG_BUCKET = {
+    "15m": (
+        "(%(expr)s - (" + _PG_LOCAL + " - (date_trunc('hour', " + _PG_LOCAL + ") + "
+        "floor(extract(minute FROM " + _PG_LOCAL + ") / 15) * interval '15 minutes')))"
+    ),
+    "hour": "(%(expr)s - (" + _PG_LOCAL + " - date_trunc('hour', " + _PG_LOCAL + ")))",
+    "day": "(date_trunc('day', " + _PG_LOCAL + ") AT TIME ZONE %(zone)s)",
+    "week": "(date_trunc('week', " + _PG_LOCAL + ") AT TIME ZONE %(zone)s)",
+}
+
+
+class Bucket(Func):
+    """The bucket start of a datetime column in a zone (see the module docstring)."""
+
+    output_field = DateTimeField()
+
+    def __init__(self, expression: str | Expression, interval: str, zone: ZoneInfo) -> None:
+        if interval not in INTERVALS:
+            raise ValueError(f"unknown interval {interval!r}")
+        self.interval, self.zone = interval, zone
+        expr = F(expression) if isinstance(expression, str) else expression
+        super().__init__(expr)
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        raise NotImplementedError(f"Bucket is not written for {connection.vendor}")
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        template = _PG_BUCKET[self.interval]
+        # Each %(expr)s / %(zone)s becomes a placeholder: the params repeat in order of appearance.
+        ordered: list[Any] = []
+        pieces = template.replace("%(expr)s", "\x00E\x00").replace("%(zone)s", "\x00Z\x00").split("\x00")
+        out = []
+        for piece in pieces:
+            if piece == "E":
+                out.append(sql)
+                ordered.extend(params)
+            elif piece == "Z":
+                out.append("%s")
+                ordered.append(self.zone.key)
+            else:
+                out.append(piece)
+        return "".join(out), ordered
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"voiso_bucket({sql}, %s, %s)", [*params, self.interval, self.zone.key]
+
+
+class PercentileCont(Aggregate):
+    """percentile_cont(fraction) WITHIN GROUP (ORDER BY field); a FILTER applies as usual."""
+
+    function = "percentile_cont"
+    name = "PercentileCont"
+    output_field = FloatField()
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+
+    def __init__(self, expression: str | Expression, fraction: float, **extra: Any) -> None:
+        if not 0 <= fraction <= 1:
+            raise ValueError("fraction is between 0 and 1")
+        self.fraction = float(fraction)
+        super().__init__(expression, **extra)
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return super().as_sql(compiler, connection, fraction=repr(self.fraction), **extra)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        # Django's FILTER handling takes the template from the instance, not from keywords.
+        clone = self.copy()
+        clone.function = "voiso_percentile_cont"
+        clone.template = "%(function)s(%(expressions)s, %(fraction)s)"
+        return Aggregate.as_sql(clone, compiler, connection, fraction=repr(self.fraction), **extra)
+
+
+class Seconds(Func):
+    """end - start in seconds."""
+
+    output_field = FloatField()
+
+    def __init__(self, end: str, start: str) -> None:
+        super().__init__(F(end), F(start))
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        raise NotImplementedError(f"Seconds is not written for {connection.vendor}")
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return super().as_sql(
+            compiler, connection, template="EXTRACT(EPOCH FROM (%(expressions)s))", arg_joiner=" - "
+        )
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return super().as_sql(
+            compiler,
+            connection,
+            template="((julianday(%(expressions)s)) * 86400.0)",
+            arg_joiner=") - julianday(",
+        )
+
+
+# --- SQLite: the same functions, in Python ---------------------------------------------------
+
+
+def _sqlite_bucket(value: str | None, interval: str, zone: str) -> str | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # Django stores UTC, naive, on SQLite
+    start = bucket_start(moment, interval, ZoneInfo(zone)).astimezone(UTC)
+    return start.replace(tzinfo=None).isoformat(sep=" ")
+
+
+class _Percentile:
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.fraction = 0.5
+
+    def step(self, value: float | None, fraction: float) -> None:
+        self.fraction = fraction
+        if value is not None:
+            self.values.append(float(value))
+
+    def finalize(self) -> float | None:
+        return percentile(self.values, self.fraction)
+
+
+def register_sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """connection_created receiver: the reports' functions on each new SQLite connection."""
+    if connection.vendor != "sqlite":
+        return
+    connection.connection.create_function("voiso_bucket", 3, _sqlite_bucket, deterministic=True)
+    connection.connection.create_aggregate("voiso_percentile_cont", 2, _Percentile)
