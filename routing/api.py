@@ -194,7 +194,12 @@ class FlowViewSet(CenterScopedViewSet):
     @extend_schema(request=SimulateSerializer, responses=SimulationStepSerializer(many=True))
     @action(detail=True, methods=["post"], permission_classes=[ReadOnlyPost])
     def simulate(self, request: Request, pk: str | None = None) -> Response:
-        """A test call through the draft (or `version`): path and instructions per menu. Changes nothing."""
+        """A test call through the draft (or `version`): path and instructions per menu. Changes nothing.
+
+        Readers (supervisors, `read` keys) may run it, but their run sends no http_request node's
+        request: each such node says so in `notes` and takes its error branch. Write access
+        (administrators, `admin` keys) runs the requests as a real call would.
+        """
         serializer = SimulateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -212,6 +217,7 @@ class FlowViewSet(CenterScopedViewSet):
             caller=data["caller"],
             at=data.get("at") or timezone.now(),
             digits=data.get("digits", []),
+            is_http_allowed=self.access.can_write,
         )
         return Response(SimulationStepSerializer([asdict(step) for step in steps], many=True).data)
 

@@ -62,7 +62,17 @@ def _c(model: type[Model], field: str) -> str:
     return connection.ops.quote_name(model._meta.get_field(field).column)
 
 
-_CENTER_FIELDS = ("id", "name", "slug", "timezone", "external_transfer_policy", "routing_revision")
+_CENTER_FIELDS = (
+    "id",
+    "name",
+    "slug",
+    "timezone",
+    "external_transfer_policy",
+    "external_allowed_destinations",
+    "external_denied_number_types",
+    "external_only_bot_targets",
+    "routing_revision",
+)
 
 
 def _key_and_center_columns() -> str:

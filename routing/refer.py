@@ -2,7 +2,9 @@
 
 The parser (`voiso_byob.sip.parse_refer_to`) refuses anything malformed; this module
 applies the contact center's rules: our domain only, a live extension, external numbers
-only where the center allows them. Every refusal carries the SIP status the switch
+only where the center allows them and its toll-fraud guard lets them through (allowed countries
+and prefixes, denied number types, optionally only the bots' configured targets: 403
+`destination_denied`). Every refusal carries the SIP status the switch
 answers the REFER with. Reads only.
 
 Decisions (each refusal is an answer on the merits of a well-formed target, never a 400):
@@ -27,6 +29,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from django.db.models import Q
+
+from virtual_agents.models import VirtualAgent
 from voiso_byob.models import ContactCenter, Extension, ExtensionKind
 from voiso_byob.sip import ReferTo, ReferToError, handoff_uri, parse_refer_to
 
@@ -151,8 +156,27 @@ def _external(center: ContactCenter, target: ReferTo) -> Destination:
             "This contact center does not allow handing calls to external numbers.",
             sip_status=403,
         )
+    assert target.number is not None
+    refusal = center.external_refusal(target.number)
+    if refusal is None and center.external_only_bot_targets and not _is_bot_target(center, target.number):
+        refusal = f"{target.number} is not a handoff target configured on any of this center's bots."
+    if refusal is not None:
+        raise ReferRefused("destination_denied", refusal, sip_status=403)
     return Destination(
         type="external", number=target.number, extension=target.phone_ext, subaddress=target.isub
+    )
+
+
+def _is_bot_target(center: ContactCenter, number: str) -> bool:
+    """Is `number` a handoff target (or the default handoff) of one of the center's bots?
+
+    Any bot of the center, not the one on the call: the REFER does not say which bot sent it, and
+    the call's record may not exist yet. One query, made only for external numbers with the option on.
+    """
+    return (
+        VirtualAgent.objects.for_center(center)
+        .filter(Q(default_handoff_number=number) | Q(handoff_targets__number=number))
+        .exists()
     )
 
 

@@ -86,6 +86,7 @@ def center_info(center: ContactCenter) -> CenterInfo:
         timezone=center.timezone,
         allows_external=center.allows_external_transfers,
         sip_domain=center.sip_domain,
+        external_refusal=center.external_refusal,
     )
 
 
@@ -313,12 +314,20 @@ class SimulationStep:
 
 
 def simulate_flow(
-    *, flow: Flow, version: FlowVersion, caller: str, at: datetime, digits: list[str]
+    *,
+    flow: Flow,
+    version: FlowVersion,
+    caller: str,
+    at: datetime,
+    digits: list[str],
+    is_http_allowed: bool,
 ) -> list[SimulationStep]:
     """A test call through `version` (a draft too): each menu answered with the next digits.
 
-    A dry run: nothing is stored, nobody is called (http_request nodes do make their request,
-    as the real call would). The draft is compiled afresh, since it changes in place.
+    A dry run: nothing is stored, nobody is called. http_request nodes make their request, as the
+    real call would, only when `is_http_allowed` (callers with write access): a reader's test call
+    must not make the server contact the outside world, so those nodes then note that they sent
+    nothing and take their error branch. The draft is compiled afresh, since it changes in place.
     """
     center = flow.contact_center
     targets, extensions = route_targets(center)
@@ -343,6 +352,7 @@ def simulate_flow(
                 digits=pressed,
                 is_available=_capacity_check(center),
                 allow_private_http=settings.FLOW_HTTP_ALLOW_PRIVATE,
+                is_http_allowed=is_http_allowed,
             ),
             state,
         )

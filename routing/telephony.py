@@ -86,6 +86,8 @@ class ReferSchema(APIView):
             "`multiple_values`, `credentials_in_uri`, `malformed_replaces`, `invalid_number` (a local "
             "number without phone-context), `too_long` and request `validation_error` (empty or over "
             f"{REFER_TO_MAX_LENGTH} characters). 403 (SIP 403): `foreign_domain`, `external_not_allowed`, "
+            "`destination_denied` (the center's toll-fraud guard: a country or prefix it does not allow, "
+            "a denied number type such as premium rate, or not one of its bots' configured targets), "
             "`header_not_allowed` (a URI header we will not honour, e.g. Route or Call-ID; harmless ones "
             "such as Subject or Priority are ignored), `unsupported_method` (a `method` URI parameter "
             "other than INVITE). 404 (SIP 404): `unknown_extension`, `unknown_number` (a local number "

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from routing.views import builder, flows, numbers, queues
+from routing.views import builder, flows, numbers, queues, transfers
 
 app_name = "routing"
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path("numbers/new/", numbers.number_create, name="number_create"),
     path("numbers/<uuid:pk>/", numbers.number_edit, name="number_edit"),
     path("numbers/<uuid:pk>/delete/", numbers.number_delete, name="number_delete"),
+    path("external-transfers/", transfers.external_transfers, name="external_transfers"),
     path("flows/", flows.flow_list, name="flow_list"),
     path("flows/new/", flows.flow_create, name="flow_create"),
     path("flows/<uuid:pk>/", builder.flow_detail, name="flow_detail"),

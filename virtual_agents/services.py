@@ -307,6 +307,10 @@ def resolve_targets(
                     field=field,
                 )
             number = normalise_e164(value, field=field)
+            refusal = center.external_refusal(number)
+            if refusal is not None:
+                # The switch would refuse this REFER (routing.refer): do not configure it on a bot.
+                raise DomainError("destination_denied", refusal, field=field)
             target = ResolvedTarget(number, external_handoff_uri(number, center.slug), None, number)
         else:
             extension = extensions.get(value)
@@ -710,7 +714,10 @@ def check_handoffs(*, agent: VirtualAgent) -> list[HandoffCheckRow]:
             continue
         target = recorded.get(uri)
         if target is not None and target.number:
-            if center.allows_external_transfers:
+            refusal = center.external_refusal(target.number)
+            if center.allows_external_transfers and refusal is not None:
+                rows.append(HandoffCheckRow(uri, False, "", refusal))
+            elif center.allows_external_transfers:
                 rows.append(HandoffCheckRow(uri, True, f"External {target.number}", ""))
             else:
                 rows.append(

@@ -7,8 +7,12 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.http import HttpRequest
 
 from voiso_byob.api_key_cache import forget_api_keys
+from voiso_byob.forms import ThrottledAdminAuthenticationForm
 from voiso_byob.models import ApiKey, AuditEvent, ContactCenter, Extension, Membership, User
 from voiso_byob.services import bump_routing_revision
+
+# The sign-in throttle holds in Django admin too (the backend enforces it; this form explains it).
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -13,7 +13,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
-from voiso_byob.access import current_membership
+from voiso_byob.access import current_membership, has_unchosen_center
 from voiso_byob.api_key_cache import cached_api_key, touch_api_key
 from voiso_byob.models import ApiKey, ApiKeyScope, ContactCenter, User
 
@@ -86,6 +86,10 @@ def _require_authenticated(request: Request) -> ApiAccess:
     access = api_access(request)
     if access is None:
         if request.user and request.user.is_authenticated:
+            if has_unchosen_center(request._request):
+                raise exceptions.PermissionDenied(
+                    "This session works in no contact center yet: choose one in the portal (/switch/)."
+                )
             raise exceptions.PermissionDenied("You are not a member of any contact center.")
         raise exceptions.NotAuthenticated()
     return access
@@ -113,7 +117,13 @@ class TelephonyAccess(BasePermission):
 
 
 class ReadOnlyPost(ConfigurationAccess):
-    """A POST that changes nothing (validate, simulate): readers may use it."""
+    """A POST that changes nothing and contacts nothing: readers may use it.
+
+    Read keys read: a POST is open to them only when it is a pure computation over what they could
+    GET anyway (flow `validate` checks a posted graph against the center's queues and bots). A
+    view that could make the server send a request (`simulate`'s http_request nodes) must check
+    `api_access(request).can_write` before doing so.
+    """
 
     def has_permission(self, request: Request, view: object) -> bool:
         access = _require_authenticated(request)

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
 
 from voiso_byob.errors import DomainError
+from voiso_byob.login_throttle import Lock, client_address, current_lock, lock_message
 from voiso_byob.models import ApiKeyScope, ContactCenter, Role, User
 
 T = TypeVar("T")
@@ -53,6 +56,41 @@ class MemberEditForm(forms.Form):
         self.fields["extension"] = ExtensionField(center)
 
 
+class ProfileForm(forms.Form):
+    full_name = forms.CharField(
+        max_length=150,
+        required=False,
+        label="Full name",
+        help_text="Every contact center you work for sees it.",
+    )
+
+
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="Where the key is used, e.g. “Kamailio prod”.")
     scope = forms.ChoiceField(choices=ApiKeyScope.choices, initial=ApiKeyScope.TELEPHONY)
+
+
+class ThrottledLoginMixin:
+    """Says plainly why a sign-in was refused while the throttle (voiso_byob.login_throttle) holds."""
+
+    lock: Lock | None = None
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username")  # type: ignore[attr-defined]
+        address = client_address(self.request)  # type: ignore[attr-defined]
+        try:
+            return super().clean()  # type: ignore[misc]
+        except forms.ValidationError:
+            # Locked before this attempt (nothing was checked) or by this very failure.
+            self.lock = current_lock(username, address) if username else None
+            if self.lock is None:
+                raise
+            raise forms.ValidationError(lock_message(self.lock), code="throttled") from None
+
+
+class ThrottledAuthenticationForm(ThrottledLoginMixin, AuthenticationForm):
+    pass
+
+
+class ThrottledAdminAuthenticationForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    pass

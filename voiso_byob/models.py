@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone as dj_timezone
 
 from voiso_byob.errors import DomainError
+from voiso_byob.phone import number_facts
 
 # One DNS label, lower case: the SIP domain is "{slug}.{SIP_DOMAIN_SUFFIX}".
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -85,6 +86,31 @@ class ExternalTransferPolicy(models.TextChoices):
     BLOCKED = "blocked", "External numbers blocked"
 
 
+class NumberType(models.TextChoices):
+    """phonenumbers' number types, as a center's denied list names them (voiso_byob.phone.NUMBER_TYPES)."""
+
+    FIXED_LINE = "fixed_line", "Fixed line"
+    MOBILE = "mobile", "Mobile"
+    FIXED_LINE_OR_MOBILE = "fixed_line_or_mobile", "Fixed line or mobile (not told apart)"
+    TOLL_FREE = "toll_free", "Toll free"
+    PREMIUM_RATE = "premium_rate", "Premium rate"
+    SHARED_COST = "shared_cost", "Shared cost"
+    VOIP = "voip", "VoIP"
+    PERSONAL_NUMBER = "personal_number", "Personal number (follow-me, e.g. UK 070)"
+    PAGER = "pager", "Pager"
+    UAN = "uan", "Universal access number"
+    VOICEMAIL = "voicemail", "Voicemail access"
+    UNKNOWN = "unknown", "Unknown type"
+
+
+# The types toll fraud pays out through: the caller's center is billed, the number's owner is paid.
+DEFAULT_DENIED_NUMBER_TYPES = " ".join(
+    [NumberType.PREMIUM_RATE, NumberType.SHARED_COST, NumberType.PERSONAL_NUMBER]
+)
+# An allowed destination: a country (ISO 3166 alpha-2, "GB") or an E.164 prefix ("+4420").
+ALLOWED_DESTINATION_RE = re.compile(r"^(?:[A-Z]{2}|\+[1-9][0-9]{0,14})$")
+
+
 def validate_timezone(value: str) -> None:
     from django.core.exceptions import ValidationError
 
@@ -127,6 +153,24 @@ class ContactCenter(models.Model):
         default=ExternalTransferPolicy.ALLOWED,
         help_text="Whether bots may hand calls off to external numbers.",
     )
+    # The toll-fraud guard on external handoffs (bots' REFERs, flows' external routes), managed by
+    # administrators in the portal. Space-separated tokens rather than JSON: the telephony hot path
+    # reads them as plain columns of its one query (routing.hotpath) and keys its memory by them.
+    external_allowed_destinations = models.CharField(
+        max_length=2000,
+        blank=True,
+        help_text="Countries (GB) and number prefixes (+4420), space-separated; empty: every country.",
+    )
+    external_denied_number_types = models.CharField(
+        max_length=200,
+        blank=True,
+        default=DEFAULT_DENIED_NUMBER_TYPES,
+        help_text="NumberType values, space-separated: never dialled, whatever the allowed destinations.",
+    )
+    external_only_bot_targets = models.BooleanField(
+        default=False,
+        help_text="A bot's REFER may name only an external number configured as a bot's handoff target.",
+    )
     # Bumped by every write that changes where calls can go (extensions, queues, bots),
     # so compiled flows cached in every process know to rebuild. Read with the phone
     # number on each route request: no extra query.
@@ -159,6 +203,32 @@ class ContactCenter(models.Model):
     @property
     def allows_external_transfers(self) -> bool:
         return self.external_transfer_policy == ExternalTransferPolicy.ALLOWED
+
+    @property
+    def allowed_destinations(self) -> list[str]:
+        return self.external_allowed_destinations.split()
+
+    @property
+    def denied_number_types(self) -> list[str]:
+        return self.external_denied_number_types.split()
+
+    def external_refusal(self, number: str) -> str | None:
+        """Why the toll-fraud guard refuses an external handoff to `number` (valid E.164), or None.
+
+        The denied number types win over the allowed destinations: "+44" does not let a UK
+        premium-rate number through. The on/off policy and "only the bots' targets" (which needs a
+        query) are checked by the callers.
+        """
+        region, kind = number_facts(number)
+        if kind in self.denied_number_types:
+            label = NumberType(kind).label.lower()
+            return f"{number} is a {label} number, which this contact center never dials."
+        allowed = self.allowed_destinations
+        if allowed and not any(
+            number.startswith(entry) if entry.startswith("+") else region == entry for entry in allowed
+        ):
+            return f"{number} is not in this contact center's allowed destinations ({', '.join(allowed)})."
+        return None
 
     def validate_extension_digits(self, digits: str) -> str:
         """Return the digits if they are a valid extension here, else raise DomainError."""

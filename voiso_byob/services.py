@@ -10,11 +10,13 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, models, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
+from phonenumbers import SUPPORTED_REGIONS
 
 from voiso_byob.api_key_cache import forget_api_keys
 from voiso_byob.cache import bump_telephony_generation
 from voiso_byob.errors import DomainError
 from voiso_byob.models import (
+    ALLOWED_DESTINATION_RE,
     SLUG_RE,
     ApiKey,
     ApiKeyScope,
@@ -22,7 +24,9 @@ from voiso_byob.models import (
     ContactCenter,
     Extension,
     ExtensionKind,
+    ExternalTransferPolicy,
     Membership,
+    NumberType,
     Role,
     User,
 )
@@ -292,6 +296,18 @@ def update_member(
             center=center, current=membership.extension, digits=extension, kind=ExtensionKind.AGENT
         )
     if full_name is not None and full_name.strip() != membership.user.full_name:
+        # The name is the person's, seen by every center they work for: an administrator of one
+        # may name an account only while it belongs to their center alone (and not to anyone
+        # but the person once it is shared: they rename themselves on their profile page).
+        is_shared = Membership.objects.filter(user=membership.user).exclude(contact_center=center).exists()
+        if is_shared and by != membership.user:
+            raise DomainError(
+                "shared_profile",
+                f"{membership.user.email} also works for another contact center; only they can change "
+                "their name (on their profile page).",
+                field="full_name",
+                status=403,
+            )
         membership.user.full_name = full_name.strip()
         membership.user.save(update_fields=["full_name"])
     membership.save(update_fields=["role", "extension"])
@@ -304,6 +320,21 @@ def update_member(
     if changes:
         AuditEvent.record(center=center, by=by, action="member.updated", target=membership, changes=changes)
     return membership
+
+
+@transaction.atomic
+def update_own_profile(*, user: User, center: ContactCenter, full_name: str) -> User:
+    """The person renames themselves (shared by every center they work for); audited in `center`,
+    where they did it."""
+    full_name = (full_name or "").strip()
+    if len(full_name) > 150:
+        raise DomainError("invalid", "A name is at most 150 characters.", field="full_name")
+    if full_name != user.full_name:
+        changes = diff({"full_name": user.full_name}, {"full_name": full_name})
+        user.full_name = full_name
+        user.save(update_fields=["full_name"])
+        AuditEvent.record(center=center, by=user, action="user.profile_updated", target=user, changes=changes)
+    return user
 
 
 @transaction.atomic
@@ -373,3 +404,94 @@ def revoke_api_key(*, key: ApiKey, by: Actor) -> ApiKey:
         transaction.on_commit(lambda: forget_api_keys([key]))
         AuditEvent.record(center=key.contact_center, by=by, action="api_key.revoked", target=key)
     return key
+
+
+# --- external transfers (the toll-fraud guard) ------------------------------------------
+
+MAX_ALLOWED_DESTINATIONS = 200
+
+
+def _allowed_destinations(values: list[str]) -> list[str]:
+    """Countries upper-cased and known to phonenumbers, prefixes as + and digits; order kept, no repeats."""
+    entries: list[str] = []
+    for raw in values:
+        entry = raw.strip().replace(" ", "")
+        entry = entry.upper() if entry[:1].isalpha() else entry
+        if not ALLOWED_DESTINATION_RE.fullmatch(entry) or (
+            not entry.startswith("+") and entry not in SUPPORTED_REGIONS
+        ):
+            raise DomainError(
+                "invalid_destination",
+                f"{raw[:40]!r} is neither a country code (GB, US) nor a number prefix (+4420).",
+                field="allowed_destinations",
+            )
+        if entry not in entries:
+            entries.append(entry)
+    if len(entries) > MAX_ALLOWED_DESTINATIONS:
+        raise DomainError(
+            "too_many_destinations",
+            f"At most {MAX_ALLOWED_DESTINATIONS} allowed destinations.",
+            field="allowed_destinations",
+        )
+    return entries
+
+
+@transaction.atomic
+def update_external_transfers(
+    *,
+    center: ContactCenter,
+    by: Actor,
+    is_allowed: bool,
+    allowed_destinations: list[str],
+    denied_number_types: list[str],
+    is_only_bot_targets: bool,
+) -> ContactCenter:
+    """Set whether and where calls may be handed to external numbers; audited, seen by every process."""
+    unknown = [kind for kind in denied_number_types if kind not in NumberType.values]
+    if unknown:
+        raise DomainError(
+            "invalid_number_type", f"Unknown number type {unknown[0][:40]!r}.", field="denied_number_types"
+        )
+    center = ContactCenter.objects.select_for_update().get(pk=center.pk)
+    before = _external_settings(center)
+    center.external_transfer_policy = (
+        ExternalTransferPolicy.ALLOWED if is_allowed else ExternalTransferPolicy.BLOCKED
+    )
+    center.external_allowed_destinations = " ".join(_allowed_destinations(allowed_destinations))
+    # Stored in the choices' order, so the same set is the same text (and no audit row).
+    center.external_denied_number_types = " ".join(
+        kind for kind in NumberType.values if kind in set(denied_number_types)
+    )
+    center.external_only_bot_targets = is_only_bot_targets
+    changes = diff(before, _external_settings(center))
+    if not changes:
+        return center
+    center.save(
+        update_fields=[
+            "external_transfer_policy",
+            "external_allowed_destinations",
+            "external_denied_number_types",
+            "external_only_bot_targets",
+        ]
+    )
+    AuditEvent.record(
+        center=center,
+        by=by,
+        action="contact_center.external_transfers_updated",
+        target=center,
+        changes=changes,
+    )
+    # Compiled flows carry these rules, and API keys their center: both must be re-read everywhere.
+    forget_api_keys(center.api_keys.all())
+    bump_routing_revision(center)
+    center.refresh_from_db(fields=["routing_revision"])
+    return center
+
+
+def _external_settings(center: ContactCenter) -> dict[str, Any]:
+    return {
+        "is_allowed": center.allows_external_transfers,
+        "allowed_destinations": center.allowed_destinations,
+        "denied_number_types": center.denied_number_types,
+        "is_only_bot_targets": center.external_only_bot_targets,
+    }

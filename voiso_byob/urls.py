@@ -41,7 +41,7 @@ urlpatterns = [
     path("api/v1/telephony/refer", telephony_refer, name="telephony_refer"),
     path("api/v1/telephony/events", telephony_events, name="telephony_events"),
     path("", dashboard_views.dashboard, name="dashboard"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("switch/", views.switch_center, name="switch_center"),
     path("profile/", views.profile, name="profile"),

@@ -8,17 +8,26 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from voiso_byob import services
 from voiso_byob.access import SESSION_CENTER_KEY, member_required, require_membership
 from voiso_byob.errors import DomainError
-from voiso_byob.forms import ApiKeyForm, MemberCreateForm, MemberEditForm, run_service
+from voiso_byob.forms import (
+    ApiKeyForm,
+    MemberCreateForm,
+    MemberEditForm,
+    ProfileForm,
+    ThrottledAuthenticationForm,
+    run_service,
+)
 from voiso_byob.models import ApiKey, AuditEvent, Membership
 from voiso_byob.sip import handoff_uri
 
@@ -90,28 +99,52 @@ def get_api_key_for_user(request: HttpRequest, pk: UUID, *, write: bool = False)
 
 
 @member_required
+@require_http_methods(["GET", "POST"])
 def profile(request: HttpRequest) -> HttpResponse:
     membership = require_membership(request, read=False)
     center = membership.contact_center
+    form = ProfileForm(request.POST or None, initial={"full_name": request.user.full_name})
+    if request.method == "POST" and form.is_valid():
+        saved = run_service(
+            form,
+            lambda: services.update_own_profile(
+                user=request.user, center=center, full_name=form.cleaned_data["full_name"]
+            ),
+        )
+        if saved is not None:
+            messages.success(request, "Your profile is saved.")
+            return redirect("profile")
     uri = handoff_uri(membership.extension.digits, center.slug) if membership.extension else None
-    return render(request, "voiso_byob/profile.html", {"center": center, "handoff_uri": uri})
+    return render(
+        request,
+        "voiso_byob/profile.html",
+        {"center": center, "handoff_uri": uri, "form": form},
+        status=400 if form.errors else 200,
+    )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @member_required
 def switch_center(request: HttpRequest) -> HttpResponse:
-    wanted = request.POST.get("center", "")
-    target = (
-        Membership.objects.filter(user=request.user, contact_center__slug=wanted)
+    """The only way a session changes center: the person picks one (GET lists theirs)."""
+    memberships = (
+        Membership.objects.filter(user=request.user)
         .select_related("contact_center")
-        .first()
+        .order_by("contact_center__name")
     )
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = ""
+    if request.method == "GET":
+        context = {"choices": memberships, "next": next_url}
+        return render(request, "voiso_byob/membership_choose.html", context)
+    target = memberships.filter(contact_center__slug=request.POST.get("center", "")).first()
     if target is None:
         messages.error(request, "You are not a member of that contact center.")
-    else:
-        request.session[SESSION_CENTER_KEY] = str(target.contact_center_id)
-        messages.success(request, f"Now working in {target.contact_center.name}.")
-    return redirect("dashboard")
+        return redirect("switch_center")
+    request.session[SESSION_CENTER_KEY] = str(target.contact_center_id)
+    messages.success(request, f"Now working in {target.contact_center.name}.")
+    return redirect(next_url or "dashboard")
 
 
 # --- members -----------------------------------------------------------------------------
@@ -286,3 +319,17 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class LoginView(auth_views.LoginView):
+    """Django's sign-in page, answering 429 while the sign-in throttle holds (see login_throttle)."""
+
+    form_class = ThrottledAuthenticationForm
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form: ThrottledAuthenticationForm) -> HttpResponse:
+        response = super().form_invalid(form)
+        if form.lock is not None:
+            response.status_code = 429
+            response["Retry-After"] = str(form.lock.retry_after)
+        return response

@@ -50,6 +50,10 @@ class Target:
         return destination
 
 
+def _no_refusal(number: str) -> str | None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class CenterInfo:
     slug: str
@@ -58,6 +62,9 @@ class CenterInfo:
     # The center's SIP domain (`ContactCenter.sip_domain`); external numbers are dialled on it
     # so the proxy applies the same policy as for a REFER. Empty: `{slug}.voiso.com`.
     sip_domain: str = ""
+    # The center's toll-fraud guard on external numbers (ContactCenter.external_refusal): why a
+    # number is refused, or None. Flows dial numbers from HTTP replies too, so it runs per call.
+    external_refusal: Callable[[str], str | None] = _no_refusal
 
     @property
     def domain(self) -> str:
@@ -79,6 +86,9 @@ class CallInput:
     http: HttpFetch = httpx_fetch
     allow_private_http: bool = False
     resolver: Resolver = resolve
+    # False for a dry run by someone who may only read: an http_request node then neither resolves
+    # nor sends anything, notes that, and follows its error branch.
+    is_http_allowed: bool = True
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None or self.at.utcoffset() is None:

@@ -305,6 +305,12 @@ class HttpCall(Node):
         stale = [key for key in run.variables if key.startswith(self.prefix + ".")]
         for key in stale:
             del run.variables[key]
+        if not run.call.is_http_allowed:
+            run.notes.append(
+                f"{self.id}: request not sent (a test call without write access contacts nothing); "
+                "took the error branch"
+            )
+            return self.error
         try:
             reply = self._fetch(run)
         except Exception as exc:

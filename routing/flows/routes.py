@@ -36,6 +36,11 @@ class Route(Node):
         if target.kind == "external" and not run.center.allows_external:
             run.hangup("external_not_allowed")
             return None
+        refusal = _external_refusal(run, target)
+        if refusal is not None:
+            run.notes.append(f"{self.id}: {refusal}")
+            run.hangup("destination_denied")
+            return None
         if _is_reachable(run, target):
             self._dial(run, target)
             return None
@@ -68,7 +73,15 @@ class Route(Node):
 def _can_take(run: Run, fallback: Target) -> bool:
     if fallback.kind == "external" and not run.center.allows_external:
         return False
+    if _external_refusal(run, fallback) is not None:
+        return False
     return _is_reachable(run, fallback)
+
+
+def _external_refusal(run: Run, target: Target) -> str | None:
+    if target.kind != "external" or target.number is None:
+        return None
+    return run.center.external_refusal(target.number)
 
 
 def _is_reachable(run: Run, target: Target) -> bool:

@@ -356,7 +356,7 @@ def flow_publish(request: HttpRequest, pk: UUID) -> HttpResponse:
 @member_required
 def flow_test_call(request: HttpRequest, pk: UUID) -> HttpResponse:
     """A dry run of one version: the path it takes and what the switch would be told. Writes nothing,
-    so supervisors may run it too."""
+    so supervisors may run it too; theirs sends no http_request node's request (see simulate_flow)."""
     flow = get_flow_for_user(request, pk)
     form = TestCallForm(request.POST, center=flow.contact_center)
     number = form.data.get("version")
@@ -366,7 +366,12 @@ def flow_test_call(request: HttpRequest, pk: UUID) -> HttpResponse:
     data = form.cleaned_data
     try:
         steps = simulate_flow(
-            flow=flow, version=version, caller=data["caller"], at=data["at"], digits=data["digits"]
+            flow=flow,
+            version=version,
+            caller=data["caller"],
+            at=data["at"],
+            digits=data["digits"],
+            is_http_allowed=current_membership(request).can_configure,
         )
     except DomainError as exc:
         return _page(request, flow, version=version, test_form=form, error=exc.message, status=200)

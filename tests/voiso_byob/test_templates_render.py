@@ -101,6 +101,8 @@ def test_every_portal_page_renders_without_template_syntax(demo: ContactCenter) 
         "/routing/numbers/new/",
         f"/routing/numbers/{number.pk}/",
         f"/routing/numbers/{number.pk}/delete/",
+        "/routing/external-transfers/",
+        "/switch/",
         "/routing/flows/",
         "/routing/flows/new/",
         f"/routing/flows/{flow.pk}/",

@@ -74,11 +74,12 @@ def test_switching_to_a_center_one_does_not_belong_to_is_refused(two_centers: Pe
     assertContains(queues, "Globex billing")
 
 
-def test_switch_is_post_only(two_centers: Persona) -> None:
+def test_a_get_of_the_switch_only_lists_the_centers(two_centers: Persona) -> None:
     response = two_centers.client.get("/switch/?center=globex")
 
-    assert response.status_code == 405
-    assert SESSION_CENTER_KEY not in two_centers.client.session
+    assert response.status_code == 200
+    assertContains(response, "Choose a contact center")
+    assert two_centers.client.session[SESSION_CENTER_KEY] == str(two_centers.center.pk)
     assertContains(two_centers.client.get("/routing/queues/"), "Acme sales")
 
 
@@ -89,10 +90,12 @@ def test_a_center_one_has_left_is_no_longer_the_current_one(
     client.post("/switch/", {"center": "globex"})
     Membership.objects.filter(user=two_centers.user, contact_center=globex).delete()
 
+    # The session does not move to the remaining center by itself: the person chooses.
     response = client.get("/routing/queues/")
-
-    assertContains(response, "Acme sales")
-    assertNotContains(response, "Globex billing")
+    assert response.status_code == 302 and response["Location"] == "/switch/?next=%2Frouting%2Fqueues%2F"
+    chosen = client.post("/switch/", {"center": "acme", "next": "/routing/queues/"}, follow=True)
+    assertContains(chosen, "Acme sales")
+    assertNotContains(chosen, "Globex billing")
 
 
 # --- the audit log -----------------------------------------------------------------------
