@@ -116,7 +116,8 @@ def test_anonymous_goes_to_login(anonymous: Client) -> None:
 
 @pytest.mark.parametrize(("tab", "fmt"), [("bots", "csv"), ("queues", "pdf"), ("queues", "CSV")])
 def test_unknown_tabs_and_formats_are_404(tab: str, fmt: str, admin: Persona) -> None:
-    assert admin.client.get(url(tab, fmt)).status_code == 404
+    # Written out: reverse() itself refuses a tab the URL converter does not know.
+    assert admin.client.get(f"/reports/{tab}/export.{fmt}").status_code == 404
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
