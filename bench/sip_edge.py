@@ -32,6 +32,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -117,11 +118,29 @@ def percentile(values: list[float], share: float) -> float | None:
 
 
 def sipp_final_counts(stat_file: Path) -> dict[str, int]:
-    """The last row of SIPp's -trace_stat CSV: cumulative successful / failed calls."""
-    with stat_file.open() as handle:
-        rows = list(csv.DictReader(handle, delimiter=";"))
+    """The last row of SIPp's -trace_stat CSV: cumulative successful / failed calls (0 without one)."""
+    try:
+        with stat_file.open() as handle:
+            rows = list(csv.DictReader(handle, delimiter=";"))
+    except OSError:
+        rows = []
+    if not rows:
+        return {"successful": 0, "failed": 0}
     last = rows[-1]
     return {"successful": int(last["SuccessfulCall(C)"]), "failed": int(last["FailedCall(C)"])}
+
+
+_UNEXPECTED = re.compile(r"while expecting '([^']*)' \(index (\d+)\), received '([^\r\n']*)")
+
+
+def failure_kinds(error_log: str) -> list[str]:
+    """SIPp's aborted calls grouped by what the caller expected and got instead, most frequent first."""
+    counts: dict[str, int] = {}
+    for expected, index, received in _UNEXPECTED.findall(error_log):
+        start = " ".join(received.split()[:2]) if received.startswith("SIP/2.0") else received.split()[0]
+        kind = f"expected {expected} (message {index}), got {start}"
+        counts[kind] = counts.get(kind, 0) + 1
+    return [f"{n} x {kind}" for kind, n in sorted(counts.items(), key=lambda item: -item[1])]
 
 
 def stored(prefix: str, timeout: float) -> dict[str, int]:
@@ -148,7 +167,7 @@ expected_calls: dict[str, int] = {}
 
 
 def step(
-    rate: int, seconds: int, edge_port: int, workdir: Path
+    rate: int, seconds: int, edge_port: int, workdir: Path, trace_msg: bool = False
 ) -> dict[str, Any]:  # one rate, one SIPp caller
     calls = rate * seconds
     prefix = f"r{rate}-"
@@ -184,12 +203,26 @@ def step(
         "-trace_err",
         "-error_file",
         str(workdir / f"caller-{rate}-errors.log"),
-        "-timeout",
-        f"{seconds + 60}s",
+        # A call waiting 20 s for a message fails (counted) instead of hanging the step.
+        "-recv_timeout",
+        "20000",
     ]
+    if trace_msg:
+        command += ["-trace_msg", "-message_file", str(workdir / f"caller-{rate}.msg")]
     started = time.monotonic()
-    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=seconds + 120)
+    # The last call is placed after `seconds`; a call lasts at most ~5 s (4 s in the bot, the
+    # transfer's NOTIFY and BYE) or fails on -recv_timeout: past this limit the step is stuck.
+    limit = seconds + 45
+    with (workdir / f"caller-{rate}.out").open("wb") as out:
+        caller = subprocess.Popen(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            caller.wait(timeout=limit)
+            stuck = False
+        except subprocess.TimeoutExpired:
+            stuck = True
+            stop(caller)
     wall = time.monotonic() - started
+    time.sleep(1.5)  # SIPp's statistics file is written every second (-fd 1): the last row is there
     counts = sipp_final_counts(stat_file)
     pdd: list[float] = []
     for rtt_file in workdir.glob("caller_mixed_*_rtt.csv"):
@@ -200,20 +233,33 @@ def step(
     errors = workdir / f"caller-{rate}-errors.log"
     # SIPp logs each jump on the caller's REFER timeout (a call the bot kept) too: leave those out.
     lines = errors.read_text(errors="replace").splitlines() if errors.exists() else []
-    unexpected = "\n".join(line for line in lines if "jumping to label" not in line)[-1500:]
-    sustained = (
-        done.returncode == 0
-        and counts["failed"] == 0
-        and counts["successful"] == calls
-        and records["records"] == calls == records["ended"]
-        and records["handoffs"] == records["handed_off"] == records["handoffs_completed"]
-    )
+    unexpected = "\n".join(line for line in lines if "jumping to label" not in line)
+    reasons = []
+    if stuck:
+        unfinished = calls - counts["successful"] - counts["failed"]
+        reasons.append(
+            f"stuck: the caller was still running {limit} s after the start ({unfinished} calls unfinished)"
+        )
+    elif caller.returncode not in (0, 1):  # 1: some calls failed, counted below
+        reasons.append(f"SIPp exited {caller.returncode}")
+    if counts["failed"]:
+        kinds = failure_kinds(unexpected)
+        reasons.append(f"{counts['failed']} failed calls" + (f" ({'; '.join(kinds[:3])})" if kinds else ""))
+    if records["records"] != calls or records["ended"] != records["records"]:
+        reasons.append(f"records stored {records['records']} / ended {records['ended']} of {calls}")
+    if not records["handoffs"] == records["handed_off"] == records["handoffs_completed"]:
+        handoffs, completed = records["handoffs"], records["handoffs_completed"]
+        reasons.append(f"handoffs {handoffs} for {records['handed_off']} calls, {completed} completed")
+    sustained = not reasons and caller.returncode == 0 and counts["successful"] == calls
+    if not sustained and not reasons:
+        reasons.append(f"{counts['successful']} of {calls} calls succeeded")
     return {
         "rate": rate,
         "calls": calls,
         "seconds": seconds,
         "wall_seconds": round(wall, 1),
-        "sipp_exit": done.returncode,
+        "sipp_exit": None if stuck else caller.returncode,
+        "stuck": stuck,
         **counts,
         "pdd_ms_p50": percentile(pdd, 0.5),
         "pdd_ms_p99": percentile(pdd, 0.99),
@@ -221,7 +267,8 @@ def step(
         "pdd_samples": len(pdd),
         **records,
         "sustained": sustained,
-        "sipp_errors_tail": unexpected,
+        "failure": "; ".join(reasons),
+        "sipp_errors_tail": unexpected[-1500:],
     }
 
 
@@ -230,10 +277,16 @@ def main() -> int:
     parser.add_argument("--rates", default="10,20,30,50,70,100", help="calls/s per step, rising")
     parser.add_argument("--step-seconds", type=int, default=60)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
-    parser.add_argument("--children", type=int, default=4, help="Kamailio SIP workers")
-    parser.add_argument("--api-workers", type=int, default=8, help="Kamailio route/refer workers")
-    parser.add_argument("--event-workers", type=int, default=4, help="Kamailio event workers")
+    # Kamailio's worker groups: by default kamailio_config's, sized for 50 calls/s (its docstring).
+    parser.add_argument("--children", type=int, help="Kamailio SIP workers")
+    parser.add_argument("--api-workers", type=int, help="Kamailio route/refer workers")
+    parser.add_argument("--event-workers", type=int, help="Kamailio event posters")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument(
+        "--trace-msg", action="store_true", help="SIPp's message traces (caller-<rate>.msg, bot.msg)"
+    )
+    parser.add_argument("--keep-logs", action="store_true", help="keep the logs directory after a clean run")
+    parser.add_argument("--database", default=DB_NAME, help=f"scratch database (default {DB_NAME})")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
     kamailio = shutil.which("kamailio") or "/usr/sbin/kamailio"
@@ -242,15 +295,19 @@ def main() -> int:
         return 2
 
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/1")
-    env = served_env(database_url(ADMIN_URL, DB_NAME), redis_url)
+    env = served_env(database_url(ADMIN_URL, args.database), redis_url)
     os.environ.update({k: v for k, v in env.items() if k not in ("ROOT_URLCONF",)})
     os.environ["CONN_MAX_AGE"] = "0"
-    admin_execute(ADMIN_URL, f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    admin_execute(ADMIN_URL, f'CREATE DATABASE "{DB_NAME}"')
+    admin_execute(ADMIN_URL, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+    admin_execute(ADMIN_URL, f'CREATE DATABASE "{args.database}"')
     import django
 
     django.setup()
-    from routing.management.commands.kamailio_config import answers_options, render_config
+    from routing.management.commands.kamailio_config import WORKER_DEFAULTS, answers_options, render_config
+
+    for name, value in WORKER_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
 
     bot_port, edge_port, http_port = free_udp_port(), free_udp_port(), free_port()
     processes: list[subprocess.Popen[Any]] = []
@@ -336,6 +393,8 @@ def main() -> int:
                 raise RuntimeError((workdir / "kamailio.log").read_text()[-3000:])
         bot = ["sipp", "-sf", str(SIPP_DIR / "bot_mixed.xml"), "-i", "127.0.0.1", "-p", str(bot_port)]
         bot += ["-nostdin", "-key", "refer_to", "<sip:4323@acme.voiso.com>", "-fd", "1"]
+        if args.trace_msg:
+            bot += ["-trace_msg", "-message_file", str(workdir / "bot.msg")]
         processes.append(
             subprocess.Popen(bot, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         )
@@ -348,12 +407,13 @@ def main() -> int:
             flush=True,
         )
         for rate in rates:
-            result = step(rate, args.step_seconds, edge_port, workdir)
+            result = step(rate, args.step_seconds, edge_port, workdir, args.trace_msg)
             results.append(result)
             print(
                 f"{rate:>7} {result['calls']:>6} {result['successful']:>6} {result['failed']:>6} "
                 f"{result['pdd_ms_p50'] or 0:>6.0f}ms {result['pdd_ms_p99'] or 0:>6.0f}ms "
-                f"{result['records']:>8} {result['handoffs']:>8} {'yes' if result['sustained'] else 'NO'}",
+                f"{result['records']:>8} {result['handoffs']:>8} "
+                + ("yes" if result["sustained"] else f"NO: {result['failure']}"),
                 flush=True,
             )
             if not result["sustained"]:
@@ -367,8 +427,8 @@ def main() -> int:
 
         connections.close_all()
         if not args.keep_db:
-            admin_execute(ADMIN_URL, f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        if results and all(r["sustained"] for r in results):
+            admin_execute(ADMIN_URL, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+        if results and all(r["sustained"] for r in results) and not args.keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"logs kept in {workdir} (kamailio.log, gunicorn.log, caller-<rate>-errors.log)")

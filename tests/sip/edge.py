@@ -13,9 +13,14 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from routing.management.commands.kamailio_config import answers_options, render_config
@@ -86,9 +91,79 @@ def gunicorn(port: int, env: dict[str, str], log: Path) -> Iterator[str]:
             _stop(server)
 
 
+class SlowApi:
+    """What the slow proxy saw, per path: requests, and the most in flight at once."""
+
+    def __init__(self, upstream: str, delays: dict[str, float]) -> None:
+        self.upstream = upstream
+        self.delays = delays
+        self.requests: dict[str, int] = {}
+        self.in_flight: dict[str, int] = {}
+        self.most_in_flight: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def forward(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        with self._lock:
+            self.requests[path] = self.requests.get(path, 0) + 1
+            self.in_flight[path] = self.in_flight.get(path, 0) + 1
+            self.most_in_flight[path] = max(self.most_in_flight.get(path, 0), self.in_flight[path])
+        try:
+            time.sleep(self.delays.get(path, 0))
+            request = urllib.request.Request(self.upstream + path, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    return answer.status, answer.read()
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.read()
+        finally:
+            with self._lock:
+                self.in_flight[path] -= 1
+
+
+class _SlowApiHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # Kamailio's http_client keeps its connections
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {
+            name: self.headers[name] for name in ("Content-Type", "Authorization") if self.headers[name]
+        }
+        status, answer = self.server.api.forward(self.path, body, headers)  # type: ignore[attr-defined]
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # quiet: the test asserts on what it counted
+
+
+@contextlib.contextmanager
+def slow_api(upstream: str, delays: dict[str, float]) -> Iterator[tuple[str, SlowApi]]:
+    """A real HTTP proxy in front of the portal that holds each request to a path of `delays` that
+    many seconds before forwarding it: the telephony API answering slowly. Yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowApiHandler)
+    server.daemon_threads = True
+    server.api = SlowApi(upstream, delays)  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server.api  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @contextlib.contextmanager
 def kamailio(
-    *, port: int, api_url: str, api_key: str, workdir: Path, media_server: str | None = None
+    *,
+    port: int,
+    api_url: str,
+    api_key: str,
+    workdir: Path,
+    media_server: str | None = None,
+    event_workers: int = 1,
 ) -> Iterator[Path]:
     """Kamailio on 127.0.0.1:port, configured as `manage.py kamailio_config` does; yields its log."""
     binary = kamailio_binary()
@@ -103,7 +178,7 @@ def kamailio(
             media_server=media_server,
             children=2,
             api_workers=2,
-            event_workers=1,
+            event_workers=event_workers,
             log_stderror=True,
         )
     )
@@ -156,6 +231,21 @@ class SippRun:
             if f"message {direction}" in head:
                 found.append(body.strip())
         return found
+
+    def post_dial_delay(self) -> float:
+        """Seconds from the first INVITE sent to the first 200 to it received (the trace's clock)."""
+        sent = answered = None
+        for stamp, head, body in re.findall(
+            r"^-{20,} (\S+ \S+)\n(.*)\n\n?(.*)$", self.messages, flags=re.MULTILINE
+        ):
+            moment = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f")
+            if sent is None and "message sent" in head and body.strip().startswith("INVITE "):
+                sent = moment
+            elif sent is not None and "message received" in head and body.strip().startswith("SIP/2.0 200"):
+                answered = moment
+                break
+        assert sent is not None and answered is not None, "no INVITE answered with 200 in the trace"
+        return (answered - sent).total_seconds()
 
     def received(self) -> list[str]:
         """The messages received, each as its text (start line first)."""

@@ -32,7 +32,17 @@ from routing.services import create_flow, create_phone_number, publish_flow
 from tests.conftest import Persona
 from tests.factories import make_api_key, make_queue
 from tests.reporting.conftest import make_bot
-from tests.sip.edge import Call, CallRun, free_tcp_port, free_udp_port, gunicorn, kamailio, sip_call, tail
+from tests.sip.edge import (
+    Call,
+    CallRun,
+    free_tcp_port,
+    free_udp_port,
+    gunicorn,
+    kamailio,
+    sip_call,
+    slow_api,
+    tail,
+)
 from virtual_agents import services as va_services
 from virtual_agents.models import VirtualAgent
 from voiso_byob.models import ApiKeyScope, ContactCenter
@@ -434,10 +444,11 @@ def test_calls_that_need_media_go_to_the_configured_media_server(
             port=edge_port, api_url=api_url, api_key=key, workdir=tmp_path, media_server=media
         ) as log:
             runs = play(calls, edge_port=edge_port, bot_port=bot_port, workdir=tmp_path, edge_log=log)
-        types = {
-            name: wait_for_events(acme, run.call_id, 3 if name == "queue" else 2)
-            for name, run in runs.items()
-        }
+            # Events wait in Kamailio's queue for its posters: read them before it stops.
+            types = {
+                name: wait_for_events(acme, run.call_id, 3 if name == "queue" else 2)
+                for name, run in runs.items()
+            }
 
     invites = {name: [m for m in run.bot.received() if m.startswith("INVITE ")] for name, run in runs.items()}
     # The media server gets the call as dialled, with the call's id to ask /telephony/route about it.
@@ -457,3 +468,78 @@ def test_calls_that_need_media_go_to_the_configured_media_server(
         "completed",
         "caller",
     )
+
+
+BLIND_EVENTS = EXPECTED_EVENTS["blind"]
+
+
+def transfer_call() -> Call:
+    return Call(
+        BOT_LINE,
+        "caller_transfer.xml",
+        "bot_refer.xml",
+        refer("<sip:4323@acme.voiso.com>"),
+        {"sipfrag": "200 OK"},
+    )
+
+
+def test_a_refer_the_bot_sends_again_while_the_refer_api_is_slow_reaches_the_caller_once(
+    acme: ContactCenter, sales: Queue, bots: dict[str, VirtualAgent], bot_port: int, tmp_path: Path
+) -> None:
+    """The refer API answers after 1 s; the bot resends its REFER after 500 ms (UDP, T1) while the
+    edge waits. The REFER's transaction absorbs the copy: the API is asked once, the caller gets
+    one REFER (a second one would fail its scenario, which has moved on to its NOTIFY), one handoff."""
+    line(acme, BOT_LINE, {"bot": route_to("virtual_agent", bots["sales"].pk)})
+    _, key = make_api_key(acme, ApiKeyScope.TELEPHONY)
+    edge_port = free_udp_port()
+    with (
+        portal(tmp_path) as (api_url, _),
+        slow_api(api_url, {"/api/v1/telephony/refer": 1.0}) as (slow_url, api),
+        kamailio(port=edge_port, api_url=slow_url, api_key=key, workdir=tmp_path) as log,
+    ):
+        run = play(
+            {"resent": transfer_call()},
+            edge_port=edge_port,
+            bot_port=bot_port,
+            workdir=tmp_path,
+            edge_log=log,
+        )["resent"]
+        types = wait_for_events(acme, run.call_id, len(BLIND_EVENTS))
+
+    assert run.bot is not None
+    assert run.bot.sent_requests("REFER") >= 2  # the original and at least one retransmission
+    assert api.requests["/api/v1/telephony/refer"] == 1
+    assert run.caller.received_header("REFER", "Refer-To") == ["<sip:4323@acme.voiso.com>"]
+    assert set(run.bot.received_statuses("REFER")) == {202}
+    assert types == BLIND_EVENTS
+    handoff = Handoff.objects.get(call_record__contact_center=acme, call_record__call_id=run.call_id)
+    assert (handoff.state, handoff.target_extension, handoff.sip_status) == ("completed", "4323", 202)
+
+
+def test_a_slow_events_api_never_holds_up_sip(
+    acme: ContactCenter, sales: Queue, bots: dict[str, VirtualAgent], bot_port: int, tmp_path: Path
+) -> None:
+    """Every events request takes 1 s and one process posts them. Events wait in Kamailio's queue,
+    so calls go on as if nothing were slow, and each wake-up posts what has queued as one batch.
+    (Handed one by one to a single async worker, as the edge once did, the 4 calls' 24 events
+    filled the kernel's queue of ~10 in front of it and SIP waited for the events API.)"""
+    line(acme, BOT_LINE, {"bot": route_to("virtual_agent", bots["sales"].pk)})
+    _, key = make_api_key(acme, ApiKeyScope.TELEPHONY)
+    edge_port = free_udp_port()
+    calls = {f"slow-events-{n}": transfer_call() for n in range(4)}
+    with (
+        portal(tmp_path) as (api_url, _),
+        slow_api(api_url, {"/api/v1/telephony/events": 1.0}) as (slow_url, api),
+        kamailio(port=edge_port, api_url=slow_url, api_key=key, workdir=tmp_path, event_workers=1) as log,
+    ):
+        runs = play(calls, edge_port=edge_port, bot_port=bot_port, workdir=tmp_path, edge_log=log)
+        types = {
+            name: wait_for_events(acme, run.call_id, len(BLIND_EVENTS), timeout=60)
+            for name, run in runs.items()
+        }
+
+    delays = {name: run.caller.post_dial_delay() for name, run in runs.items()}
+    assert all(delay < 0.8 for delay in delays.values()), delays
+    assert types == dict.fromkeys(runs, BLIND_EVENTS)
+    assert api.most_in_flight["/api/v1/telephony/events"] == 1  # one poster
+    assert api.requests["/api/v1/telephony/events"] < 4 * len(BLIND_EVENTS)  # batches
