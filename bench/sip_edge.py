@@ -117,17 +117,27 @@ def percentile(values: list[float], share: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def sipp_final_counts(stat_file: Path) -> dict[str, int]:
-    """The last row of SIPp's -trace_stat CSV: cumulative successful / failed calls (0 without one)."""
+def sipp_final_counts(stat_file: Path, calls: int) -> dict[str, Any]:
+    """From SIPp's -trace_stat CSV (a row a second): cumulative successful / failed calls, and the
+    rate the calls were actually placed at (SIPp falls behind its -r when it is short of CPU)."""
     try:
         with stat_file.open() as handle:
             rows = list(csv.DictReader(handle, delimiter=";"))
     except OSError:
         rows = []
     if not rows:
-        return {"successful": 0, "failed": 0}
+        return {"successful": 0, "failed": 0, "placed_per_s": None}
     last = rows[-1]
-    return {"successful": int(last["SuccessfulCall(C)"]), "failed": int(last["FailedCall(C)"])}
+    placed = next((row for row in rows if int(row["OutgoingCall(C)"]) >= calls), None)
+    placed_per_s = None
+    if placed is not None:
+        hours, minutes, secs = (int(part) for part in placed["ElapsedTime(C)"].split(":"))
+        placed_per_s = round(calls / max(1, hours * 3600 + minutes * 60 + secs), 1)
+    return {
+        "successful": int(last["SuccessfulCall(C)"]),
+        "failed": int(last["FailedCall(C)"]),
+        "placed_per_s": placed_per_s,
+    }
 
 
 _UNEXPECTED = re.compile(r"while expecting '([^']*)' \(index (\d+)\), received '([^\r\n']*)")
@@ -203,6 +213,9 @@ def step(
         "-trace_err",
         "-error_file",
         str(workdir / f"caller-{rate}-errors.log"),
+        # SIPp's own cap on open calls would slow its rate when calls lengthen: a carrier does not.
+        "-l",
+        str(rate * 30),
         # A call waiting 20 s for a message fails (counted) instead of hanging the step.
         "-recv_timeout",
         "20000",
@@ -223,7 +236,7 @@ def step(
             stop(caller)
     wall = time.monotonic() - started
     time.sleep(1.5)  # SIPp's statistics file is written every second (-fd 1): the last row is there
-    counts = sipp_final_counts(stat_file)
+    counts = sipp_final_counts(stat_file, calls)
     pdd: list[float] = []
     for rtt_file in workdir.glob("caller_mixed_*_rtt.csv"):
         with rtt_file.open() as handle:
@@ -245,6 +258,9 @@ def step(
     if counts["failed"]:
         kinds = failure_kinds(unexpected)
         reasons.append(f"{counts['failed']} failed calls" + (f" ({'; '.join(kinds[:3])})" if kinds else ""))
+    # The stat file's clock has 1 s steps: 60 s of calls read as placed within 61-62 s.
+    if counts["placed_per_s"] is None or counts["placed_per_s"] < 0.95 * rate:
+        reasons.append(f"calls placed at {counts['placed_per_s']}/s, not {rate}/s")
     if records["records"] != calls or records["ended"] != records["records"]:
         reasons.append(f"records stored {records['records']} / ended {records['ended']} of {calls}")
     if not records["handoffs"] == records["handed_off"] == records["handoffs_completed"]:
@@ -402,7 +418,8 @@ def main() -> int:
         with open("/proc/loadavg") as handle:
             load_before = handle.read().split()[:3]
         print(
-            f"{'rate/s':>7} {'calls':>6} {'ok':>6} {'failed':>6} {'PDD p50':>8} {'PDD p99':>8} "
+            f"{'rate/s':>7} {'placed/s':>8} {'calls':>6} {'ok':>6} {'failed':>6} "
+            f"{'PDD p50':>8} {'PDD p99':>8} "
             f"{'records':>8} {'handoffs':>8} sustained",
             flush=True,
         )
@@ -410,7 +427,8 @@ def main() -> int:
             result = step(rate, args.step_seconds, edge_port, workdir, args.trace_msg)
             results.append(result)
             print(
-                f"{rate:>7} {result['calls']:>6} {result['successful']:>6} {result['failed']:>6} "
+                f"{rate:>7} {result['placed_per_s'] or 0:>8.1f} {result['calls']:>6} "
+                f"{result['successful']:>6} {result['failed']:>6} "
                 f"{result['pdd_ms_p50'] or 0:>6.0f}ms {result['pdd_ms_p99'] or 0:>6.0f}ms "
                 f"{result['records']:>8} {result['handoffs']:>8} "
                 + ("yes" if result["sustained"] else f"NO: {result['failure']}"),

@@ -35,9 +35,9 @@ _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 # Kamailio's processes, sized for 50 calls/s with 30 % handoffs on one 2-core machine (bench/sip_edge.py):
 # - api_workers hold a route or refer question while the API answers: 65 questions/s at up to
-#   ~0.25 s each under load is 16. When all are busy, questions wait in a kernel queue of ~10
-#   (net.unix.max_dgram_qlen) and then the SIP worker handing one over blocks, and with it SIP:
-#   too few here stalls the proxy, too many only costs idle processes (~2 MB each).
+#   ~0.25 s each under load is 16. When all are busy, questions wait in a unix socket (a few
+#   hundred fit in its send buffer) and the calls' post-dial delay grows; once it is full the SIP
+#   worker handing one over blocks, and with it SIP. Too many only costs idle processes.
 # - children read SIP and never wait for HTTP; 8 leave room while the api group's queue is full.
 # - event_workers post the queued events in batches (one request per ~20 ms each): 2 carry
 #   ~300 events/s with room to spare; more only help while the events API is slow.
