@@ -1,13 +1,18 @@
 """Real SIP through the edge at a rising call rate: SIPp → Kamailio → SIPp bot, the portal as the brain.
 
     .venv/bin/python bench/sip_edge.py [--rates 10,20,30,50,70,100] [--step-seconds 60] [--workers 2]
-                                       [--api-workers 8] [--event-workers 4] [--children 4] [--keep-db]
+                                       [--children N] [--api-workers N] [--event-workers N] [--keep-db]
+                                       [--keep-logs] [--trace-msg] [--database NAME]
+
+Kamailio's worker groups default to `kamailio_config`'s (8 SIP workers, 16 API workers, 2 event
+posters: sized for 50 calls/s).
 
 What it does:
-  1. drops and recreates the PostgreSQL database `voiso_bench_sip` (BENCH_PG_URL), migrates it and
-     seeds it in this process: `seed_demo` (center acme, queue Sales 4323), a virtual agent whose
-     SIP URI is the SIPp bot (capacity 10,000, the most allowed: the bench measures the edge, not
-     the bot's limit), +442079460018 routed straight to it, and a telephony API key;
+  1. drops and recreates the PostgreSQL database `voiso_bench_sip` (`--database`; on BENCH_PG_URL),
+     migrates it and seeds it in this process: `seed_demo` (center acme, queue Sales 4323), a
+     virtual agent whose SIP URI is the SIPp bot (capacity 10,000, the most allowed: the bench
+     measures the edge, not the bot's limit), +442079460018 routed straight to it, and a
+     telephony API key;
   2. serves the portal as the README deploys it: gunicorn, `--workers` sync workers, DEBUG off,
      CONN_MAX_AGE=600, Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/1);
   3. starts Kamailio on 127.0.0.1 with the configuration `manage.py kamailio_config` writes, and the
@@ -18,8 +23,11 @@ What it does:
      200 sipfrag, BYE) or a BYE after 4 s. Post-dial delay = INVITE sent → the bot's 200 received
      at the caller (SIPp's response-time 1, every call: -trace_rtt). After the step, every call's
      record must be stored and ended and every REFER's handoff completed (waiting up to 60 s for the
-     asynchronous events). A step is sustained when no call failed and every record and handoff is
-     there; the run stops at the first step that is not;
+     asynchronous events). A step is sustained when SIPp placed its calls at the rate (within 5 %),
+     no call failed and every record and handoff is there; the run stops at the first step that is
+     not, which is a table row with the reason (failed calls grouped by what the caller expected
+     and got instead; a caller still running 45 s after its last call is stopped as stuck) and its
+     logs kept (kamailio.log, gunicorn.log, the caller's error log; --trace-msg: SIPp's messages);
   5. prints a table and writes bench/results/sip_edge.json; exits 1 when the highest sustained rate is
      below 50 calls/s. Everything is stopped and the database dropped (unless --keep-db) at the end.
 

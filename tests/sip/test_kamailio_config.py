@@ -53,6 +53,26 @@ def test_another_suffix_is_our_domain() -> None:
     )
 
 
+def test_events_are_queued_for_batch_posters_never_handed_to_an_async_worker() -> None:
+    """A SIP worker must never wait for an event: they go into a shared-memory queue that rtimer
+    processes drain in batches. Handed one by one to async workers, they went to a "default" group
+    of one process, and once its socket filled every SIP worker blocked behind it (issue 16)."""
+    text = render(event_workers=3, event_interval_ms=25, event_batch=200, event_queue_size=1000)
+    assert "async_task_data" not in text
+    assert 'modparam("mqueue", "mqueue", "name=events;size=1000")' in text
+    assert 'modparam("rtimer", "timer", "name=events;interval=25000u;mode=3")' in text
+    assert 'modparam("rtimer", "exec", "timer=events;route=EVENT_POSTER")' in text
+    assert "#!define EVENT_BATCH 200\n" in text
+    assert 'mq_add("events", "$var(ev_id)", "$var(ev)");' in text
+
+
+def test_the_worker_groups_default_to_the_sizes_for_50_calls_a_second() -> None:
+    text = render()
+    assert "\nchildren=8\n" in text
+    assert 'async_workers_group="name=api;workers=16"' in text
+    assert "interval=20000u;mode=2" in text
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -74,26 +94,6 @@ def test_another_suffix_is_our_domain() -> None:
         ({"event_queue_size": 10}, "event queue size: 100 to 1,000,000"),
     ],
 )
-def test_events_are_queued_for_batch_posters_never_handed_to_an_async_worker() -> None:
-    """A SIP worker must never wait for an event: they go into a shared-memory queue that rtimer
-    processes drain in batches. Handed one by one to async workers, they went to a "default" group
-    of one process, and a full kernel queue in front of it blocked every SIP worker (issue 16)."""
-    text = render(event_workers=3, event_interval_ms=25, event_batch=200, event_queue_size=1000)
-    assert "async_task_data" not in text
-    assert 'modparam("mqueue", "mqueue", "name=events;size=1000")' in text
-    assert 'modparam("rtimer", "timer", "name=events;interval=25000u;mode=3")' in text
-    assert 'modparam("rtimer", "exec", "timer=events;route=EVENT_POSTER")' in text
-    assert "#!define EVENT_BATCH 200\n" in text
-    assert 'mq_add("events", "$var(ev_id)", "$var(ev)");' in text
-
-
-def test_the_worker_groups_default_to_the_sizes_for_50_calls_a_second() -> None:
-    text = render()
-    assert "\nchildren=8\n" in text
-    assert 'async_workers_group="name=api;workers=16"' in text
-    assert "interval=20000u;mode=2" in text
-
-
 def test_a_value_that_could_break_the_configuration_is_refused(
     overrides: dict[str, object], message: str
 ) -> None:
