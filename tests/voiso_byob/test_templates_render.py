@@ -1,4 +1,5 @@
-"""Every portal template, rendered as its page serves it, holds no template syntax as text.
+"""Every portal template, rendered as its page serves it, holds no template syntax as text, and
+no inline script or style under its Content-Security-Policy (tests/voiso_byob/test_csp.py).
 
 Django's `{# … #}` comment is one line only: a longer one, or a tag split over lines, reaches the page
 as text. The browser tests check what they visit; this walks every template-backed page quickly.
@@ -19,6 +20,7 @@ from campaigns.models import Campaign
 from reporting.models import CallRecord
 from routing.models import Flow, PhoneNumber, Queue
 from tests.reporting.factories import make_call, make_event, make_handoff
+from tests.voiso_byob.test_csp import directives, inline_code_in
 from virtual_agents.models import ProviderIntegration, VirtualAgent
 from voiso_byob.management.commands.seed_demo import ADMIN_EMAIL, DEMO_PASSWORD
 from voiso_byob.models import ContactCenter, Membership, Role
@@ -119,6 +121,7 @@ def test_every_portal_page_renders_without_template_syntax(demo: ContactCenter) 
         f"/virtual-agents/{bot.pk}/",
         f"/virtual-agents/{bot.pk}/edit/",
         f"/routing/queues/{uuid.uuid4()}/",  # 404 page
+        "/api/docs/",  # Swagger UI, drf-spectacular's page as templates/drf_spectacular/ overrides it
     ]
     rendered: set[str] = set()
     found: list[str] = []
@@ -127,7 +130,13 @@ def test_every_portal_page_renders_without_template_syntax(demo: ContactCenter) 
         response = getattr(client, method)(url, data or {})
         assert response.status_code < 500, url
         rendered.update(t.name for t in response.templates if t.name)
-        found.extend(f"{url}: …{text}…" for text in template_text_in(response.content.decode()))
+        html = response.content.decode()
+        found.extend(f"{url}: …{text}…" for text in template_text_in(html))
+        # Every page under the strict Content-Security-Policy, and nothing in it that the policy refuses.
+        policy = response.get("Content-Security-Policy", "")
+        if directives(policy).get("script-src") != ["'self'"] or "unsafe" in policy:
+            found.append(f"{url}: Content-Security-Policy {policy!r}")
+        found.extend(f"{url}: …{text}…" for text in inline_code_in(html))
 
     for url in pages:
         check(admin, url)
@@ -141,7 +150,7 @@ def test_every_portal_page_renders_without_template_syntax(demo: ContactCenter) 
     off.post("/switch/", {"center": byob_off.slug})
     check(off, "/virtual-agents/")  # BYOB not switched on
 
-    assert not found, "template syntax in a rendered page:\n" + "\n".join(found)
+    assert not found, "template syntax, inline code or no policy in a rendered page:\n" + "\n".join(found)
     # Every template of the project was part of some page above (500.html is rendered by Django
     # itself, without a context, when a view raises).
     missing = project_templates() - rendered - {"500.html"}
