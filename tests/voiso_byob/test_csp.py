@@ -145,7 +145,11 @@ def test_the_policy_as_sent(client: Client, db) -> None:
 def test_htmx_runs_without_eval_or_injected_styles() -> None:
     base = (TEMPLATES_DIR / "base.html").read_text()
     config = re.search(r"""<meta name="htmx-config" content='([^']*)'>""", base)
-    assert config and json.loads(config.group(1)) == {"allowEval": False, "includeIndicatorStyles": False}
+    assert config and json.loads(config.group(1)) == {
+        "allowEval": False,
+        "includeIndicatorStyles": False,
+        "attributesToSettle": ["class", "width", "height"],  # htmx's default has "style" too
+    }
     # htmx reads its config when it loads: the meta tag must come before the script.
     assert base.index('name="htmx-config"') < base.index("vendor/htmx-")
 
