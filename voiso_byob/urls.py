@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
@@ -67,9 +67,11 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     # The schema describes the API, not anyone's data: public, so clients can be generated.
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api_schema"),
+    # The split view serves Swagger UI's start-up script as a file (/api/docs/?script), not inline:
+    # the page runs under the same Content-Security-Policy as the portal.
     path(
         "api/docs/",
-        SpectacularSwaggerView.as_view(url_name="api_schema", permission_classes=[AllowAny]),
+        SpectacularSwaggerSplitView.as_view(url_name="api_schema", permission_classes=[AllowAny]),
         name="api_docs",
     ),
     path("admin/", admin.site.urls),

@@ -57,8 +57,52 @@ def watch_for_template_text(page) -> list[str]:
     return found
 
 
+# The pages are tested under the policy the server sends (Playwright's bypass_csp stays off). So a
+# test's page.wait_for_function takes a function, "() => …": a bare expression is eval'd in the page
+# while polling, which the policy refuses ('unsafe-eval').
+#
+# Reported by the page itself: every `securitypolicyviolation` event, in any document it loads.
+# Playwright adds this script through the DevTools protocol, so the policy does not refuse it.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__reportCspViolation(
+    `${event.effectiveDirective} refused ${event.blockedURI || "inline"} in ${event.documentURI}` +
+      ` (${event.sourceFile || "?"}:${event.lineNumber}) ${event.sample || ""}`
+  );
+});
+"""
+
+
+def watch_for_csp_violations(context, page, found: list[str]) -> None:
+    """Add to `found` what fails a test against the Content-Security-Policy: each violation the page
+    reports (as an event, or in Chromium's console), each HTML document served without the policy."""
+    context.expose_function("__reportCspViolation", lambda text: found.append(f"violation: {text}"))
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
+
+    def console(message) -> None:
+        if "Content Security Policy" in message.text:
+            found.append(f"console: {message.text}")
+
+    def document(response) -> None:
+        if response.request.resource_type != "document" or response.status in (301, 302, 303):
+            return
+        policy = response.headers.get("content-security-policy", "")
+        if "script-src 'self'" not in policy or "unsafe" in policy:
+            found.append(f"{response.url}: served with Content-Security-Policy {policy!r}")
+
+    page.on("console", console)
+    page.on("response", document)
+
+
 @pytest.fixture
-def browser_page(live_server) -> Iterator[object]:
+def csp_violations() -> list[str]:
+    """What `browser_page` found against the policy; a test that provokes a violation on purpose
+    reads and clears it."""
+    return []
+
+
+@pytest.fixture
+def browser_page(live_server, csp_violations: list[str]) -> Iterator[object]:
     # Playwright's sync API runs an event loop in this thread; the test's own
     # ORM calls are still synchronous and safe here.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -70,6 +114,7 @@ def browser_page(live_server) -> Iterator[object]:
         page = context.new_page()
         page.set_default_timeout(15_000)
         template_text = watch_for_template_text(page)
+        watch_for_csp_violations(context, page, csp_violations)
         try:
             yield page
             # What the page shows last, as rendered (a `{#` put there by script counts too).
@@ -88,6 +133,8 @@ def browser_page(live_server) -> Iterator[object]:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         if template_text:
             pytest.fail("template syntax in a rendered page:\n" + "\n".join(template_text), pytrace=False)
+        if csp_violations:
+            pytest.fail("against the Content-Security-Policy:\n" + "\n".join(csp_violations), pytrace=False)
 
 
 def snap(page, name: str) -> None:

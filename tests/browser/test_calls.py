@@ -86,13 +86,13 @@ def test_supervisor_filters_calls_and_opens_one(browser_page, supervisor: Person
     # Filtering swaps the list in place (htmx) and keeps the filter in the address.
     page.select_option("select[name=direction]", "outbound")
     page.wait_for_url("**/calls/?*direction=outbound*")
-    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#list tbody tr').length === 1")
     assert "+15554440001" in rows.first.inner_text()
 
     page.select_option("select[name=direction]", "")
     page.fill("input[name=number]", "867 5309")
     page.wait_for_url("**number=867*")
-    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#list tbody tr').length === 1")
     assert "Billing bot" in rows.first.inner_text() and "Billing queue" in rows.first.inner_text()
     snap(page, "calls-filtered")
 
@@ -107,13 +107,13 @@ def test_supervisor_filters_calls_and_opens_one(browser_page, supervisor: Person
 
     # Back to all calls: the next page continues where the first ended.
     page.fill("input[name=number]", "")
-    page.wait_for_function(f"document.querySelectorAll('#list tbody tr').length === {PAGE_SIZE}")
+    page.wait_for_function(f"() => document.querySelectorAll('#list tbody tr').length === {PAGE_SIZE}")
     page.click("text=Older calls →")
     page.wait_for_url("**after=*")
-    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 4")
+    page.wait_for_function("() => document.querySelectorAll('#list tbody tr').length === 4")
     assert "+15554440001" in page.locator("#list").inner_text()
     page.click("text=← Newest calls")
-    page.wait_for_function(f"document.querySelectorAll('#list tbody tr').length === {PAGE_SIZE}")
+    page.wait_for_function(f"() => document.querySelectorAll('#list tbody tr').length === {PAGE_SIZE}")
 
     # Open the handed-off call.
     page.click("#list tbody tr:first-child a")
@@ -188,10 +188,10 @@ def test_a_caller_the_flow_sends_straight_to_a_queue_is_listed_under_that_queue(
     # The queue filter counts it as Billing's call, and as no other queue's.
     page.select_option("select[name=queue]", label="Billing (4500)")
     page.wait_for_url("**queue=*")
-    page.wait_for_function("document.querySelectorAll('#list tbody tr a').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#list tbody tr a').length === 1")
     assert "+447700900123" in page.locator("#list tbody tr").first.inner_text()
     page.select_option("select[name=queue]", label="Sales (4323)")
-    page.wait_for_function("document.querySelectorAll('#list tbody tr a').length === 0")
+    page.wait_for_function("() => document.querySelectorAll('#list tbody tr a').length === 0")
 
     # Its page says so too, with the time it waited in the queue.
     page.goto(f"/calls/{call['call_id']}/")

@@ -1,4 +1,5 @@
-"""Every portal template, rendered as its page serves it, holds no template syntax as text.
+"""Every portal template, rendered as its page serves it, holds no template syntax as text, and
+no inline script or style under its Content-Security-Policy (tests/voiso_byob/test_csp.py).
 
 Django's `{# … #}` comment is one line only: a longer one, or a tag split over lines, reaches the page
 as text. The browser tests check what they visit; this walks every template-backed page quickly.
@@ -19,6 +20,7 @@ from campaigns.models import Campaign
 from reporting.models import CallRecord
 from routing.models import Flow, PhoneNumber, Queue
 from tests.reporting.factories import make_call, make_event, make_handoff
+from tests.voiso_byob.test_csp import directives, inline_code_in
 from virtual_agents.models import ProviderIntegration, VirtualAgent
 from voiso_byob.management.commands.seed_demo import ADMIN_EMAIL, DEMO_PASSWORD
 from voiso_byob.models import ContactCenter, Membership, Role
@@ -54,7 +56,9 @@ def test_the_template_syntax_check_finds_a_multi_line_comment() -> None:
     assert not template_text_in("<style>a { width: 50% }</style><a href='#'>x</a>")
 
 
-def test_every_portal_page_renders_without_template_syntax(demo: ContactCenter) -> None:
+def portal_pages(demo: ContactCenter) -> list[str]:
+    """The address of every portal page of the demo center, as its administrator sees them (with a
+    call, a handoff and an event added). The browser walks them too (tests/browser/test_csp.py)."""
     queue = Queue.objects.for_center(demo).first()
     number = PhoneNumber.objects.filter(contact_center=demo).first()
     flow = Flow.objects.filter(contact_center=demo).first()
@@ -67,9 +71,7 @@ def test_every_portal_page_renders_without_template_syntax(demo: ContactCenter) 
     version = flow.versions.first()
     node_id = next(iter(version.graph["nodes"]))  # any node of its graph
     campaign = Campaign.objects.for_center(demo).first()
-
-    admin = log_in(ADMIN_EMAIL)
-    pages = [
+    return [
         "/",
         "/profile/",
         "/members/",
@@ -119,7 +121,14 @@ def test_every_portal_page_renders_without_template_syntax(demo: ContactCenter) 
         f"/virtual-agents/{bot.pk}/",
         f"/virtual-agents/{bot.pk}/edit/",
         f"/routing/queues/{uuid.uuid4()}/",  # 404 page
+        "/api/docs/",  # Swagger UI, drf-spectacular's page as templates/drf_spectacular/ overrides it
     ]
+
+
+def test_every_portal_page_renders_without_template_syntax(demo: ContactCenter) -> None:
+    pages = portal_pages(demo)
+    member = Membership.objects.filter(contact_center=demo, role=Role.AGENT).first()
+    admin = log_in(ADMIN_EMAIL)
     rendered: set[str] = set()
     found: list[str] = []
 
@@ -127,7 +136,13 @@ def test_every_portal_page_renders_without_template_syntax(demo: ContactCenter) 
         response = getattr(client, method)(url, data or {})
         assert response.status_code < 500, url
         rendered.update(t.name for t in response.templates if t.name)
-        found.extend(f"{url}: …{text}…" for text in template_text_in(response.content.decode()))
+        html = response.content.decode()
+        found.extend(f"{url}: …{text}…" for text in template_text_in(html))
+        # Every page under the strict Content-Security-Policy, and nothing in it that the policy refuses.
+        policy = response.get("Content-Security-Policy", "")
+        if directives(policy).get("script-src") != ["'self'"] or "unsafe" in policy:
+            found.append(f"{url}: Content-Security-Policy {policy!r}")
+        found.extend(f"{url}: …{text}…" for text in inline_code_in(html))
 
     for url in pages:
         check(admin, url)
@@ -141,7 +156,7 @@ def test_every_portal_page_renders_without_template_syntax(demo: ContactCenter) 
     off.post("/switch/", {"center": byob_off.slug})
     check(off, "/virtual-agents/")  # BYOB not switched on
 
-    assert not found, "template syntax in a rendered page:\n" + "\n".join(found)
+    assert not found, "template syntax, inline code or no policy in a rendered page:\n" + "\n".join(found)
     # Every template of the project was part of some page above (500.html is rendered by Django
     # itself, without a context, when a view raises).
     missing = project_templates() - rendered - {"500.html"}
