@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it is the first to see a view's exception: the database down is a 503, not a 500.
+    "voiso_byob.db_outage.DatabaseUnavailableMiddleware",
 ]
 
 # Benchmarks mount a minimal comparison view beside the real URLs (bench/urls.py).
@@ -107,6 +109,9 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# A kept connection is checked before a request reuses it, so after a database restart each worker
+# reconnects instead of failing its first request on the dead connection.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # One file shared by the dev server, the simulator and the dialer: wait on
     # locks instead of failing with "database is locked".
@@ -128,6 +133,7 @@ if DATABASE_REPLICA_URL:
     DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL)
     DATABASES["replica"].setdefault("CONN_MAX_AGE", DATABASES["default"]["CONN_MAX_AGE"])
     DATABASES["replica"]["ATOMIC_REQUESTS"] = False
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
     # The test suite has one database: the replica alias reads it (no replication to wait for).
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 DATABASE_ROUTERS = ["voiso_byob.replica.ReplicaRouter"]
@@ -151,8 +157,21 @@ else:
 
 # Shared by every process when Redis is there: API key lookups and menu state per call
 # live here, so the telephony hot path needs no SQL for them.
+# Every cache call has a way on without Redis (voiso_byob.cache.CACHE_DOWN), so a Redis that does
+# not answer must fail a call quickly rather than hold the request: a stopped Redis refuses at once,
+# a hung one times out here.
+CACHE_SOCKET_TIMEOUT = env.float("CACHE_SOCKET_TIMEOUT", default=0.5)  # seconds
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "voiso_byob.cache.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "voiso_byob.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": CACHE_SOCKET_TIMEOUT,
+                "socket_timeout": CACHE_SOCKET_TIMEOUT,
+            },
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
