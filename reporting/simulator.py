@@ -219,6 +219,9 @@ class Stats:
     # Every failed attempt (retried or not) by kind: "HTTP 503 database_unavailable", "ConnectError", …
     failures: Counter[str] = field(default_factory=Counter)
     failure_times: list[float] = field(default_factory=list)  # time.time() of each failed attempt
+    recovery_times: list[float] = field(default_factory=list)  # time.time() a failed request got through
+    # The first answer of each failing kind: {"status", "retry_after", "body"} (what the switch saw).
+    failure_samples: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The ids of the events the server acknowledged (202), when `SimulatorConfig.keep_event_ids`.
     acknowledged_ids: list[str] = field(default_factory=list)
     # Seconds per request on a connection (not counting the wait for a free one), since the
@@ -439,8 +442,16 @@ class Simulator:
             wait = min(0.1 * 2**attempt, 5.0) * (0.5 + self._backoff.random())
             if response is not None:
                 if response.status_code < 500 and response.status_code != 429:
+                    if attempt > 1:
+                        self.stats.recovery_times.append(time.time())
                     return response
                 kind = f"HTTP {response.status_code} {_error_code(response)}"
+                if kind not in self.stats.failure_samples:
+                    self.stats.failure_samples[kind] = {
+                        "status": response.status_code,
+                        "retry_after": response.headers.get("Retry-After"),
+                        "body": response.text[:1000],
+                    }
                 failure = f"{path}: HTTP {response.status_code}"
                 retry_after = _retry_after(response)
                 if retry_after is not None:
