@@ -58,7 +58,17 @@ from bench.live_latency import LiveSocket, LiveSocketError, daphne
 from reporting.simulator import ReferTarget, Simulator, SimulatorConfig, Stats
 
 RESULTS = ROOT / "bench" / "results" / "faults.json"
-PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _pg_bin() -> Path:
+    """PG_BIN, else the newest Debian server binaries installed (/usr/lib/postgresql/<version>/bin)."""
+    if os.environ.get("PG_BIN"):
+        return Path(os.environ["PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 DB_NAME = "voiso_faults"
 KILL_PREFIX = "kill-"  # the batch the sleep trigger holds inside its transaction
 PROBE_PREFIX = "probe-"  # the requests sent beside the simulator's during the Redis outage
