@@ -8,6 +8,9 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -145,11 +148,22 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # socket closed with 1011 after ~5 s without events. The layer's connections wait longer than
 # the blocking read; a Redis that does not answer at all still fails within this bound.
 CHANNEL_LAYER_SOCKET_TIMEOUT = 15.0  # seconds
+# After Redis restarts, every pooled connection is dead and its next command fails: once more, on a
+# new connection, so the first socket handshake and the first feed send after an outage go through
+# instead of failing (a Redis that is down still fails at once: connections are refused).
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}]},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT,
+                        "retry": AsyncRetry(NoBackoff(), 1),
+                    }
+                ]
+            },
         }
     }
 else:
@@ -169,6 +183,7 @@ if REDIS_URL:
             "OPTIONS": {
                 "socket_connect_timeout": CACHE_SOCKET_TIMEOUT,
                 "socket_timeout": CACHE_SOCKET_TIMEOUT,
+                "retry": Retry(NoBackoff(), 1),  # a dead pooled connection: once more (as above)
             },
         }
     }
