@@ -742,9 +742,9 @@ async def _run_faults(app: App, pg: PrivatePostgres, redis: PrivateRedis, option
                 back_at = segment.checks.pop("postgres_back_at")
                 # Until the last request that failed in the outage got through (each waits its Retry-After).
                 segment.recover_seconds = max(0.0, max(stats.recovery_times, default=back_at) - back_at)
-                after = sorted(at - back_at for at in stats.failure_times if at > back_at)
-                segment.checks["failed_attempts_after_it_was_back"] = len(after)
-                segment.checks["last_failed_attempt_after_it_was_back_s"] = after and round(after[-1], 3)
+                late = sorted(at - back_at for at in stats.failure_times if at > back_at)
+                segment.checks["failed_attempts_after_it_was_back"] = len(late)
+                segment.checks["last_late_failure_s"] = round(late[-1], 3) if late else None
                 sample = segment.failure_samples.get("HTTP 503 database_unavailable")
                 segment.checks["503_with_retry_after"] = bool(
                     sample
