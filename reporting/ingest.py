@@ -61,6 +61,7 @@ from reporting.provider_reports import RecordRef, attach_pending_reports_on_comm
 from routing.hotpath import extension_owners
 from routing.models import PhoneNumber
 from routing.refer import Destination, ExtensionOwner, destination_for
+from voiso_byob.cache import CACHE_DOWN, cache_unavailable
 from voiso_byob.errors import DomainError
 from voiso_byob.models import ContactCenter, Membership
 from voiso_byob.phone import normalise_e164
@@ -538,8 +539,8 @@ def apply_active_deltas(deltas: Mapping[str, int]) -> None:
             fixes = {k: min(-d, -v) for (k, d), v in zip(keys.items(), values, strict=True) if v < 0}
             if fixes:
                 cache.add_and_incr(fixes, timeout=ACTIVE_KEY_SECONDS)
-        except Exception as exc:  # Redis down: routing then treats the bot as free (active_calls)
-            logger.warning("ingest: could not update %s: %s", ", ".join(keys), type(exc).__name__)
+        except CACHE_DOWN as exc:  # routing then counts the bots' calls in PostgreSQL (active_calls)
+            cache_unavailable("bots' active-call counters not moved", exc)
         return
     for agent_id, delta in deltas.items():
         key = active_key(agent_id)
@@ -551,8 +552,8 @@ def apply_active_deltas(deltas: Mapping[str, int]) -> None:
                 cache.incr(key, min(-delta, -value))
         except ValueError:  # the key expired between add and incr: start again from this change
             cache.add(key, max(delta, 0), timeout=ACTIVE_KEY_SECONDS)
-        except Exception as exc:  # Redis down: routing then treats the bot as free (active_calls)
-            logger.warning("ingest: could not update %s: %s", key, type(exc).__name__)
+        except CACHE_DOWN as exc:  # routing then counts the bots' calls in PostgreSQL (active_calls)
+            cache_unavailable("bots' active-call counters not moved", exc)
 
 
 def _after_commit(
@@ -706,6 +707,10 @@ class FeedSender:
 
     @staticmethod
     def _failed(count: int, exc: BaseException) -> None:
+        if isinstance(exc, CACHE_DOWN):
+            # Redis is down: one line per outage, not one per send (pages catch up when it is back).
+            cache_unavailable(f"live feed: {count} message(s) not published", exc)
+            return
         # The same words as reporting.live: one thing to look for when the feed degrades.
         logger.warning("live feed: could not publish %d message(s): %s", count, type(exc).__name__)
 

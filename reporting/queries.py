@@ -235,3 +235,17 @@ def queue_waiting(queue_ids: set[Any]) -> dict[str, int]:
         .annotate(n=Count("pk"))
     )
     return {str(row["queue_id"]): row["n"] for row in rows}
+
+
+def active_calls_by_bot(virtual_agent_ids: list[str]) -> dict[str, int]:
+    """Calls each bot is on now, from the records (what ingestion's counters in Redis hold).
+
+    Routing reads it while Redis is down (routing.route.count_active_calls). The records' bot foreign
+    key has its index; a record keeps `active_virtual_agent` only while its call is in progress.
+    """
+    rows = (
+        CallRecord.objects.filter(active_virtual_agent_id__in=virtual_agent_ids)
+        .values("active_virtual_agent_id")
+        .annotate(n=Count("pk"))
+    )
+    return {str(row["active_virtual_agent_id"]): row["n"] for row in rows}

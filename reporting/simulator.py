@@ -10,7 +10,8 @@ the call's index, so one seed gives the same calls whatever the timing or the se
 Call and event ids stay random: a second run with the same seed must not collide with the first.
 
 Transient failures (connection errors, timeouts, 5xx, 429) are retried with the same body, so
-a retried event batch carries the same event ids and the server counts them as duplicates.
+a retried event batch carries the same event ids and the server counts them as duplicates; a
+`Retry-After` (503 `database_unavailable` while PostgreSQL restarts, 429) says when.
 
 No Django here: `manage.py simulate_calls` finds the numbers, targets and API key; load tests
 build a `SimulatorConfig` and run `Simulator` directly.
@@ -80,7 +81,9 @@ class SimulatorConfig:
     report_every: float = 10.0  # seconds between summary lines; 0 = none
     connections: int = 20
     max_attempts: int = 8  # about 15 s of backoff in all: outlasts the dev server's reload
+    max_retry_after: float = 30.0  # a server's Retry-After is honoured up to this many seconds
     request_timeout: float = 10.0
+    keep_event_ids: bool = False  # fault tests compare what was acknowledged with what was stored
     startup_timeout: float = 60.0  # how long to wait for the server to answer at all
 
     def check(self) -> None:
@@ -213,6 +216,14 @@ class Stats:
     rejected: int = 0  # 4xx answers the simulator did not expect
     end_reasons: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    # Every failed attempt (retried or not) by kind: "HTTP 503 database_unavailable", "ConnectError", …
+    failures: Counter[str] = field(default_factory=Counter)
+    failure_times: list[float] = field(default_factory=list)  # time.time() of each failed attempt
+    recovery_times: list[float] = field(default_factory=list)  # time.time() a failed request got through
+    # The first answer of each failing kind: {"status", "retry_after", "body"} (what the switch saw).
+    failure_samples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The ids of the events the server acknowledged (202), when `SimulatorConfig.keep_event_ids`.
+    acknowledged_ids: list[str] = field(default_factory=list)
     # Seconds per request on a connection (not counting the wait for a free one), since the
     # last summary line.
     latencies: list[float] = field(default_factory=list)
@@ -428,14 +439,33 @@ class Simulator:
                     response = None
                 else:
                     self.stats.latencies.append(time.monotonic() - began)
+            wait = min(0.1 * 2**attempt, 5.0) * (0.5 + self._backoff.random())
             if response is not None:
                 if response.status_code < 500 and response.status_code != 429:
+                    if attempt > 1:
+                        self.stats.recovery_times.append(time.time())
                     return response
+                kind = f"HTTP {response.status_code} {_error_code(response)}"
+                if kind not in self.stats.failure_samples:
+                    self.stats.failure_samples[kind] = {
+                        "status": response.status_code,
+                        "retry_after": response.headers.get("Retry-After"),
+                        "body": response.text[:1000],
+                    }
                 failure = f"{path}: HTTP {response.status_code}"
+                retry_after = _retry_after(response)
+                if retry_after is not None:
+                    # The server says when (503 database_unavailable, 429); a little jitter spreads
+                    # the switch's retries so they do not all arrive in the same instant.
+                    wait = min(retry_after, self.config.max_retry_after) * (1 + 0.2 * self._backoff.random())
+            else:
+                kind = failure.split(": ", 1)[1]
+            self.stats.failures[kind] += 1
+            self.stats.failure_times.append(time.time())
             if attempt == self.config.max_attempts:
                 break
             self.stats.retries += 1
-            await asyncio.sleep(min(0.1 * 2**attempt, 5.0) * (0.5 + self._backoff.random()))
+            await asyncio.sleep(wait)
         self.stats.gave_up += 1
         self.note_error(f"{failure} (gave up after {self.config.max_attempts} attempts)")
         return None
@@ -446,6 +476,8 @@ class Simulator:
             return
         if response.status_code == 202:
             body = response.json()
+            if self.config.keep_event_ids:
+                self.stats.acknowledged_ids.extend(event["id"] for event in events)
             self.stats.batches += 1
             self.stats.events_accepted += int(body.get("accepted", 0))
             self.stats.duplicates += int(body.get("duplicates", 0))
@@ -467,6 +499,15 @@ def _error_code(response: httpx.Response) -> str:
         return str(response.json()["error"]["code"])
     except (ValueError, KeyError, TypeError):
         return "-"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Retry-After in seconds (the delay form; an HTTP date is not what our servers send)."""
+    try:
+        seconds = float(response.headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
+    return seconds if seconds >= 0 and math.isfinite(seconds) else None
 
 
 def _error_detail(response: httpx.Response) -> str:

@@ -38,7 +38,7 @@ from django.db.models import Model
 from routing.models import Flow, PhoneNumber, Queue
 from routing.refer import ExtensionOwner
 from virtual_agents.models import VirtualAgent
-from voiso_byob.cache import TELEPHONY_GENERATION_KEY
+from voiso_byob.cache import CACHE_DOWN, TELEPHONY_GENERATION_KEY, cache_unavailable
 from voiso_byob.db import prepared_cursor
 from voiso_byob.models import ApiKey, ContactCenter, Extension, Membership, User
 from voiso_byob.plain_api import KeyRow
@@ -285,7 +285,8 @@ def _fresh(kind: str, prefix: str, argument: Any, lookup: Any) -> Inputs | None:
     if can_remember():
         try:
             generation, known = cache.get(TELEPHONY_GENERATION_KEY), True
-        except Exception:  # the cache is down: answer from the database, remember nothing
+        except CACHE_DOWN as exc:  # answer from the database, remember nothing
+            cache_unavailable("telephony answers read from PostgreSQL", exc)
             known = False
     found = lookup(prefix, argument)
     if found is None:

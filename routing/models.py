@@ -262,3 +262,28 @@ class PhoneNumber(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} {self.label}".strip()
+
+
+class MenuState(models.Model):
+    """Where a call waits in its flow's menu, kept here only while the shared cache (Redis) is down.
+
+    Normally a call's menu state lives in Redis (routing.menu_state); this table keeps the calls of
+    an outage answerable until Redis is back. A row is taken (read and deleted) by the call's next
+    answer, and expires with the cache entry's lifetime.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="+")
+    call_id = models.CharField(max_length=256)
+    state = models.JSONField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact_center", "call_id"], name="routing_menustate_one_per_call"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.call_id} (until {self.expires_at:%H:%M:%S})"

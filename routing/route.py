@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.cache import cache
 
+from routing import menu_state
 from routing.flows.calls import (
     CallInput,
     CenterInfo,
@@ -39,6 +40,7 @@ from routing.flows.schedule import Schedule, parse_schedule
 from routing.hotpath import DialledLine
 from routing.models import Flow, FlowVersion, Queue
 from virtual_agents.models import VirtualAgent
+from voiso_byob.cache import CACHE_DOWN, cache_answered, cache_unavailable
 from voiso_byob.errors import DomainError
 from voiso_byob.models import ContactCenter, Membership
 from voiso_byob.phone import normalise_e164
@@ -46,7 +48,7 @@ from voiso_byob.sip import external_handoff_uri, handoff_uri
 
 logger = logging.getLogger(__name__)
 
-MENU_STATE_SECONDS = 3600  # a caller does not sit in one IVR menu for an hour
+MENU_STATE_SECONDS = menu_state.SECONDS
 COMPILED_LIMIT = 512
 
 _compiled: OrderedDict[tuple[UUID, int], CompiledFlow] = OrderedDict()
@@ -66,18 +68,23 @@ class RouteAnswer:
     instructions: list[dict[str, Any]]
     destination: dict[str, Any] | None
     path: list[str]
-    # What the caller must do with the call's menu state in the shared cache: store
-    # `menu_state` under `state_key` when the call now waits at a menu, else drop the key
-    # if `clear_state` (the call has left the menu it waited at).
-    state_key: str = ""
+    # What the caller must do with the call's menu state (routing.menu_state): store
+    # `menu_state` when the call now waits at a menu, else drop it if `clear_state` (the call
+    # has left the menu it waited at).
+    center_id: Any = None
+    call_id: str = ""
     menu_state: dict[str, Any] | None = None
     clear_state: bool = False
 
+    @property
+    def state_key(self) -> str:
+        return menu_state.key(self.center_id, self.call_id)
+
     def save_state(self) -> None:
         if self.menu_state is not None:
-            cache.set(self.state_key, self.menu_state, MENU_STATE_SECONDS)
+            menu_state.save(self.center_id, self.call_id, self.menu_state)
         elif self.clear_state:
-            cache.delete(self.state_key)
+            menu_state.clear(self.center_id, self.call_id)
 
 
 def center_info(center: ContactCenter) -> CenterInfo:
@@ -163,12 +170,21 @@ def forget_compiled() -> None:
         _compiled.clear()
 
 
+# Counts the calls each bot is on from the stored call records: what active_calls reads while the
+# counters are out of reach. Reporting, which owns the records, sets it when it loads (routing
+# does not import reporting); None: no such reader, a bot then reads as free.
+count_active_calls: Callable[[Iterable[str]], dict[str, int]] | None = None
+
+
 def active_calls(virtual_agent_id: str) -> int:
-    """Calls a virtual agent is on now; the call-event ingestion keeps this counter."""
+    """Calls a virtual agent is on now; the call-event ingestion keeps this counter in Redis."""
     try:
-        return int(cache.get(f"va-active:{virtual_agent_id}") or 0)
-    except Exception:  # without the counter (cache down), assume the bot is free
-        return 0
+        value = cache.get(f"va-active:{virtual_agent_id}")
+    except CACHE_DOWN as exc:
+        cache_unavailable("bots' active calls counted in PostgreSQL", exc)
+        return _counted([virtual_agent_id]).get(virtual_agent_id, 0)
+    cache_answered()
+    return int(value or 0)
 
 
 def active_calls_of(virtual_agent_ids: Iterable[str]) -> dict[str, int]:
@@ -176,9 +192,15 @@ def active_calls_of(virtual_agent_ids: Iterable[str]) -> dict[str, int]:
     keys = {f"va-active:{agent_id}": agent_id for agent_id in virtual_agent_ids}
     try:
         found = cache.get_many(list(keys))
-    except Exception:  # as active_calls: without the counters, every bot reads as free
-        found = {}
+    except CACHE_DOWN as exc:
+        cache_unavailable("bots' active calls counted in PostgreSQL", exc)
+        counted = _counted(keys.values())
+        return {agent_id: counted.get(agent_id, 0) for agent_id in keys.values()}
     return {agent_id: max(int(found.get(key) or 0), 0) for key, agent_id in keys.items()}
+
+
+def _counted(virtual_agent_ids: Iterable[str]) -> dict[str, int]:
+    return count_active_calls(list(virtual_agent_ids)) if count_active_calls is not None else {}
 
 
 def _capacity_check(center: ContactCenter) -> Any:
@@ -199,7 +221,7 @@ def _capacity_check(center: ContactCenter) -> Any:
 
 
 def menu_state_key(center_id: Any, call_id: str) -> str:
-    return f"route-state:{center_id}:{call_id}"
+    return menu_state.key(center_id, call_id)
 
 
 def route_call(
@@ -224,7 +246,6 @@ def route_call(
         raise RouteRefused(
             "unknown_number", f"{number} is not a number of this contact center.", status=404, sip_status=404
         )
-    state_key = menu_state_key(center.pk, call_id)
     state: RunState | None = None
     if digits is not None:
         if stored_state is None:
@@ -240,7 +261,7 @@ def route_call(
             state = RunState.from_dict(stored_state["state"])
             version_id = UUID(stored_state["version"])
         except (InvalidRunState, KeyError, TypeError, ValueError):
-            cache.delete(state_key)
+            menu_state.clear(center.pk, call_id)
             raise RouteRefused(
                 "unknown_call", f"Call {call_id} has no usable menu state.", status=409, sip_status=481
             ) from None
@@ -259,16 +280,17 @@ def route_call(
         ),
         state,
     )
-    menu_state = None
+    new_state = None
     if result.state is not None:
-        menu_state = {"version": str(version_id), "state": result.state.as_dict()}
+        new_state = {"version": str(version_id), "state": result.state.as_dict()}
     return RouteAnswer(
         result.instructions,
         result.destination,
         result.path,
-        state_key=state_key,
-        menu_state=menu_state,
-        clear_state=digits is not None and menu_state is None,
+        center_id=center.pk,
+        call_id=call_id,
+        menu_state=new_state,
+        clear_state=digits is not None and new_state is None,
     )
 
 

@@ -19,9 +19,9 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.views import APIView
 
-from routing import hotpath
+from routing import hotpath, menu_state
 from routing.refer import destination_for
-from routing.route import MENU_STATE_SECONDS, RouteRefused, dialled_number, menu_state_key, route_call
+from routing.route import MENU_STATE_SECONDS, RouteRefused, dialled_number, route_call
 from routing.serializers import (
     ReferRequestSerializer,
     ReferResponseSerializer,
@@ -29,7 +29,7 @@ from routing.serializers import (
     RouteResponseSerializer,
 )
 from voiso_byob.api_key_cache import touch_api_key_id
-from voiso_byob.cache import TELEPHONY_GENERATION_KEY
+from voiso_byob.cache import CACHE_DOWN, TELEPHONY_GENERATION_KEY, cache_answered, cache_unavailable
 from voiso_byob.errors import DomainError
 from voiso_byob.models import ApiKey
 from voiso_byob.plain_api import ApiError, Fields, bearer_token, json_object, json_response, plain_api_view
@@ -141,7 +141,7 @@ def telephony_route(request: HttpRequest) -> HttpResponse:
         hotpath.forget("route", prefix, number or "")
         if call.digits is None and call.call_id:
             # A stale attempt may have stored a menu state; the fresh answer decides again.
-            cache.delete(menu_state_key(remembered.center.pk, call.call_id))
+            menu_state.clear(remembered.center.pk, call.call_id)
     inputs = hotpath.fresh_route(prefix, number or "")
     if inputs is None:
         raise _unknown_key()
@@ -169,16 +169,22 @@ def _route(inputs: hotpath.Inputs, call: _Call) -> dict[str, Any] | None:
     touch_api_key_id(inputs.key.id)
     call.fields.raise_if_any()
     assert call.call_id is not None and call.to is not None and call.caller is not None
-    state_key = menu_state_key(inputs.center.pk, call.call_id)
+    state_key = menu_state.key(inputs.center.pk, call.call_id)
     stored = None
     try:
         if call.digits is not None:
             if inputs.from_memory:
-                generation, stored = cache.get_then_write([TELEPHONY_GENERATION_KEY, state_key])
+                try:
+                    generation, stored = cache.get_then_write([TELEPHONY_GENERATION_KEY, state_key])
+                except CACHE_DOWN as exc:
+                    cache_unavailable("telephony generation not checked", exc)
+                    return None  # memory cannot be checked: answer from the database
                 if _stale(inputs, generation):
                     return None
+                if stored is None:
+                    stored = menu_state.take_saved(inputs.center.pk, call.call_id)
             else:
-                stored = cache.get(state_key)
+                stored = menu_state.load(inputs.center.pk, call.call_id)
         answer = route_call(
             center=inputs.center,
             number=call.number or call.to,
@@ -195,11 +201,15 @@ def _route(inputs: hotpath.Inputs, call: _Call) -> dict[str, Any] | None:
         raise ApiError(exc.status_code, exc.code, exc.message, **sip) from None
     if inputs.from_memory and call.digits is None:
         # The one round trip this request makes: check the generation, store the menu state.
-        generation, *_ = cache.get_then_write(
-            [TELEPHONY_GENERATION_KEY],
-            set_items={state_key: answer.menu_state} if answer.menu_state is not None else None,
-            timeout=MENU_STATE_SECONDS,
-        )
+        try:
+            generation, *_ = cache.get_then_write(
+                [TELEPHONY_GENERATION_KEY],
+                set_items={state_key: answer.menu_state} if answer.menu_state is not None else None,
+                timeout=MENU_STATE_SECONDS,
+            )
+        except CACHE_DOWN as exc:
+            cache_unavailable("telephony generation not checked", exc)
+            return None  # nothing was stored: answer again from the database
         if _stale(inputs, generation):
             return None
     else:
@@ -258,9 +268,12 @@ def telephony_refer(request: HttpRequest) -> HttpResponse:
 
 def _generation() -> Any:
     try:
-        return cache.get(TELEPHONY_GENERATION_KEY)
-    except Exception:
+        generation = cache.get(TELEPHONY_GENERATION_KEY)
+    except CACHE_DOWN as exc:
+        cache_unavailable("telephony generation not read", exc)
         return _UNKNOWN  # never equal to a remembered generation: read the database
+    cache_answered()
+    return generation
 
 
 _UNKNOWN = object()

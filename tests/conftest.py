@@ -98,9 +98,11 @@ def clear_cache() -> Iterator[None]:
     # API keys, menu state and compiled flows live in the cache, telephony answers in each
     # process's memory (routing.hotpath); tests must not share them.
     from routing import hotpath
+    from voiso_byob.cache import outage
 
     cache.clear()
     hotpath.forget_everything()
+    outage.started = 0.0  # each test's Redis outage is logged as a new one
     yield
     hotpath.forget_everything()
     cache.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -132,6 +133,13 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
+    # Called while the exception is being handled: the database out of reach is a 503 (db_outage).
+    from voiso_byob import db_outage
+
+    exc = sys.exc_info()[1]
+    if db_outage.is_database_unavailable(exc):
+        assert exc is not None
+        return db_outage.unavailable_response(request, exc)
     if is_api_path(request):
         return _json_error(500, "server_error", "Server error.")
     return defaults.server_error(request)

@@ -16,6 +16,7 @@ from typing import Any
 from django.core.cache import cache
 from django.utils import timezone
 
+from voiso_byob.cache import CACHE_DOWN, cache_unavailable
 from voiso_byob.models import ApiKey
 
 logger = logging.getLogger(__name__)
@@ -30,8 +31,8 @@ def api_key_cache_key(prefix: str) -> str:
 def cached_api_key(prefix: str) -> ApiKey | None:
     try:
         key = cache.get(api_key_cache_key(prefix))
-    except Exception:
-        logger.warning("API key cache unavailable; reading the database", exc_info=True)
+    except CACHE_DOWN as exc:
+        cache_unavailable("API keys read from PostgreSQL", exc)
         key = None
     if key is not None:
         return key
@@ -39,8 +40,8 @@ def cached_api_key(prefix: str) -> ApiKey | None:
     if key is not None:
         try:
             cache.set(api_key_cache_key(prefix), key, timeout=API_KEY_CACHE_SECONDS)
-        except Exception:
-            logger.warning("API key cache unavailable", exc_info=True)
+        except CACHE_DOWN as exc:
+            cache_unavailable("API keys read from PostgreSQL", exc)
     return key
 
 
@@ -79,7 +80,8 @@ def touch_api_key_id(key_id: Any) -> None:
     _touched[key_id] = now
     try:
         first_this_minute = cache.add(f"apikey-used:{key_id}", 1, timeout=int(resolution))
-    except Exception:
+    except CACHE_DOWN as exc:  # each process then writes once a minute (its own memory above)
+        cache_unavailable("API key use recorded without the cache", exc)
         first_this_minute = True
     if first_this_minute:
         ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())

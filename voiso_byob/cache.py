@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.core.cache import cache
 from django.core.cache.backends import redis as django_redis
 from django.db import transaction
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +88,69 @@ class RedisCache(django_redis.RedisCache):
         return [int(value) for value in pipe.execute()[1::2]]
 
 
+# --- when Redis is down ------------------------------------------------------------------------
+# Every caller of the shared cache has a way on without it (PostgreSQL, or a feature that waits),
+# so a failure is reported here, once per outage and process, instead of a warning per request.
+# The connections' short timeouts (settings.CACHES) keep a Redis that does not answer from
+# holding a request up for longer than that.
+
+# What a Redis that is stopped, restarting, unreachable or too slow raises (redis-py wraps most
+# socket errors; OSError for those it does not); anything else is a bug and is not swallowed.
+CACHE_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+OUTAGE_QUIET_SECONDS = 60.0  # an outage is over when nothing has failed for this long
+
+
+class _Outage:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.started = 0.0  # monotonic time of the outage's first failure; 0: no outage
+        self.last = 0.0
+        self.failures = 0
+
+    def note(self, what: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        with self._lock:
+            is_new = not self.started or now - self.last > OUTAGE_QUIET_SECONDS
+            if is_new:
+                self.started, self.failures = now, 0
+            self.last = now
+            self.failures += 1
+        if is_new:
+            logger.warning(
+                "shared cache (Redis) unavailable: %s (%s: %s); carrying on without it, "
+                "from PostgreSQL where needed. Further failures are not logged until it answers again.",
+                what,
+                type(exc).__name__,
+                str(exc).splitlines()[0][:200] if str(exc) else "",
+            )
+
+    def ended(self) -> None:
+        """A cache call worked: if an outage was on, say how long it lasted."""
+        if not self.started:
+            return
+        with self._lock:
+            started, failures, self.started = self.started, self.failures, 0.0
+        if started:
+            seconds = time.monotonic() - started
+            logger.warning(
+                "shared cache (Redis) answers again after %.1f s (%d failed calls)", seconds, failures
+            )
+
+
+outage = _Outage()
+
+
+def cache_unavailable(what: str, exc: BaseException) -> None:
+    """Record a failed shared-cache call (`what`: what was being done); logged once per outage."""
+    outage.note(what, exc)
+
+
+def cache_answered() -> None:
+    """Record a shared-cache call that worked (cheap: an attribute read unless an outage was on)."""
+    if outage.started:
+        outage.ended()
+
+
 # --- the telephony generation ----------------------------------------------------------------
 # One number in the shared cache that changes whenever anything a telephony answer depends on
 # changes (API keys, centers, numbers, flows, extensions and their owners). Processes keep
@@ -111,6 +178,6 @@ def _bump_now() -> None:
             cache.incr(TELEPHONY_GENERATION_KEY)
         except ValueError:  # missing (first change, or evicted): any new value invalidates
             cache.set(TELEPHONY_GENERATION_KEY, secrets.randbits(48), None)
-    except Exception:
+    except Exception as exc:
         # Entries in other processes then live until their age limit (hotpath.LOCAL_SECONDS).
-        logger.warning("telephony generation not bumped: the shared cache is unavailable", exc_info=True)
+        cache_unavailable("telephony generation not bumped", exc)

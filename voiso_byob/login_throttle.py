@@ -33,6 +33,8 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
+from voiso_byob.cache import CACHE_DOWN, cache_unavailable
+
 logger = logging.getLogger("voiso_byob.login")
 
 
@@ -66,8 +68,16 @@ def _keys(email: str, address: str | None) -> list[tuple[str, str, int]]:
 
 
 def current_lock(email: str, address: str | None) -> Lock | None:
-    """The lock in force for this account or address, if any."""
-    found = cache.get_many([f"{key}:until" for _, key, _ in _keys(email, address)])
+    """The lock in force for this account or address, if any.
+
+    With the cache down, none is known: sign-in goes on with passwords checked but not counted until
+    it is back (locking everyone out for as long as Redis is down would be the worse outage).
+    """
+    try:
+        found = cache.get_many([f"{key}:until" for _, key, _ in _keys(email, address)])
+    except CACHE_DOWN as exc:
+        cache_unavailable("sign-in throttle not applied", exc)
+        return None
     for scope, key, _ in _keys(email, address):
         until = found.get(f"{key}:until")
         if until is not None and until > time.time():
@@ -76,6 +86,13 @@ def current_lock(email: str, address: str | None) -> Lock | None:
 
 
 def record_failure(email: str, address: str | None) -> None:
+    try:
+        _count_failure(email, address)
+    except CACHE_DOWN as exc:
+        cache_unavailable("sign-in failure not counted", exc)
+
+
+def _count_failure(email: str, address: str | None) -> None:
     cooloff = settings.LOGIN_COOLOFF_SECONDS
     for scope, key, limit in _keys(email, address):
         # The window starts at the first failure (add is a no-op when the key exists); incr is
@@ -99,7 +116,10 @@ def record_failure(email: str, address: str | None) -> None:
 
 
 def record_success(email: str) -> None:
-    cache.delete(_account_key(email))
+    try:
+        cache.delete(_account_key(email))
+    except CACHE_DOWN as exc:
+        cache_unavailable("sign-in count not cleared", exc)
 
 
 class ThrottledModelBackend(ModelBackend):

@@ -23,6 +23,10 @@ ERROR_DESCRIPTIONS = {
     "413": "The body is too large.",
     "415": "The body is not application/json.",
     "502": "The bot provider failed or could not be reached; nothing changed.",
+    "503": (
+        "`database_unavailable`: the database is not answering (a restart); send the same request "
+        "again after the `Retry-After` seconds (also in `error.retry_after`)."
+    ),
 }
 
 
@@ -78,6 +82,7 @@ class ApiAutoSchema(AutoSchema):
             "retrieve",
         }:
             statuses.append("502")
+        statuses.append("503")  # every operation reads the database (voiso_byob.db_outage)
         return statuses
 
 

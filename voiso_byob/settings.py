@@ -9,6 +9,9 @@ from pathlib import Path
 import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -81,6 +84,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it is the first to see a view's exception: the database down is a 503, not a 500.
+    "voiso_byob.db_outage.DatabaseUnavailableMiddleware",
 ]
 
 # Benchmarks mount a minimal comparison view beside the real URLs (bench/urls.py).
@@ -110,6 +115,9 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# A kept connection is checked before a request reuses it, so after a database restart each worker
+# reconnects instead of failing its first request on the dead connection.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # One file shared by the dev server, the simulator and the dialer: wait on
     # locks instead of failing with "database is locked".
@@ -131,6 +139,7 @@ if DATABASE_REPLICA_URL:
     DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL)
     DATABASES["replica"].setdefault("CONN_MAX_AGE", DATABASES["default"]["CONN_MAX_AGE"])
     DATABASES["replica"]["ATOMIC_REQUESTS"] = False
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
     # The test suite has one database: the replica alias reads it (no replication to wait for).
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 DATABASE_ROUTERS = ["voiso_byob.replica.ReplicaRouter"]
@@ -142,11 +151,22 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # socket closed with 1011 after ~5 s without events. The layer's connections wait longer than
 # the blocking read; a Redis that does not answer at all still fails within this bound.
 CHANNEL_LAYER_SOCKET_TIMEOUT = 15.0  # seconds
+# After Redis restarts, every pooled connection is dead and its next command fails: once more, on a
+# new connection, so the first socket handshake and the first feed send after an outage go through
+# instead of failing (a Redis that is down still fails at once: connections are refused).
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}]},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT,
+                        "retry": AsyncRetry(NoBackoff(), 1),
+                    }
+                ]
+            },
         }
     }
 else:
@@ -154,8 +174,22 @@ else:
 
 # Shared by every process when Redis is there: API key lookups and menu state per call
 # live here, so the telephony hot path needs no SQL for them.
+# Every cache call has a way on without Redis (voiso_byob.cache.CACHE_DOWN), so a Redis that does
+# not answer must fail a call quickly rather than hold the request: a stopped Redis refuses at once,
+# a hung one times out here.
+CACHE_SOCKET_TIMEOUT = env.float("CACHE_SOCKET_TIMEOUT", default=0.5)  # seconds
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "voiso_byob.cache.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "voiso_byob.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": CACHE_SOCKET_TIMEOUT,
+                "socket_timeout": CACHE_SOCKET_TIMEOUT,
+                "retry": Retry(NoBackoff(), 1),  # a dead pooled connection: once more (as above)
+            },
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

@@ -550,7 +550,7 @@ def test_with_redis_down_events_are_still_accepted_and_stored(
     assert response.status_code == 202 and response.json()["accepted"] == 8
     assert CallRecord.objects.get().status == "ended"
     assert feed_sender.flush()  # the request queued its messages; the sender's loop tried and logged
-    assert "live feed: could not publish 8 message(s)" in caplog.text
+    assert "shared cache (Redis) unavailable: live feed: 8 message(s) not published" in caplog.text
 
 
 # --- after commit: routing's active-call counters ---------------------------------------------
@@ -620,6 +620,21 @@ def test_a_cache_outage_does_not_fail_ingestion(
         response = post_events(switch, call_events("c1")[:2])
     assert feed_sender.flush()  # the counter's failure is the sender's to log
     assert response.status_code == 202 and CallRecord.objects.get(call_id="c1").active_virtual_agent_id
+
+
+def test_with_the_cache_down_routing_counts_a_bots_calls_from_the_records(
+    scene, switch: Client, bot, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        post_events(switch, call_events("c1")[:2] + call_events("c2")[:2])  # two calls on the bot
+        post_events(switch, [e for e in call_events("c2") if e["type"] == "call.ended"])
+    assert feed_sender.flush()
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("cache is down")
+
+    monkeypatch.setattr(cache, "get", down)
+    assert active_calls(str(bot.pk)) == 1  # c1 is on the bot, c2 has ended
 
 
 # --- provider reports waiting for their call --------------------------------------------------

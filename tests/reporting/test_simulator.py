@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -154,11 +155,16 @@ class Switchboard(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, upstream: str, *, keep_events: bool, lose_first_answers: str = "") -> None:
+    def __init__(
+        self, upstream: str, *, keep_events: bool, lose_first_answers: str = "", retry_after: str = ""
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.upstream = upstream
         self.keep_events = keep_events
         self.lose_first_answers = lose_first_answers
+        # With keep_events: the first attempt of every batch answered 503 with this Retry-After.
+        self.retry_after = retry_after
+        self.attempts: dict[str, list[float]] = defaultdict(list)  # first event id → monotonic times
         self.lock = threading.Lock()
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.events: dict[str, dict[str, Any]] = {}  # by event id, first copy
@@ -221,6 +227,16 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.requests.append((self.path, body))
         if self.path == EVENTS_PATH and self.server.keep_events:
+            if self.server.retry_after and body.get("events"):
+                with self.server.lock:
+                    attempts = self.server.attempts[body["events"][0]["id"]]
+                    attempts.append(time.monotonic())
+                if len(attempts) == 1:
+                    return self.reply(
+                        503,
+                        b'{"error": {"code": "database_unavailable", "message": "restarting"}}',
+                        {"Retry-After": self.server.retry_after},
+                    )
             status, answer = self.server.keep(body)
             return self.reply(status, json.dumps(answer).encode())
         upstream = httpx.post(
@@ -241,8 +257,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self.reply(502, b'{"error": {"code": "bad_gateway", "message": "lost"}}')
         self.reply(upstream.status_code, upstream.content)
 
-    def reply(self, status: int, content: bytes) -> None:
+    def reply(self, status: int, content: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(content)))
         self.end_headers()
@@ -379,6 +397,24 @@ def test_a_refused_refer_is_reported_as_a_failed_handoff(
             failed = events[kinds.index("handoff.failed")]["data"]
             assert failed == {"reason": "unknown_extension", "sip_status": 404}
             assert "handoff.accepted" not in kinds
+
+
+def test_a_503_is_retried_after_its_retry_after_with_the_same_event_ids(
+    demo: ContactCenter, live_server: Any
+) -> None:
+    board_iter = serve(live_server, keep_events=True, retry_after="0.3")
+    board: Switchboard = next(board_iter)
+    try:
+        stats = simulate(board.url, telephony_key(demo), handoff_share=0, duration=0.5, keep_event_ids=True)
+    finally:
+        next(board_iter, None)
+
+    assert board.attempts and all(len(times) == 2 for times in board.attempts.values())
+    assert min(second - first for first, second in board.attempts.values()) >= 0.3
+    assert stats.failures == {"HTTP 503 database_unavailable": len(board.attempts)}
+    assert stats.gave_up == 0 and len(stats.failure_times) == len(board.attempts)
+    # What the simulator counts as acknowledged is exactly what the switchboard stored.
+    assert sorted(stats.acknowledged_ids) == sorted(board.events)
 
 
 def test_another_centers_key_reaches_nothing_of_acme(demo: ContactCenter, switchboard: Switchboard) -> None:

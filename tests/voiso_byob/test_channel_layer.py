@@ -51,10 +51,11 @@ def test_the_layers_connections_outwait_its_blocking_read() -> None:
     assert RedisChannelLayer.brpop_timeout + 5 <= settings.CHANNEL_LAYER_SOCKET_TIMEOUT
     if os.environ.get("REDIS_URL"):
         (host,) = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
-        assert host == {
-            "address": os.environ["REDIS_URL"],
-            "socket_timeout": settings.CHANNEL_LAYER_SOCKET_TIMEOUT,
-        }
+        assert set(host) == {"address", "socket_timeout", "retry"}
+        assert host["address"] == os.environ["REDIS_URL"]
+        assert host["socket_timeout"] == settings.CHANNEL_LAYER_SOCKET_TIMEOUT
+        # A connection Redis dropped (a restart) is tried once more on a new one, without waiting.
+        assert host["retry"].get_retries() == 1
 
 
 @pytest.mark.redis

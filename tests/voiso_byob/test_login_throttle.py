@@ -99,3 +99,17 @@ def test_limits_come_from_settings(settings, admin: Persona, limit: int) -> None
     settings.LOGIN_FAILURES_PER_ACCOUNT = limit
     answers = [sign_in(Client(), admin.user.email, "wrong").status_code for _ in range(3)]
     assert answers == [200, 429, 429]
+
+
+def test_with_the_cache_down_sign_in_goes_on_unthrottled(admin: Persona, monkeypatch) -> None:
+    from django.core.cache import cache
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    for method in ("get_many", "add", "incr", "set", "delete"):
+        monkeypatch.setattr(cache, method, down)
+    for _ in range(6):  # more than the account's limit: counted nowhere, so never locked
+        assert sign_in(Client(), admin.user.email, "wrong").status_code == 200
+    response = sign_in(Client(), admin.user.email, PASSWORD)
+    assert response.status_code == 302  # the password is still checked, and the owner gets in
