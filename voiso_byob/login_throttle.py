@@ -14,7 +14,10 @@ Policy (settings LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_ADDRESS, LOGIN_C
 
 Enforced in the authentication backend, so every sign-in (portal, Django admin, test client)
 obeys it; the login forms only turn the refusal into a clear message. The counters live in the
-default cache: Redis in production (shared by every worker); without Redis, per process.
+default cache: Redis in production (shared by every worker); without Redis, per process. While
+a configured Redis is down, each worker counts in its own memory (`_fallback`): the limits then
+hold per worker (at most the limit times the workers per cool-off) instead of not at all, and
+nobody is locked out by the outage itself.
 Django's own cache rather than django-axes: axes has one failure limit for all its lockout
 parameters, and the per-address limit here must be higher than the per-account one.
 """
@@ -24,18 +27,34 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
+from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 from voiso_byob.cache import CACHE_DOWN, cache_unavailable
 
 logger = logging.getLogger("voiso_byob.login")
+T = TypeVar("T")
+
+# Counts kept by this worker while the shared cache does not answer.
+_fallback = LocMemCache("login-throttle-fallback", {"MAX_ENTRIES": 10_000})
+
+
+def _counted(operation: str, apply: Callable[[BaseCache], T]) -> T:
+    """`apply` on the shared cache, or on this worker's own memory while the shared one is down."""
+    try:
+        return apply(cache)
+    except CACHE_DOWN as exc:
+        cache_unavailable(f"sign-in throttle: {operation} counted in this worker only", exc)
+        return apply(_fallback)
 
 
 @dataclass(frozen=True)
@@ -68,16 +87,9 @@ def _keys(email: str, address: str | None) -> list[tuple[str, str, int]]:
 
 
 def current_lock(email: str, address: str | None) -> Lock | None:
-    """The lock in force for this account or address, if any.
-
-    With the cache down, none is known: sign-in goes on with passwords checked but not counted until
-    it is back (locking everyone out for as long as Redis is down would be the worse outage).
-    """
-    try:
-        found = cache.get_many([f"{key}:until" for _, key, _ in _keys(email, address)])
-    except CACHE_DOWN as exc:
-        cache_unavailable("sign-in throttle not applied", exc)
-        return None
+    """The lock in force for this account or address, if any."""
+    keys = [f"{key}:until" for _, key, _ in _keys(email, address)]
+    found = _counted("lock", lambda store: store.get_many(keys))
     for scope, key, _ in _keys(email, address):
         until = found.get(f"{key}:until")
         if until is not None and until > time.time():
@@ -86,13 +98,10 @@ def current_lock(email: str, address: str | None) -> Lock | None:
 
 
 def record_failure(email: str, address: str | None) -> None:
-    try:
-        _count_failure(email, address)
-    except CACHE_DOWN as exc:
-        cache_unavailable("sign-in failure not counted", exc)
+    _counted("failure", lambda store: _count_failure(store, email, address))
 
 
-def _count_failure(email: str, address: str | None) -> None:
+def _count_failure(cache: BaseCache, email: str, address: str | None) -> None:
     cooloff = settings.LOGIN_COOLOFF_SECONDS
     for scope, key, limit in _keys(email, address):
         # The window starts at the first failure (add is a no-op when the key exists); incr is
@@ -116,10 +125,7 @@ def _count_failure(email: str, address: str | None) -> None:
 
 
 def record_success(email: str) -> None:
-    try:
-        cache.delete(_account_key(email))
-    except CACHE_DOWN as exc:
-        cache_unavailable("sign-in count not cleared", exc)
+    _counted("success", lambda store: store.delete(_account_key(email)))
 
 
 class ThrottledModelBackend(ModelBackend):

@@ -101,15 +101,32 @@ def test_limits_come_from_settings(settings, admin: Persona, limit: int) -> None
     assert answers == [200, 429, 429]
 
 
-def test_with_the_cache_down_sign_in_goes_on_unthrottled(admin: Persona, monkeypatch) -> None:
+@pytest.fixture
+def cache_down(monkeypatch) -> None:
+    """The shared cache refuses every call, as Redis does while stopped; the fallback starts empty."""
     from django.core.cache import cache
+
+    from voiso_byob import login_throttle
 
     def down(*args: object, **kwargs: object) -> None:
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     for method in ("get_many", "add", "incr", "set", "delete"):
         monkeypatch.setattr(cache, method, down)
-    for _ in range(6):  # more than the account's limit: counted nowhere, so never locked
+    login_throttle._fallback.clear()
+    yield
+    login_throttle._fallback.clear()
+
+
+def test_with_the_cache_down_the_owner_still_signs_in(admin: Persona, cache_down) -> None:
+    for _ in range(4):  # under the account's limit
         assert sign_in(Client(), admin.user.email, "wrong").status_code == 200
     response = sign_in(Client(), admin.user.email, PASSWORD)
-    assert response.status_code == 302  # the password is still checked, and the owner gets in
+    assert response.status_code == 302  # passwords are still checked, and the owner gets in
+
+
+def test_with_the_cache_down_failures_are_still_counted_by_the_worker(admin: Persona, cache_down) -> None:
+    # Taking Redis down must not open the door to unlimited guessing: each worker keeps counting.
+    answers = [sign_in(Client(), admin.user.email, "wrong").status_code for _ in range(6)]
+    assert answers == [200] * 4 + [429] * 2
+    assert sign_in(Client(), admin.user.email, PASSWORD).status_code == 429
