@@ -262,3 +262,13 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# E-mail (invitations): printed on the console unless EMAIL_URL names a server
+# (smtp+tls://user:password@smtp.example.com:587); the test suite reads Django's locmem outbox.
+globals().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="voiso_byob <noreply@localhost>")
+# Where e-mailed links point (https://portal.example.com); empty: the scheme and host of the
+# request that sent the invitation (checked against ALLOWED_HOSTS).
+PORTAL_URL = env.str("PORTAL_URL", default="").rstrip("/")
+# An invitation link works this long after it was (re)sent.
+INVITATION_DAYS = env.int("INVITATION_DAYS", default=7)
