@@ -106,7 +106,13 @@ class MemberViewSet(CenterScopedViewSet):
         request=InviteSerializer,
         responses=INVITE_RESPONSES,
     ),
-    destroy=extend_schema(summary="Revoke an invitation (its link stops working)"),
+    destroy=extend_schema(
+        summary="Revoke an invitation (its link stops working)",
+        responses={
+            204: None,
+            409: OpenApiResponse(description="Accepted meanwhile: remove the member instead."),
+        },
+    ),
     resend=extend_schema(
         summary="Send an invitation again (a new link; the old one stops working; a new expiry)",
         request=None,
