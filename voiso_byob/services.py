@@ -222,11 +222,12 @@ def add_member(
     password: str | None = None,
     full_name: str = "",
 ) -> Membership:
-    """Add a person to a contact center, creating their account if the email is new.
+    """Add a person to a contact center at once, creating their account if the email is new.
 
-    A password may only be set for a new account: an administrator of one
-    center must not be able to change the password of someone who also works
-    for another.
+    For staff and scripts (create_contact_center, seed_demo, tests' factories), who see every
+    account anyway. A center's administrators invite instead (invite_member): they must not learn
+    whether an address has an account, nor change anything of the person before they accept.
+    A password may only be set for a new account.
     """
     email = _normalise_email(email)
     if role not in Role.values:
