@@ -293,9 +293,10 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 
 def _invitation_page(request: HttpRequest, step: str, *, status: int = 200, **context: Any) -> HttpResponse:
     response = render(request, "voiso_byob/invitation_accept.html", {"step": step, **context}, status=status)
-    # The token is in the URL: keep it out of caches and of other sites' Referer headers.
+    # The token is in the URL: keep it out of caches and of other sites' Referer headers. Not
+    # "no-referrer": the page's own forms would then post with `Origin: null`, which CSRF refuses.
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 

@@ -220,7 +220,7 @@ def test_an_existing_account_signs_in_and_accepts(admin: Persona, outsider: Pers
     landing = browser.get(link)
     assertContains(landing, "Sign in as admin@globex.example to accept.")
     assertContains(landing, f'href="/accounts/login/?next={link.replace("/", "%2F")}"')
-    assert landing["Cache-Control"] == "no-store"
+    assert (landing["Cache-Control"], landing["Referrer-Policy"]) == ("no-store", "same-origin")
     assert not Membership.objects.filter(user=outsider.user, contact_center=admin.center).exists()
 
     signed_in = browser.post(
