@@ -8,20 +8,24 @@ accept through the e-mailed link: no membership, no session moved.
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import time_machine
 from django.core import mail
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpResponse
 from django.test import Client
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains
 
 from tests.conftest import Caller, Persona, bearer, error_code
-from tests.factories import PASSWORD, make_api_key, make_member, make_queue
+from tests.factories import PASSWORD, make_api_key, make_center, make_member, make_queue
 from voiso_byob.access import SESSION_CENTER_KEY
+from voiso_byob.errors import DomainError
 from voiso_byob.models import (
     ApiKeyScope,
     AuditEvent,
@@ -32,7 +36,12 @@ from voiso_byob.models import (
     User,
     hash_invitation_token,
 )
-from voiso_byob.services import accept_invitation, invite_member
+from voiso_byob.services import (
+    accept_invitation,
+    create_account_from_invitation,
+    invite_member,
+    revoke_invitation,
+)
 
 MEMBERS = "/api/v1/members/"
 INVITATIONS = "/api/v1/invitations/"
@@ -406,9 +415,6 @@ def test_an_accepted_invitation_cannot_be_revoked(caller: Caller, outsider: Pers
     invitation = Invitation.objects.get(pk=response.json()["id"])
     outsider.client.post(link)
 
-    from voiso_byob.errors import DomainError
-    from voiso_byob.services import revoke_invitation
-
     with pytest.raises(DomainError) as refused:
         revoke_invitation(invitation=invitation, by="tests")
     assert refused.value.code == "invitation_accepted"
@@ -472,8 +478,6 @@ def test_a_member_of_this_center_is_not_invited(caller: Caller, agent: Persona) 
 def test_one_open_invitation_per_center_and_address_is_a_database_rule(
     acme: ContactCenter, globex: ContactCenter
 ) -> None:
-    from django.db import IntegrityError, transaction
-
     invite_member(center=acme, email=NEW_EMAIL, role=Role.AGENT, by="tests", portal_url="http://testserver")
     invite_member(center=globex, email=NEW_EMAIL, role=Role.AGENT, by="tests", portal_url="http://testserver")
     with (
@@ -684,3 +688,82 @@ def test_api_key_invitations_name_no_inviter(acme: ContactCenter, on_commit) -> 
     assert response.json()["invited_by"] is None
     assert "An administrator of Acme Support invited you" in mail.outbox[-1].body
     assert AuditEvent.objects.get(action="invitation.sent").api_key == key
+
+
+# --- races (PostgreSQL: row locks and the one-open constraint) ---------------------------
+
+
+def _race(actions: list[Callable[[], object]]) -> list[object]:
+    """Run the actions at the same moment in threads, each on its own connection."""
+    barrier = threading.Barrier(len(actions))
+    results: list[object] = [None] * len(actions)
+
+    def run(index: int, action: Callable[[], object]) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[index] = action()
+        except Exception as exc:
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_invites_of_one_address_leave_one_invitation() -> None:
+    center = make_center("race")
+    invite = lambda: invite_member(  # noqa: E731
+        center=center, email=NEW_EMAIL, role=Role.AGENT, by="t", portal_url="http://t"
+    )
+
+    results = _race([invite, invite, invite])
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert len({invitation.pk for invitation, _ in results}) == 1
+    assert sorted(is_new for _, is_new in results) == [False, False, True]
+    assert Invitation.objects.count() == 1
+    actions = sorted(
+        AuditEvent.objects.filter(action__startswith="invitation.").values_list("action", flat=True)
+    )
+    assert actions == ["invitation.resent", "invitation.resent", "invitation.sent"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_acceptances_of_one_link_make_one_membership() -> None:
+    center = make_center("race")
+    person = make_member(make_center("home"), email=NEW_EMAIL).user
+    invitation, _ = invite_member(
+        center=center, email=NEW_EMAIL, role=Role.AGENT, by="t", portal_url="http://t"
+    )
+
+    results = _race([lambda: accept_invitation(invitation=invitation, user=person)] * 3)
+
+    assert sum(isinstance(r, Membership) for r in results) == 1
+    assert {r.code for r in results if isinstance(r, DomainError)} == {"invitation_accepted"}
+    assert Membership.objects.filter(user=person, contact_center=center).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_sign_ups_from_one_link_make_one_account() -> None:
+    center = make_center("race")
+    invitation, _ = invite_member(
+        center=center, email=NEW_EMAIL, role=Role.AGENT, by="t", portal_url="http://t"
+    )
+    sign_up = lambda: create_account_from_invitation(  # noqa: E731
+        invitation=invitation, full_name="Nia", password=NEW_PASSWORD
+    )
+
+    results = _race([sign_up, sign_up])
+
+    assert sum(isinstance(r, Membership) for r in results) == 1
+    assert User.objects.filter(email=NEW_EMAIL).count() == 1
+    assert Membership.objects.filter(contact_center=center, user__email=NEW_EMAIL).count() == 1
