@@ -36,6 +36,7 @@ from voiso_byob.models import ApiKey, AuditEvent, Invitation, Membership, User
 from voiso_byob.sip import handoff_uri
 
 PAGE_SIZE = 25
+INVITATIONS_SHOWN = 50
 
 
 def paginate(request: HttpRequest, queryset: QuerySet[Any]) -> Page:
@@ -174,7 +175,12 @@ def member_list(request: HttpRequest) -> HttpResponse:
             | Q(user__full_name__icontains=query)
             | Q(extension__digits__startswith=query)
         )
-    invitations = Invitation.objects.for_center(membership.contact_center).open().select_related("invited_by")
+    # Bounded: the page shows the first ones by e-mail; the API pages through all of them.
+    invitations = list(
+        Invitation.objects.for_center(membership.contact_center)
+        .open()
+        .select_related("invited_by")[: INVITATIONS_SHOWN + 1]
+    )
     return render_list(
         request,
         "voiso_byob/membership_list.html",
@@ -182,7 +188,8 @@ def member_list(request: HttpRequest) -> HttpResponse:
             "page": paginate(request, members),
             "q": query,
             "center": membership.contact_center,
-            "invitations": invitations,
+            "invitations": invitations[:INVITATIONS_SHOWN],
+            "has_more_invitations": len(invitations) > INVITATIONS_SHOWN,
         },
     )
 

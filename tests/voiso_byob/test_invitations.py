@@ -518,6 +518,26 @@ def test_the_members_page_lists_invitations_to_resend_or_revoke(
     assert AuditEvent.objects.get(action="invitation.revoked").actor == admin.user
 
 
+def test_the_members_page_shows_a_bounded_number_of_invitations(
+    admin: Persona, django_assert_max_num_queries
+) -> None:
+    for n in range(52):
+        invite_member(
+            center=admin.center,
+            email=f"p{n:02d}@example.org",
+            role=Role.AGENT,
+            by=admin.user,
+            portal_url="http://t",
+        )
+
+    with django_assert_max_num_queries(9):
+        page = admin.client.get("/members/")
+
+    assertContains(page, "p49@example.org")
+    assertNotContains(page, "p50@example.org")
+    assertContains(page, "The first 50 by e-mail")
+
+
 # --- roles and tenants -------------------------------------------------------------------
 
 
