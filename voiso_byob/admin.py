@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from voiso_byob.api_key_cache import forget_api_keys
 from voiso_byob.forms import ThrottledAdminAuthenticationForm
-from voiso_byob.models import ApiKey, AuditEvent, ContactCenter, Extension, Membership, User
+from voiso_byob.models import ApiKey, AuditEvent, ContactCenter, Extension, Invitation, Membership, User
 from voiso_byob.services import bump_routing_revision
 
 # The sign-in throttle holds in Django admin too (the backend enforces it; this form explains it).
@@ -144,3 +144,35 @@ class AuditEventAdmin(ReadOnlyAdmin):
     search_fields = ["actor_repr", "action", "target_repr", "target_id"]
     list_select_related = ["contact_center"]
     date_hierarchy = "created"
+
+
+@admin.register(Invitation)
+class InvitationAdmin(ReadOnlyAdmin):
+    """Invitations are sent, resent and revoked by a center's administrators (audited, e-mailed)."""
+
+    list_display = [
+        "email",
+        "contact_center",
+        "role",
+        "invited_by",
+        "sent_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    ]
+    list_filter = ["role", "contact_center"]
+    search_fields = ["email", "contact_center__slug"]
+    list_select_related = ["contact_center", "invited_by"]
+    # hashed_token is deliberately absent, as an API key's hash.
+    fields = [
+        "contact_center",
+        "email",
+        "role",
+        "invited_by",
+        "created",
+        "sent_at",
+        "expires_at",
+        "accepted_at",
+        "accepted_by",
+        "revoked_at",
+    ]

@@ -1,19 +1,20 @@
-"""REST endpoints of the core: members."""
+"""REST endpoints of the core: members and their invitations."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import status, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from voiso_byob import services
 from voiso_byob.authentication import ApiAccess, api_access
-from voiso_byob.models import Membership
-from voiso_byob.serializers import MemberSerializer
+from voiso_byob.models import Invitation, Membership
+from voiso_byob.serializers import InvitationSerializer, InviteSerializer, MemberSerializer
 
 
 class CenterScopedViewSet(viewsets.ModelViewSet):
@@ -26,9 +27,41 @@ class CenterScopedViewSet(viewsets.ModelViewSet):
         return access
 
 
+INVITE_DESCRIPTION = (
+    "E-mails the address a link to join this contact center; the person becomes a member when "
+    "they accept it (an address without an account chooses its name and password then). The "
+    "answer is the same whether or not the address has an account. Inviting an address with an "
+    "open invitation here refreshes that one (role, new link, new expiry; 200 instead of 201)."
+)
+INVITE_RESPONSES = {
+    201: InvitationSerializer,
+    200: OpenApiResponse(InvitationSerializer, description="The open invitation of this address, refreshed."),
+}
+
+
+def invite(view: CenterScopedViewSet | InvitationViewSet, request: Request) -> Response:
+    body = InviteSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    invitation, is_new = services.invite_member(
+        center=view.access.center,
+        email=body.validated_data["email"],
+        role=body.validated_data["role"],
+        by=view.access.by,
+        portal_url=services.portal_url_for(request),
+    )
+    headers = {"Location": f"/api/v1/invitations/{invitation.pk}/"}
+    code = status.HTTP_201_CREATED if is_new else status.HTTP_200_OK
+    return Response(InvitationSerializer(invitation).data, status=code, headers=headers)
+
+
 @extend_schema_view(
     list=extend_schema(summary="List members"),
-    create=extend_schema(summary="Add a member (creates the account if the email is new)"),
+    create=extend_schema(
+        summary="Invite a member by email",
+        description=INVITE_DESCRIPTION,
+        request=InviteSerializer,
+        responses=INVITE_RESPONSES,
+    ),
 )
 class MemberViewSet(CenterScopedViewSet):
     serializer_class = MemberSerializer
@@ -43,17 +76,8 @@ class MemberViewSet(CenterScopedViewSet):
             .order_by("user__email")
         )
 
-    def perform_create(self, serializer: MemberSerializer) -> None:
-        data = serializer.validated_data
-        serializer.instance = services.add_member(
-            center=self.access.center,
-            email=data["user"]["email"],
-            full_name=data.get("user", {}).get("full_name", ""),
-            role=data["role"],
-            extension=(data.get("extension") or {}).get("digits"),
-            password=data.get("password") or None,
-            by=self.access.by,
-        )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return invite(self, request)
 
     def perform_update(self, serializer: MemberSerializer) -> None:
         data = serializer.validated_data
@@ -71,3 +95,65 @@ class MemberViewSet(CenterScopedViewSet):
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         services.remove_member(membership=self.get_object(), by=self.access.by)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List open invitations (pending and expired)"),
+    retrieve=extend_schema(summary="An open invitation"),
+    create=extend_schema(
+        summary="Invite a member by email",
+        description=INVITE_DESCRIPTION,
+        request=InviteSerializer,
+        responses=INVITE_RESPONSES,
+    ),
+    destroy=extend_schema(
+        summary="Revoke an invitation (its link stops working)",
+        responses={
+            204: None,
+            409: OpenApiResponse(description="Accepted meanwhile: remove the member instead."),
+        },
+    ),
+    resend=extend_schema(
+        summary="Send an invitation again (a new link; the old one stops working; a new expiry)",
+        request=None,
+        responses={
+            200: InvitationSerializer,
+            409: OpenApiResponse(description="Already accepted or revoked."),
+        },
+    ),
+)
+class InvitationViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Accepted and revoked invitations are history (the audit log keeps them): 404 here."""
+
+    serializer_class = InvitationSerializer
+
+    @property
+    def access(self) -> ApiAccess:
+        access = api_access(self.request)
+        assert access is not None  # ConfigurationAccess ran first
+        return access
+
+    def get_queryset(self) -> QuerySet[Invitation]:
+        if getattr(self, "swagger_fake_view", False):
+            return Invitation.objects.none()
+        return Invitation.objects.for_center(self.access.center).open().select_related("invited_by")
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return invite(self, request)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.revoke_invitation(invitation=self.get_object(), by=self.access.by)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post"])
+    def resend(self, request: Request, pk: str | None = None) -> Response:
+        invitation = services.resend_invitation(
+            invitation=self.get_object(), by=self.access.by, portal_url=services.portal_url_for(request)
+        )
+        return Response(InvitationSerializer(invitation).data)

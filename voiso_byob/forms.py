@@ -31,20 +31,33 @@ class ExtensionField(forms.CharField):
         self.widget.attrs.update({"inputmode": "numeric", "pattern": "[0-9]*", "autocomplete": "off"})
 
 
-class MemberCreateForm(forms.Form):
+class MemberInviteForm(forms.Form):
     # The column's limit, not the form default (320): a longer address would fail in the database.
-    email = forms.EmailField(max_length=User._meta.get_field("email").max_length)
-    full_name = forms.CharField(max_length=150, required=False, label="Full name")
+    email = forms.EmailField(
+        max_length=User._meta.get_field("email").max_length,
+        help_text="We e-mail them a link; they join when they accept it.",
+    )
     role = forms.ChoiceField(choices=Role.choices, initial=Role.AGENT)
+
+
+class InvitationSignupForm(forms.Form):
+    """A new address accepting: the person names themselves and chooses their password."""
+
+    full_name = forms.CharField(max_length=150, required=False, label="Full name")
     password = forms.CharField(
-        required=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="For a new account only. Leave empty to have the person reset it.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), strip=False, label="Password"
+    )
+    password_again = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        strip=False,
+        label="Password again",
     )
 
-    def __init__(self, *args: object, center: ContactCenter, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["extension"] = ExtensionField(center)
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("password") and data.get("password_again") and data["password"] != data["password_again"]:
+            self.add_error("password_again", "The two passwords differ.")
+        return data
 
 
 class MemberEditForm(forms.Form):

@@ -351,6 +351,100 @@ class Membership(models.Model):
         return self.role in (Role.ADMINISTRATOR, Role.SUPERVISOR)
 
 
+class InvitationStatus(models.TextChoices):
+    """Derived from an invitation's times, never stored: `expired` follows from the clock."""
+
+    PENDING = "pending", "Pending"
+    EXPIRED = "expired", "Expired"
+    ACCEPTED = "accepted", "Accepted"
+    REVOKED = "revoked", "Revoked"
+
+
+def hash_invitation_token(raw: str) -> str:
+    # 256 random bits, as API keys: a fast hash is safe; the link's token itself is never stored.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class InvitationQuerySet(models.QuerySet["Invitation"]):
+    def for_center(self, center: ContactCenter) -> InvitationQuerySet:
+        return self.filter(contact_center=center)
+
+    def open(self) -> InvitationQuerySet:
+        """Neither accepted nor revoked (expired ones included): at most one per (center, email)."""
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+
+    def by_token(self, raw: str) -> InvitationQuerySet:
+        return self.filter(hashed_token=hash_invitation_token(raw))
+
+
+class Invitation(models.Model):
+    """An administrator's offer of a role in their center to an e-mail address.
+
+    Nothing of the person's changes until they accept through the e-mailed link (no membership,
+    no session moved), and the offer reads the same whether the address has an account or not.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    contact_center = models.ForeignKey(ContactCenter, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.AGENT)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    hashed_token = models.CharField(max_length=64, unique=True, editable=False)
+    created = models.DateTimeField(default=dj_timezone.now)
+    # The last (re)send: each one mints a new link and restarts the clock.
+    sent_at = models.DateTimeField(default=dj_timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [
+            # A retried invite refreshes the open one rather than adding a second link.
+            models.UniqueConstraint(
+                fields=["contact_center", "email"],
+                condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="voiso_byob_invitation_one_open_per_email",
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=Role.values), name="voiso_byob_invitation_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(accepted_at__isnull=True) | Q(revoked_at__isnull=True),
+                name="voiso_byob_invitation_accepted_or_revoked",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.email} as {self.get_role_display()}"
+
+    @staticmethod
+    def generate_token() -> tuple[str, str]:
+        """Return (raw token for the link, its hash for the row)."""
+        raw = secrets.token_urlsafe(32)
+        return raw, hash_invitation_token(raw)
+
+    def status(self, now: Any = None) -> InvitationStatus:
+        if self.accepted_at is not None:
+            return InvitationStatus.ACCEPTED
+        if self.revoked_at is not None:
+            return InvitationStatus.REVOKED
+        if self.expires_at <= (now or dj_timezone.now()):
+            return InvitationStatus.EXPIRED
+        return InvitationStatus.PENDING
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status() == InvitationStatus.PENDING
+
+
 class ApiKeyScope(models.TextChoices):
     TELEPHONY = "telephony", "Telephony (SIP layer)"
     READ = "read", "Read"

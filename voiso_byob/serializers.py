@@ -4,7 +4,25 @@ from typing import Any
 
 from rest_framework import serializers
 
-from voiso_byob.models import Membership, Role, User
+from voiso_byob.models import Invitation, InvitationStatus, Membership, Role, User
+
+PASSWORD_REFUSAL = "Passwords are chosen by their owner: a new account's when they accept the invitation."
+
+
+def refuse_keys(serializer: serializers.Serializer, refusals: dict[str, tuple[str, str]]) -> None:
+    """A 400 naming each of `refusals`' keys present in the body (key → (code, message)).
+
+    These keys are not fields (the schema does not offer them), but clients written for the
+    former API send them: silently dropping a password or an extension would mislead them.
+    """
+    data = serializer.initial_data if isinstance(serializer.initial_data, dict) else {}
+    errors = {
+        key: [serializers.ErrorDetail(message, code=code)]
+        for key, (code, message) in refusals.items()
+        if key in data
+    }
+    if errors:
+        raise serializers.ValidationError(errors)
 
 
 class MemberSerializer(serializers.ModelSerializer):
@@ -17,21 +35,14 @@ class MemberSerializer(serializers.ModelSerializer):
     extension = serializers.CharField(
         source="extension.digits", required=False, allow_null=True, allow_blank=True, max_length=20
     )
-    password = serializers.CharField(
-        write_only=True,
-        required=False,
-        allow_blank=True,
-        max_length=128,
-        style={"input_type": "password"},
-        help_text="Only for a new account.",
-    )
 
     class Meta:
         model = Membership
-        fields = ["id", "email", "full_name", "role", "extension", "password", "created"]
+        fields = ["id", "email", "full_name", "role", "extension", "created"]
         read_only_fields = ["id", "created"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        refuse_keys(self, {"password": ("password_not_allowed", PASSWORD_REFUSAL)})
         if self.instance is not None:
             # `user` also carries full_name: a PATCH of the name alone sends no email at all.
             email = attrs.get("user", {}).get("email")
@@ -40,8 +51,41 @@ class MemberSerializer(serializers.ModelSerializer):
                     {"email": ["A member's email cannot be changed; remove and re-add them."]},
                     code="immutable",
                 )
-            if attrs.get("password"):
-                raise serializers.ValidationError(
-                    {"password": ["Passwords are changed by their owner."]}, code="password_not_allowed"
-                )
         return attrs
+
+
+class InviteSerializer(serializers.Serializer):
+    """Who to invite, and as what. The person gives their own name and password when accepting."""
+
+    email = serializers.EmailField(max_length=User._meta.get_field("email").max_length)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Refused before the address is looked at: the same 400 whether it has an account or not.
+        refuse_keys(
+            self,
+            {
+                "password": ("password_not_allowed", PASSWORD_REFUSAL),
+                "full_name": (
+                    "not_accepted",
+                    "A name is the person's own: they give it when they accept the invitation.",
+                ),
+                "extension": ("not_accepted", "Give an extension once they have joined (PATCH the member)."),
+            },
+        )
+        return attrs
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    status = serializers.ChoiceField(choices=InvitationStatus.choices, read_only=True)
+    invited_by = serializers.EmailField(
+        source="invited_by.email",
+        read_only=True,
+        allow_null=True,
+        help_text="Null when sent with an API key.",
+    )
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "status", "invited_by", "created", "sent_at", "expires_at"]
+        read_only_fields = fields

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, models, transaction
 from django.db.models import F, QuerySet
+from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from phonenumbers import SUPPORTED_REGIONS
 
@@ -25,11 +32,15 @@ from voiso_byob.models import (
     Extension,
     ExtensionKind,
     ExternalTransferPolicy,
+    Invitation,
+    InvitationStatus,
     Membership,
     NumberType,
     Role,
     User,
 )
+
+logger = logging.getLogger(__name__)
 
 Actor = Any  # a User, an ApiKey, or a label such as "manage.py" for scripts
 
@@ -211,11 +222,12 @@ def add_member(
     password: str | None = None,
     full_name: str = "",
 ) -> Membership:
-    """Add a person to a contact center, creating their account if the email is new.
+    """Add a person to a contact center at once, creating their account if the email is new.
 
-    A password may only be set for a new account: an administrator of one
-    center must not be able to change the password of someone who also works
-    for another.
+    For staff and scripts (create_contact_center, seed_demo, tests' factories), who see every
+    account anyway. A center's administrators invite instead (invite_member): they must not learn
+    whether an address has an account, nor change anything of the person before they accept.
+    A password may only be set for a new account.
     """
     email = _normalise_email(email)
     if role not in Role.values:
@@ -249,6 +261,216 @@ def add_member(
         changes={"email": email, "role": role, "extension": ext.digits if ext else None},
     )
     return membership
+
+
+# --- invitations -------------------------------------------------------------------------
+# Administrators add people by inviting an e-mail address. Until the person accepts, nothing of
+# theirs changes, and the administrator learns nothing about the address: the answer, the audit
+# row and the e-mail are the same whether it has an account (in any center) or not.
+
+
+def portal_url_for(request: HttpRequest) -> str:
+    """The scheme and host e-mailed links start with: PORTAL_URL, else the request's own."""
+    return settings.PORTAL_URL or request.build_absolute_uri("/").rstrip("/")
+
+
+@transaction.atomic
+def invite_member(
+    *, center: ContactCenter, email: str, role: str, by: Actor, portal_url: str
+) -> tuple[Invitation, bool]:
+    """Invite `email` to `center` as `role` and e-mail them a link; returns (invitation, is_new).
+
+    Inviting an address that has an open invitation here (a retried request, a changed role)
+    refreshes that one: new role, new link, new expiry, e-mailed again. `portal_url` is the
+    scheme and host the link starts with.
+    """
+    email = _normalise_email(email)
+    if role not in Role.values:
+        raise DomainError("invalid_role", f"Role must be one of {', '.join(Role.values)}.", field="role")
+    # Only this center's own members are named: the administrator sees them on the Members page.
+    if Membership.objects.for_center(center).filter(user__email=email).exists():
+        raise DomainError(
+            "already_member", f"{email} is already a member of this contact center.", field="email"
+        )
+    raw, hashed = Invitation.generate_token()
+    now = timezone.now()
+    fields = {
+        "role": role,
+        "hashed_token": hashed,
+        "sent_at": now,
+        "expires_at": now + timedelta(days=settings.INVITATION_DAYS),
+        "invited_by": by if isinstance(by, User) else None,
+    }
+    # Lock the open invitation: two refreshes at once must leave one link working, not neither.
+    invitation = Invitation.objects.select_for_update().for_center(center).open().filter(email=email).first()
+    is_new = invitation is None
+    if is_new:
+        try:
+            with transaction.atomic():
+                invitation = Invitation.objects.create(contact_center=center, email=email, **fields)
+        except IntegrityError:
+            # A concurrent invite of the same address committed first (the one-open constraint).
+            invitation = Invitation.objects.select_for_update().for_center(center).open().get(email=email)
+            is_new = False
+    if not is_new:
+        for name, value in fields.items():
+            setattr(invitation, name, value)
+        invitation.save(update_fields=[*fields])
+    AuditEvent.record(
+        center=center,
+        by=by,
+        action="invitation.sent" if is_new else "invitation.resent",
+        target=invitation,
+        changes={"email": email, "role": role},
+    )
+    _mail_invitation_on_commit(invitation=invitation, raw_token=raw, by=by, portal_url=portal_url)
+    return invitation, is_new
+
+
+@transaction.atomic
+def resend_invitation(*, invitation: Invitation, by: Actor, portal_url: str) -> Invitation:
+    """A new link (the old one stops working) and a new expiry, e-mailed again."""
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at or invitation.revoked_at:
+        raise DomainError("invitation_closed", "This invitation was already accepted or revoked.", status=409)
+    center = invitation.contact_center
+    refreshed, _ = invite_member(
+        center=center, email=invitation.email, role=invitation.role, by=by, portal_url=portal_url
+    )
+    return refreshed
+
+
+@transaction.atomic
+def revoke_invitation(*, invitation: Invitation, by: Actor) -> Invitation:
+    # Locked: a revoke racing the person's acceptance is one or the other, never both.
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at is not None:
+        raise DomainError(
+            "invitation_accepted", "This invitation was accepted: remove the member instead.", status=409
+        )
+    if invitation.revoked_at is None:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+        AuditEvent.record(
+            center=invitation.contact_center,
+            by=by,
+            action="invitation.revoked",
+            target=invitation,
+            changes={"email": invitation.email, "role": invitation.role},
+        )
+    return invitation
+
+
+def invitation_refusal(invitation: Invitation) -> DomainError | None:
+    """Why the link cannot be used (revoked, expired, already used), or None."""
+    status = invitation.status()
+    if status == InvitationStatus.REVOKED:
+        return DomainError(
+            "invitation_revoked", "This invitation was withdrawn by the contact center.", status=410
+        )
+    if status == InvitationStatus.EXPIRED:
+        return DomainError(
+            "invitation_expired",
+            "This invitation has expired. Ask the contact center's administrator to send it again.",
+            status=410,
+        )
+    if status == InvitationStatus.ACCEPTED:
+        return DomainError("invitation_accepted", "This invitation has already been accepted.", status=410)
+    return None
+
+
+@transaction.atomic
+def accept_invitation(*, invitation: Invitation, user: User) -> Membership:
+    """The signed-in person, owner of the invited address, joins the center.
+
+    Their sessions stay in the center they are working in: they switch when they choose to.
+    """
+    invitation = Invitation.objects.select_for_update().select_related("contact_center").get(pk=invitation.pk)
+    # Checked under the lock: a link followed twice at once joins once.
+    refusal = invitation_refusal(invitation)
+    if refusal is not None:
+        raise refusal
+    if user.email != invitation.email:
+        raise DomainError(
+            "wrong_account",
+            f"This invitation is for {invitation.email}; you are signed in as {user.email}.",
+            status=403,
+        )
+    return _join(invitation=invitation, user=user)
+
+
+@transaction.atomic
+def create_account_from_invitation(*, invitation: Invitation, full_name: str, password: str) -> Membership:
+    """For an address with no account yet: the person names themselves and chooses a password;
+    the account and the membership are created together."""
+    invitation = Invitation.objects.select_for_update().select_related("contact_center").get(pk=invitation.pk)
+    refusal = invitation_refusal(invitation)
+    if refusal is not None:
+        raise refusal
+    full_name = (full_name or "").strip()
+    if len(full_name) > 150:
+        raise DomainError("invalid", "A name is at most 150 characters.", field="full_name")
+    try:
+        validate_password(password, User(email=invitation.email, full_name=full_name))
+    except ValidationError as exc:
+        raise DomainError("weak_password", " ".join(exc.messages), field="password") from None
+    account_exists = DomainError(
+        "account_exists", f"{invitation.email} has an account now: sign in to accept.", status=409
+    )
+    if User.objects.filter(email=invitation.email).exists():
+        raise account_exists
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(invitation.email, password, full_name=full_name)
+    except IntegrityError:
+        # The same address signed up through another center's invitation a moment ago.
+        raise account_exists from None
+    return _join(invitation=invitation, user=user)
+
+
+def _join(*, invitation: Invitation, user: User) -> Membership:
+    center = invitation.contact_center
+    # Added by other means since the invite (a staff script): the invitation is used up, no second row.
+    membership = Membership.objects.filter(user=user, contact_center=center).first()
+    if membership is None:
+        membership = Membership.objects.create(user=user, contact_center=center, role=invitation.role)
+        AuditEvent.record(
+            center=center,
+            by=user,
+            action="member.added",
+            target=membership,
+            changes={"email": user.email, "role": membership.role, "extension": None},
+        )
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    AuditEvent.record(
+        center=center,
+        by=user,
+        action="invitation.accepted",
+        target=invitation,
+        changes={"email": invitation.email, "role": membership.role},
+    )
+    return membership
+
+
+def _mail_invitation_on_commit(*, invitation: Invitation, raw_token: str, by: Actor, portal_url: str) -> None:
+    center = invitation.contact_center
+    link = f"{portal_url.rstrip('/')}{reverse('invitation_accept', args=[raw_token])}"
+    # One text for every address: whether it has an account shows only where the link lands.
+    context = {
+        "center": center,
+        "role": invitation.get_role_display(),
+        "inviter": by.display_name if isinstance(by, User) else f"An administrator of {center.name}",
+        "link": link,
+        "days": settings.INVITATION_DAYS,
+    }
+    subject = f"You are invited to {center.name}"
+    body = render_to_string("voiso_byob/invitation_email.txt", context)
+    email = invitation.email
+    # After commit, so a rolled-back invite sends nothing; robust, so a mail server that fails
+    # leaves the invitation stored (and logged) for the administrator to resend.
+    transaction.on_commit(lambda: send_mail(subject, body, None, [email]), robust=True)
 
 
 def _lock_administrators(center: ContactCenter) -> int:

@@ -320,3 +320,16 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# E-mail (invitations) goes to EMAIL_URL (smtp+tls://user:password@smtp.example.com:587). Without
+# it: printed on the console under DEBUG; otherwise Django's default, an SMTP server on localhost:25
+# (never the console in production: the links carry tokens, which must not land in the logs).
+# The test suite reads Django's locmem outbox.
+_EMAIL_URL = env.str("EMAIL_URL", default="") or ("consolemail://" if DEBUG else "smtp://localhost:25")
+globals().update(env.email_url_config(_EMAIL_URL))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="voiso_byob <noreply@localhost>")
+# Where e-mailed links point (https://portal.example.com); empty: the scheme and host of the
+# request that sent the invitation (checked against ALLOWED_HOSTS).
+PORTAL_URL = env.str("PORTAL_URL", default="").rstrip("/")
+# An invitation link works this long after it was (re)sent.
+INVITATION_DAYS = env.int("INVITATION_DAYS", default=7)

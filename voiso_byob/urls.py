@@ -15,7 +15,7 @@ from routing.api import FlowViewSet, PhoneNumberViewSet, QueueViewSet
 from routing.telephony import telephony_refer, telephony_route
 from virtual_agents.api import IntegrationViewSet, VirtualAgentViewSet
 from voiso_byob import views
-from voiso_byob.api import MemberViewSet
+from voiso_byob.api import InvitationViewSet, MemberViewSet
 
 # Under /api/ Django's own 400/403/404/500 answers take the API's error shape (voiso_byob.api_errors).
 handler400 = "voiso_byob.api_errors.handler400"
@@ -28,6 +28,7 @@ router.register("queues", QueueViewSet, basename="queue")
 router.register("numbers", PhoneNumberViewSet, basename="number")
 router.register("flows", FlowViewSet, basename="flow")
 router.register("members", MemberViewSet, basename="member")
+router.register("invitations", InvitationViewSet, basename="invitation")
 router.register("integrations", IntegrationViewSet, basename="integration")
 router.register("virtual-agents", VirtualAgentViewSet, basename="virtual-agent")
 router.register("calls", CallViewSet, basename="call")
@@ -49,6 +50,10 @@ urlpatterns = [
     path("members/new/", views.member_create, name="member_create"),
     path("members/<uuid:pk>/", views.member_edit, name="member_edit"),
     path("members/<uuid:pk>/delete/", views.member_delete, name="member_delete"),
+    path("members/invitations/<uuid:pk>/resend/", views.invitation_resend, name="invitation_resend"),
+    path("members/invitations/<uuid:pk>/revoke/", views.invitation_revoke, name="invitation_revoke"),
+    # Public: the token in the link is the credential (until the person signs in or signs up).
+    path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
     path("api-keys/", views.api_key_list, name="api_key_list"),
     path("api-keys/new/", views.api_key_create, name="api_key_create"),
     path("api-keys/<uuid:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),

@@ -7,14 +7,17 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
 from voiso_byob import services
@@ -22,16 +25,18 @@ from voiso_byob.access import SESSION_CENTER_KEY, member_required, require_membe
 from voiso_byob.errors import DomainError
 from voiso_byob.forms import (
     ApiKeyForm,
-    MemberCreateForm,
+    InvitationSignupForm,
     MemberEditForm,
+    MemberInviteForm,
     ProfileForm,
     ThrottledAuthenticationForm,
     run_service,
 )
-from voiso_byob.models import ApiKey, AuditEvent, Membership
+from voiso_byob.models import ApiKey, AuditEvent, Invitation, Membership, User
 from voiso_byob.sip import handoff_uri
 
 PAGE_SIZE = 25
+INVITATIONS_SHOWN = 50
 
 
 def paginate(request: HttpRequest, queryset: QuerySet[Any]) -> Page:
@@ -88,6 +93,11 @@ def get_member_for_user(request: HttpRequest, pk: UUID, *, write: bool = False) 
         Membership.objects.for_center(membership.contact_center).select_related("user", "extension"),
         pk=pk,
     )
+
+
+def get_invitation_for_user(request: HttpRequest, pk: UUID, *, write: bool = False) -> Invitation:
+    membership = require_membership(request, write=write)
+    return get_object_or_404(Invitation.objects.for_center(membership.contact_center).open(), pk=pk)
 
 
 def get_api_key_for_user(request: HttpRequest, pk: UUID, *, write: bool = False) -> ApiKey:
@@ -165,37 +175,136 @@ def member_list(request: HttpRequest) -> HttpResponse:
             | Q(user__full_name__icontains=query)
             | Q(extension__digits__startswith=query)
         )
+    # Bounded: the page shows the first ones by e-mail; the API pages through all of them.
+    invitations = list(
+        Invitation.objects.for_center(membership.contact_center)
+        .open()
+        .select_related("invited_by")[: INVITATIONS_SHOWN + 1]
+    )
     return render_list(
         request,
         "voiso_byob/membership_list.html",
-        {"page": paginate(request, members), "q": query, "center": membership.contact_center},
+        {
+            "page": paginate(request, members),
+            "q": query,
+            "center": membership.contact_center,
+            "invitations": invitations[:INVITATIONS_SHOWN],
+            "has_more_invitations": len(invitations) > INVITATIONS_SHOWN,
+        },
     )
 
 
 @member_required
 @require_http_methods(["GET", "POST"])
 def member_create(request: HttpRequest) -> HttpResponse:
+    """Adding someone is inviting them: the page answers the same whether the address has an account."""
     membership = require_membership(request, write=True)
-    center = membership.contact_center
-    form = MemberCreateForm(request.POST or None, center=center)
+    form = MemberInviteForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        created = run_service(
+        sent = run_service(
             form,
-            lambda: services.add_member(
-                center=center,
-                email=data["email"],
-                role=data["role"],
-                extension=data["extension"],
-                password=data["password"] or None,
-                full_name=data["full_name"],
+            lambda: services.invite_member(
+                center=membership.contact_center,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
                 by=request.user,
+                portal_url=services.portal_url_for(request),
             ),
         )
-        if created is not None:
-            messages.success(request, f"{created.user.email} added as {created.get_role_display()}.")
+        if sent is not None:
+            invitation, _ = sent
+            messages.success(request, _invitation_sent(invitation))
             return redirect("member_list")
     return render(request, "voiso_byob/membership_form.html", {"form": form, "creating": True})
+
+
+def _invitation_sent(invitation: Invitation) -> str:
+    return (
+        f"Invitation sent to {invitation.email} as {invitation.get_role_display()}. They join when "
+        f"they accept it (the link works for {settings.INVITATION_DAYS} days)."
+    )
+
+
+@require_POST
+@member_required
+def invitation_resend(request: HttpRequest, pk: UUID) -> HttpResponse:
+    invitation = get_invitation_for_user(request, pk, write=True)
+    try:
+        invitation = services.resend_invitation(
+            invitation=invitation, by=request.user, portal_url=services.portal_url_for(request)
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _invitation_sent(invitation))
+    return redirect("member_list")
+
+
+@require_POST
+@member_required
+def invitation_revoke(request: HttpRequest, pk: UUID) -> HttpResponse:
+    invitation = get_invitation_for_user(request, pk, write=True)
+    services.revoke_invitation(invitation=invitation, by=request.user)
+    messages.success(request, f"Invitation of {invitation.email} revoked; its link no longer works.")
+    return redirect("member_list")
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """The e-mailed link. An address with an account: sign in as it, then accept. Without one: name
+    yourself and choose a password, which creates the account and the membership together. A
+    different signed-in account is refused; a session in another center stays there."""
+    invitation = Invitation.objects.by_token(token).select_related("contact_center", "invited_by").first()
+    if invitation is None:
+        return _invitation_page(request, "closed", status=404, reason="This invitation link is not valid.")
+    refusal = services.invitation_refusal(invitation)
+    if refusal is not None:
+        if refusal.code == "invitation_accepted" and request.user == invitation.accepted_by:
+            messages.info(request, f"You already joined {invitation.contact_center.name}.")
+            return redirect("switch_center")
+        return _invitation_page(request, "closed", status=refusal.status_code, reason=refusal.message)
+    page = {"invitation": invitation, "center": invitation.contact_center}
+    if request.user.is_authenticated and request.user.email != invitation.email:
+        return _invitation_page(request, "wrong_account", status=403, **page)
+    has_account = User.objects.filter(email=invitation.email).exists()
+    if not has_account:
+        form = InvitationSignupForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            joined = run_service(
+                form,
+                lambda: services.create_account_from_invitation(
+                    invitation=invitation,
+                    full_name=form.cleaned_data["full_name"],
+                    password=form.cleaned_data["password"],
+                ),
+            )
+            if joined is not None:
+                login(request, joined.user, backend=settings.AUTHENTICATION_BACKENDS[0])
+                messages.success(request, f"Welcome to {joined.contact_center.name}.")
+                return redirect("dashboard")
+        status = 400 if form.errors else 200
+        return _invitation_page(request, "signup", status=status, form=form, **page)
+    if not request.user.is_authenticated:
+        sign_in = f"{reverse('login')}?{urlencode({'next': request.path})}"
+        return _invitation_page(request, "sign_in", sign_in=sign_in, **page)
+    if request.method == "POST":
+        try:
+            joined = services.accept_invitation(invitation=invitation, user=request.user)
+        except DomainError as exc:
+            return _invitation_page(request, "closed", status=exc.status_code, reason=exc.message)
+        # The session stays in the center it is working in (issue 15): the person switches.
+        messages.success(request, f"You joined {joined.contact_center.name}. Choose it here to work in it.")
+        return redirect("switch_center")
+    return _invitation_page(request, "accept", **page)
+
+
+def _invitation_page(request: HttpRequest, step: str, *, status: int = 200, **context: Any) -> HttpResponse:
+    response = render(request, "voiso_byob/invitation_accept.html", {"step": step, **context}, status=status)
+    # The token is in the URL: keep it out of caches and of other sites' Referer headers. Not
+    # "no-referrer": the page's own forms would then post with `Origin: null`, which CSRF refuses.
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "same-origin"
+    return response
 
 
 @member_required

@@ -14,7 +14,8 @@ from routing.models import Flow, FlowVersion, PhoneNumber
 from tests.factories import make_api_key, make_queue
 from tests.reporting.factories import make_call, make_event, make_handoff, make_report
 from virtual_agents.models import HandoffTarget, ProviderIntegration, VirtualAgent
-from voiso_byob.models import AuditEvent, ContactCenter, User
+from voiso_byob.models import AuditEvent, ContactCenter, Invitation, User
+from voiso_byob.services import invite_member
 
 PROJECT_APPS = ["voiso_byob", "virtual_agents", "routing", "campaigns", "reporting"]
 
@@ -87,6 +88,20 @@ def test_api_key_page_never_shows_the_key_or_its_hash(staff, acme) -> None:
         body = staff.get(url).content.decode()
         assert key.prefix in body
         assert raw not in body and key.hashed_key not in body
+
+
+def test_invitations_are_shown_read_only_without_their_token_hash(staff, acme) -> None:
+    invitation, _ = invite_member(
+        center=acme, email="invited@example.org", role="agent", by="tests", portal_url="http://t"
+    )
+    url = "/admin/voiso_byob/invitation/"
+    for page in (url, f"{url}{invitation.pk}/change/", f"{url}?q=invited"):
+        body = staff.get(page).content.decode()
+        assert "invited@example.org" in body
+        assert invitation.hashed_token not in body
+    assert staff.get(f"{url}add/").status_code == 403
+    assert staff.post(f"{url}{invitation.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Invitation.objects.filter(pk=invitation.pk).exists()
 
 
 def test_non_staff_cannot_use_admin(admin) -> None:

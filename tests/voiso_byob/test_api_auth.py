@@ -346,9 +346,10 @@ def test_openapi_schema_is_public_and_describes_the_endpoints(anonymous: Client)
     )
     assert set(schema["paths"]["/api/v1/queues/{id}/"]) == {"get", "put", "patch", "delete"}
     components = schema["components"]["schemas"]
-    # Secrets are write-only: the password is accepted, never described as returned.
-    assert "password" in components["MemberRequest"]["properties"]
+    # People choose their own passwords (when they accept an invitation): the API offers none.
+    assert "password" not in components["MemberRequest"]["properties"]
     assert "password" not in components["Member"]["properties"]
+    assert set(components["InviteRequest"]["properties"]) == {"email", "role"}
     assert "ApiKey" in schema["components"]["securitySchemes"]
 
 

@@ -45,6 +45,7 @@ from tests.routing.test_telephony_route import menu_graph
 from tests.virtual_agents.fake_providers import API_KEYS, VapiFake
 from virtual_agents import services as va_services
 from voiso_byob.models import ApiKeyScope, ContactCenter
+from voiso_byob.services import invite_member
 from voiso_byob.wsgi import application
 
 pytestmark = [pytest.mark.schema_fuzz, pytest.mark.django_db]
@@ -73,6 +74,9 @@ def _objects(center: ContactCenter, *, number: str, prefix: str, telephony_key: 
     publish_flow(flow=flow, by="tests")
     phone = create_phone_number(center=center, by="tests", number=number, flow=flow)
     member = make_member(center, extension="1001")
+    invitation, _ = invite_member(
+        center=center, email=f"invited@{prefix}.example", role="agent", by="tests", portal_url="http://t"
+    )
     integration = va_services.create_integration(
         center=center, provider="vapi", label="Vapi", credentials={"api_key": API_KEYS["vapi"]}, by="tests"
     )
@@ -109,6 +113,7 @@ def _objects(center: ContactCenter, *, number: str, prefix: str, telephony_key: 
         "flow": str(flow.pk),
         "number": str(phone.pk),
         "member": str(member.pk),
+        "invitation": str(invitation.pk),
         "integration": str(integration.pk),
         "virtual_agent": str(bot.pk),
         "call": call_id,
@@ -162,6 +167,7 @@ _KINDS = {
     "flows": "flow",
     "numbers": "number",
     "members": "member",
+    "invitations": "invitation",
     "integrations": "integration",
     "virtual-agents": "virtual_agent",
     "calls": "call",

@@ -118,3 +118,24 @@ def test_server_entry_points_load_every_view_and_freeze_the_heap(entry: str) -> 
     assert int(before) == 0 and int(after) > 50_000  # Django, the models and the views
     assert loaded == ["True", "True"]  # views are imported before the freeze, not on the first request
     assert int(young) == 10_000  # young collections less often
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"DEBUG": "true"}, "django.core.mail.backends.console.EmailBackend None"),
+        # Production never prints invitation links (they carry tokens) into the logs.
+        ({"SECRET_KEY": "x" * 50}, "django.core.mail.backends.smtp.EmailBackend localhost"),
+        (
+            {"SECRET_KEY": "x" * 50, "EMAIL_URL": "smtp+tls://u:p@smtp.example.com:587"},
+            "django.core.mail.backends.smtp.EmailBackend smtp.example.com",
+        ),
+    ],
+    ids=["debug", "production", "email-url"],
+)
+def test_email_goes_where_the_environment_says(env: dict[str, str], expected: str) -> None:
+    clean_env = {"EMAIL_URL": "", **env} if "EMAIL_URL" not in env else env
+    assert (
+        settings_value("settings.EMAIL_BACKEND, getattr(settings, 'EMAIL_HOST', None)", **clean_env)
+        == expected
+    )

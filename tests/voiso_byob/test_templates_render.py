@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
 from campaigns.models import Campaign
 from reporting.models import CallRecord
@@ -23,7 +25,7 @@ from tests.reporting.factories import make_call, make_event, make_handoff
 from tests.voiso_byob.test_csp import directives, inline_code_in
 from virtual_agents.models import ProviderIntegration, VirtualAgent
 from voiso_byob.management.commands.seed_demo import ADMIN_EMAIL, DEMO_PASSWORD
-from voiso_byob.models import ContactCenter, Membership, Role
+from voiso_byob.models import ContactCenter, Invitation, Membership, Role
 
 TEMPLATE_TEXT = re.compile(r"\{[#%]|[#%]\}")
 TEMPLATES_DIR = Path(settings.BASE_DIR) / "templates"
@@ -150,6 +152,18 @@ def test_every_portal_page_renders_without_template_syntax(demo: ContactCenter) 
     check(log_in("ana@acme.example"), "/members/")  # an agent is refused: 403 page
     check(log_in("ana@acme.example"), "/profile/")
     check(Client(), "/accounts/login/")
+    raw, hashed = Invitation.generate_token()
+    Invitation.objects.create(
+        contact_center=demo,
+        email="newcomer@acme.example",
+        role=Role.AGENT,
+        hashed_token=hashed,
+        expires_at=timezone.now() + timedelta(days=7),
+    )
+    check(admin, "/members/")  # with its pending invitation
+    check(Client(), f"/invitations/{raw}/")  # a new address signs up
+    check(admin, f"/invitations/{raw}/")  # another account is signed in
+    check(Client(), "/invitations/not-a-token/")  # an unknown link
     byob_off = ContactCenter.objects.create(name="Off", slug="off")
     Membership.objects.create(user=member.user, contact_center=byob_off, role=Role.ADMINISTRATOR)
     off = log_in(member.user.email)

@@ -13,7 +13,8 @@ from pytest_django.asserts import assertContains
 from routing.models import Queue
 from tests.conftest import Persona
 from tests.factories import PASSWORD, make_api_key, make_member, make_queue
-from voiso_byob.models import ApiKey, ApiKeyScope, AuditEvent, ContactCenter, Membership, Role
+from voiso_byob.models import ApiKey, ApiKeyScope, AuditEvent, ContactCenter, Invitation, Membership, Role
+from voiso_byob.services import invite_member
 
 PERSONAS = ("admin", "supervisor", "agent", "anonymous")
 
@@ -25,6 +26,7 @@ class Objects:
     member: Membership
     queue: Queue
     api_key: ApiKey
+    invitation: Invitation
 
 
 @pytest.fixture
@@ -33,6 +35,13 @@ def objects(acme: ContactCenter) -> Objects:
         member=make_member(acme, Role.AGENT, email="target@acme.example", extension="1050"),
         queue=make_queue(acme, name="Billing", extension="4100"),
         api_key=make_api_key(acme, ApiKeyScope.READ)[0],
+        invitation=invite_member(
+            center=acme,
+            email="invited@acme.example",
+            role=Role.AGENT,
+            by="tests",
+            portal_url="http://testserver",
+        )[0],
     )
 
 
@@ -61,6 +70,8 @@ MATRIX = [
     ("api_key_list", None, "get", 200, 200, 403),
     ("api_key_create", None, "get", 200, 403, 403),
     ("api_key_revoke", lambda o: [o.api_key.pk], "post", 302, 403, 403),
+    ("invitation_resend", lambda o: [o.invitation.pk], "post", 302, 403, 403),
+    ("invitation_revoke", lambda o: [o.invitation.pk], "post", 302, 403, 403),
     ("audit_list", None, "get", 200, 200, 403),
     ("profile", None, "get", 200, 200, 200),
     ("switch_center", None, "post", 302, 302, 302),
@@ -171,6 +182,8 @@ WRITES = [
     ("member_delete", lambda o: [o.member.pk], {}),
     ("api_key_create", None, {"name": "sneaky", "scope": ApiKeyScope.ADMIN}),
     ("api_key_revoke", lambda o: [o.api_key.pk], {}),
+    ("invitation_resend", lambda o: [o.invitation.pk], {}),
+    ("invitation_revoke", lambda o: [o.invitation.pk], {}),
     (
         "routing:queue_create",
         None,
@@ -205,6 +218,9 @@ def snapshot(center: ContactCenter) -> dict[str, object]:
         ),
         "queues": sorted(Queue.objects.for_center(center).values_list("pk", "name", "extension__digits")),
         "keys": sorted(ApiKey.objects.for_center(center).values_list("pk", "revoked_at")),
+        "invitations": sorted(
+            Invitation.objects.for_center(center).values_list("pk", "hashed_token", "revoked_at")
+        ),
         "audit": AuditEvent.objects.for_center(center).count(),
     }
 
@@ -232,6 +248,8 @@ def test_supervisor_pages_show_no_write_controls(supervisor: Persona, objects: O
             reverse("member_delete", args=[objects.member.pk]),
             reverse("api_key_create"),
             reverse("api_key_revoke", args=[objects.api_key.pk]),
+            reverse("invitation_resend", args=[objects.invitation.pk]),
+            reverse("invitation_revoke", args=[objects.invitation.pk]),
             reverse("routing:queue_create"),
             reverse("routing:queue_edit", args=[objects.queue.pk]),
             reverse("routing:queue_delete", args=[objects.queue.pk]),
@@ -262,6 +280,8 @@ CROSS_TENANT = [
     ("routing:queue_delete", "get", lambda o: [o.queue.pk], {}),
     ("routing:queue_delete", "post", lambda o: [o.queue.pk], {}),
     ("api_key_revoke", "post", lambda o: [o.api_key.pk], {}),
+    ("invitation_resend", "post", lambda o: [o.invitation.pk], {}),
+    ("invitation_revoke", "post", lambda o: [o.invitation.pk], {}),
 ]
 
 
@@ -286,6 +306,7 @@ def test_another_centers_lists_show_only_the_own_center(outsider: Persona, objec
     for url in ("/members/", "/routing/queues/", "/api-keys/", "/audit/"):
         html = outsider.client.get(url).content.decode()
         assert "target@acme.example" not in html
+        assert "invited@acme.example" not in html
         assert "Billing" not in html
         assert objects.api_key.prefix not in html
 
