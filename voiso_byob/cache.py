@@ -67,7 +67,7 @@ class RedisCache(django_redis.RedisCache):
         if take is not None:
             if delete_keys:
                 raise ValueError("get_then_write deletes nothing behind a take")
-            return self._take_then_get_write(take, get_keys, set_items or {}, timeout)
+            return self.take_then_get_write(take, get_keys, set_items=set_items, timeout=timeout)[1]
         client = self._cache.get_client(write=True)
         serializer = self._cache._serializer
         pipe = client.pipeline(transaction=False)
@@ -81,13 +81,18 @@ class RedisCache(django_redis.RedisCache):
         results = pipe.execute()[: len(get_keys)]
         return [None if value is None else serializer.loads(value) for value in results]
 
-    def _take_then_get_write(
+    def take_then_get_write(
         self,
         take: Take,
         get_keys: Sequence[str],
-        set_items: Mapping[str, Any],
-        timeout: int | None,
-    ) -> list[Any]:
+        *,
+        set_items: Mapping[str, Any] | None = None,
+        timeout: int | None = None,
+    ) -> tuple[int, list[Any]]:
+        """Tokens from a rate-limit bucket, then `get_keys` read and `set_items` written, atomically in
+        one round trip (rate_limits.TAKE_SCRIPT): (tokens taken, values read). RateLimited, having read
+        and written nothing, when the bucket is empty."""
+        set_items = set_items or {}
         client = self._cache.get_client(write=True)
         serializer = self._cache._serializer
         script = self._take_scripts.get(id(client))
@@ -100,7 +105,7 @@ class RedisCache(django_redis.RedisCache):
         taken, *results = script(keys=keys, args=args)
         if not taken:
             raise rate_limits.RateLimited(float(results[0]))
-        return [None if value is None else serializer.loads(value) for value in results]
+        return int(taken), [None if value is None else serializer.loads(value) for value in results]
 
     def add_and_incr(self, deltas: Mapping[str, int], *, timeout: int) -> list[int]:
         """Each counter moved by its delta, created at 0 (expiring after `timeout`) when missing.

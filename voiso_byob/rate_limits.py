@@ -13,6 +13,9 @@ Where the buckets live (`buckets()`, one small interface, two implementations):
   request's reads and writes — none of them when the bucket is empty);
 - without Redis (`make run` on SQLite), in this process's memory: each process has its own
   buckets, which is enough for a development server.
+Requests that make no Redis call of their own (events, DRF views) take theirs in `check()`; for a
+busy key with a large burst (telephony's) a process takes a hundredth of the burst at a time and
+spends it over the next second (`LEASE_*`), so only one request in many makes the round trip.
 The clock is the application's (`time.time()`, so tests move it); servers' clocks are kept within
 milliseconds of one another by NTP, and a bucket never refills from a clock that went backwards.
 
@@ -51,12 +54,12 @@ class Limit:
 
 @dataclass(frozen=True, slots=True)
 class Take:
-    """One request's token from one bucket, at one moment."""
+    """Tokens from one bucket at one moment: `up_to` of them, and at least one."""
 
     bucket: str
     limit: Limit
     now: float
-    cost: int = 1
+    up_to: int = 1
 
 
 class RateLimited(Exception):
@@ -92,8 +95,8 @@ def take_for(key_id: Any, scope: str) -> Take | None:
 
 
 class Buckets(Protocol):
-    def take(self, take: Take) -> float:
-        """0 when the token was taken; else the seconds until the bucket holds one (nothing taken)."""
+    def take(self, take: Take) -> int:
+        """The tokens taken (1 to `take.up_to`); RateLimited, taking none, when not even one is there."""
         ...
 
 
@@ -113,16 +116,17 @@ class LocalBuckets:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()  # gunicorn threads or daphne's thread pool share a process
 
-    def take(self, take: Take) -> float:
+    def take(self, take: Take) -> int:
         with self._lock:
             state = self._buckets.get(take.bucket)
             tokens, at = refill(*state, take) if state is not None else (float(take.limit.burst), take.now)
-            if tokens < take.cost:
-                return (take.cost - tokens) / take.limit.rate
+            if tokens < 1:
+                raise RateLimited((1 - tokens) / take.limit.rate)
+            taken = min(take.up_to, math.floor(tokens))
             if len(self._buckets) >= self.MAX_BUCKETS and take.bucket not in self._buckets:
                 self._forget_full(take.now)
-            self._buckets[take.bucket] = (tokens - take.cost, at)
-            return 0.0
+            self._buckets[take.bucket] = (tokens - taken, at)
+            return taken
 
     def _forget_full(self, now: float) -> None:
         # Buckets idle long enough to be full again are the same as no bucket; drop them. If every
@@ -140,12 +144,12 @@ class LocalBuckets:
 
 
 # KEYS[1] the bucket (a hash: tokens, at); KEYS[2 .. 1+n_get] read; the rest written with ARGV[7 ..].
-# ARGV: rate, burst, now, cost, n_get, expiry of the written keys (seconds; 0: none).
-# Returns {1, values read...} when the token was taken, {0, seconds to wait} (nothing done) when not.
-# The same arithmetic as `refill` and LocalBuckets.take; numbers travel as text (a Lua number
+# ARGV: rate, burst, now, up_to, n_get, expiry of the written keys (seconds; 0: none).
+# Returns {tokens taken (1 .. up_to), values read...}, or {0, seconds to wait} having done nothing.
+# The same arithmetic as `refill` and LocalBuckets.take; a fraction travels as text (a Lua number
 # returned to Redis is cut to an integer).
 TAKE_SCRIPT = """
-local rate, burst, now, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local rate, burst, now, up_to = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens, at = tonumber(state[1]), tonumber(state[2])
 if tokens == nil or at == nil then
@@ -153,13 +157,14 @@ if tokens == nil or at == nil then
 elseif now > at then
   tokens, at = math.min(burst, tokens + (now - at) * rate), now
 end
-if tokens < cost then
-  return {0, tostring((cost - tokens) / rate)}
+if tokens < 1 then
+  return {0, tostring((1 - tokens) / rate)}
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - cost), 'at', tostring(at))
+local taken = math.min(up_to, math.floor(tokens))
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - taken), 'at', tostring(at))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 local n_get, expiry = tonumber(ARGV[5]), tonumber(ARGV[6])
-local answer = {1}
+local answer = {taken}
 for i = 2, 1 + n_get do
   answer[#answer + 1] = redis.call('GET', KEYS[i])
 end
@@ -177,18 +182,15 @@ return answer
 
 def script_args(take: Take, n_get: int, expiry: int | None) -> list[Any]:
     limit = take.limit
-    return [repr(limit.rate), limit.burst, repr(take.now), take.cost, n_get, expiry or 0]
+    return [repr(limit.rate), limit.burst, repr(take.now), take.up_to, n_get, expiry or 0]
 
 
 class RedisBuckets:
     """Buckets in Redis, through the shared cache (voiso_byob.cache.RedisCache)."""
 
-    def take(self, take: Take) -> float:
-        try:
-            cache.get_then_write([], take=take)
-        except RateLimited as exc:
-            return exc.wait
-        return 0.0
+    def take(self, take: Take) -> int:
+        taken, _ = cache.take_then_get_write(take, [])
+        return taken
 
 
 local_buckets = LocalBuckets()
@@ -215,15 +217,49 @@ def warn_unavailable() -> None:
         logger.warning("API rate limits not enforced: the shared cache is unavailable", exc_info=True)
 
 
+# Per process: tokens taken ahead from a busy key's bucket (bucket → (tokens left, until when)).
+# The events endpoint makes no Redis call of its own; taking a telephony key's tokens a hundred at a
+# time spares it a round trip on 99 requests of 100. Only for buckets of at least LEASE_MIN_BURST,
+# where what a few processes hold ahead (each at most burst / LEASE_SHARE, for LEASE_SECONDS; what
+# is left then is dropped, never returned) is a small part of the burst; smaller limits are exact.
+LEASE_SHARE = 100
+LEASE_MIN_BURST = 2 * LEASE_SHARE
+LEASE_SECONDS = 1.0
+_leases: dict[str, tuple[int, float]] = {}
+_leases_lock = threading.Lock()
+
+
+def lease_size(limit: Limit) -> int:
+    return limit.burst // LEASE_SHARE if limit.burst >= LEASE_MIN_BURST else 1
+
+
 def check(key_id: Any, scope: str) -> None:
-    """Take a token from the key's bucket; RateLimited when it is empty. Fails open (logged)."""
+    """Take a token for the key's request; RateLimited when its bucket is empty. Fails open (logged)."""
     take = take_for(key_id, scope)
     if take is None:
         return
+    size = lease_size(take.limit)
+    if size > 1:
+        with _leases_lock:
+            left, until = _leases.get(take.bucket, (0, 0.0))
+            if left > 0 and take.now < until:
+                _leases[take.bucket] = (left - 1, until)
+                return
+        take = Take(bucket=take.bucket, limit=take.limit, now=take.now, up_to=size)
     try:
-        wait = buckets().take(take)
+        taken = buckets().take(take)
+    except RateLimited:
+        raise
     except Exception:
         warn_unavailable()
         return
-    if wait > 0:
-        raise RateLimited(wait)
+    if taken > 1:
+        with _leases_lock:
+            if len(_leases) > 10_000:  # keys come and go; never let this grow without bound
+                _leases.clear()
+            _leases[take.bucket] = (taken - 1, take.now + LEASE_SECONDS)
+
+
+def forget_leases() -> None:
+    with _leases_lock:
+        _leases.clear()

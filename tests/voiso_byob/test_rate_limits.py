@@ -44,10 +44,12 @@ def _use(settings, name: str) -> Iterator[str]:
     cache.clear()
     hotpath.forget_everything()
     rate_limits.local_buckets.clear()
+    rate_limits.forget_leases()
     yield name
     cache.clear()
     hotpath.forget_everything()
     rate_limits.local_buckets.clear()
+    rate_limits.forget_leases()
 
 
 @pytest.fixture(params=[pytest.param("redis", marks=pytest.mark.redis), "local"])
@@ -95,12 +97,21 @@ def test_the_implementation_follows_the_cache(backend: str) -> None:
     assert isinstance(rate_limits.buckets(), expected)
 
 
+def wait_after(buckets: rate_limits.Buckets, take: Take) -> float:
+    """0 when a token was taken, else the refusal's wait."""
+    try:
+        assert buckets.take(take) == 1
+    except rate_limits.RateLimited as exc:
+        return exc.wait
+    return 0.0
+
+
 def test_a_bucket_allows_its_burst_then_refills_at_its_rate(buckets: rate_limits.Buckets) -> None:
     limit = Limit(rate=2.0, burst=3)
     t0 = NOW.timestamp()
 
     def take(at: float) -> float:
-        return buckets.take(Take(bucket="ratelimit:k1", limit=limit, now=t0 + at))
+        return wait_after(buckets, Take(bucket="ratelimit:k1", limit=limit, now=t0 + at))
 
     assert [take(0), take(0), take(0)] == [0, 0, 0]
     assert take(0) == pytest.approx(0.5)  # one token comes every 1/rate seconds
@@ -114,18 +125,67 @@ def test_a_bucket_allows_its_burst_then_refills_at_its_rate(buckets: rate_limits
 def test_a_clock_gone_back_refills_nothing(buckets: rate_limits.Buckets) -> None:
     limit = Limit(rate=1.0, burst=1)
     t0 = NOW.timestamp()
-    assert buckets.take(Take(bucket="ratelimit:k1", limit=limit, now=t0 + 10)) == 0
+    assert wait_after(buckets, Take(bucket="ratelimit:k1", limit=limit, now=t0 + 10)) == 0
     # Another server whose clock is 5 s behind: no token from the past, and none taken.
-    assert buckets.take(Take(bucket="ratelimit:k1", limit=limit, now=t0 + 5)) == pytest.approx(1.0)
-    assert buckets.take(Take(bucket="ratelimit:k1", limit=limit, now=t0 + 11)) == 0
+    assert wait_after(buckets, Take(bucket="ratelimit:k1", limit=limit, now=t0 + 5)) == pytest.approx(1.0)
+    assert wait_after(buckets, Take(bucket="ratelimit:k1", limit=limit, now=t0 + 11)) == 0
 
 
 def test_each_key_has_its_own_bucket(buckets: rate_limits.Buckets) -> None:
     limit = Limit(rate=1.0, burst=1)
     now = NOW.timestamp()
-    assert buckets.take(Take(bucket="ratelimit:k1", limit=limit, now=now)) == 0
-    assert buckets.take(Take(bucket="ratelimit:k1", limit=limit, now=now)) > 0
-    assert buckets.take(Take(bucket="ratelimit:k2", limit=limit, now=now)) == 0
+    assert wait_after(buckets, Take(bucket="ratelimit:k1", limit=limit, now=now)) == 0
+    assert wait_after(buckets, Take(bucket="ratelimit:k1", limit=limit, now=now)) > 0
+    assert wait_after(buckets, Take(bucket="ratelimit:k2", limit=limit, now=now)) == 0
+
+
+def test_a_take_of_several_gets_what_is_there(buckets: rate_limits.Buckets) -> None:
+    limit = Limit(rate=1.0, burst=5)
+    now = NOW.timestamp()
+    assert buckets.take(Take(bucket="ratelimit:k1", limit=limit, now=now, up_to=3)) == 3
+    assert buckets.take(Take(bucket="ratelimit:k1", limit=limit, now=now, up_to=3)) == 2
+    with pytest.raises(rate_limits.RateLimited):
+        buckets.take(Take(bucket="ratelimit:k1", limit=limit, now=now, up_to=3))
+
+
+def test_a_busy_key_takes_its_tokens_ahead_and_still_stops_at_its_burst(
+    backend: str, settings, clock, monkeypatch
+) -> None:
+    limits(settings, telephony=(0.001, 300))  # leases of 3 tokens; almost no refill
+    taken: list[int] = []
+    real = rate_limits.buckets
+
+    class Counting:
+        def take(self, take: Take) -> int:
+            taken.append(real().take(take))
+            return taken[-1]
+
+    monkeypatch.setattr(rate_limits, "buckets", Counting)
+    rate_limits.forget_leases()
+    for _ in range(300):
+        rate_limits.check("k1", ApiKeyScope.TELEPHONY)
+    assert taken == [3] * 100  # one bucket take for three requests
+    with pytest.raises(rate_limits.RateLimited):
+        rate_limits.check("k1", ApiKeyScope.TELEPHONY)
+    rate_limits.check("k2", ApiKeyScope.TELEPHONY)
+
+
+def test_tokens_taken_ahead_expire(backend: str, settings, clock) -> None:
+    limits(settings, telephony=(1.0, 200))  # leases of 2
+    rate_limits.forget_leases()
+    rate_limits.check("k1", ApiKeyScope.TELEPHONY)  # takes 2, spends 1
+    assert rate_limits._leases[rate_limits.bucket_key("k1")][0] == 1
+    clock.shift(timedelta(seconds=rate_limits.LEASE_SECONDS))
+    rate_limits.check("k1", ApiKeyScope.TELEPHONY)  # the one left has expired: a new take
+    assert rate_limits._leases[rate_limits.bucket_key("k1")] == (
+        1,
+        NOW.timestamp() + 2 * rate_limits.LEASE_SECONDS,
+    )
+
+
+def test_small_limits_are_exact() -> None:
+    assert rate_limits.lease_size(Limit(rate=50.0, burst=100)) == 1
+    assert rate_limits.lease_size(Limit(rate=10_000.0, burst=20_000)) == 200
 
 
 @pytest.mark.redis
@@ -331,16 +391,21 @@ def test_redis_down_lets_requests_through_and_says_so(
     def down(*args: object, **kwargs: object) -> None:
         raise ConnectionError("Redis is down")
 
+    make_queue(acme, name="Sales", extension="4323")
     reader = Client(**bearer(api_keys["read"]))
     switch = Client(**bearer(api_keys["telephony"]))
     assert reader.get("/api/v1/queues/").status_code == 200
     assert reader.get("/api/v1/queues/").status_code == 429
-    monkeypatch.setattr(RedisCache, "get_then_write", down)
+    assert refer(switch).status_code == 200
+    assert refer(switch).status_code == 429
+    for method in ("get_then_write", "take_then_get_write"):
+        monkeypatch.setattr(RedisCache, method, down)
     monkeypatch.setattr(rate_limits, "_last_warning", 0.0)
     with caplog.at_level(logging.WARNING, logger="voiso_byob.rate_limits"):
         assert [reader.get("/api/v1/queues/").status_code for _ in range(3)] == [200, 200, 200]
         for n in range(3):
             assert post_events(switch, [started(f"c-{n}")]).status_code == 202
+        assert [refer(switch).status_code for _ in range(3)] == [200, 200, 200]
     warnings = [r for r in caplog.records if r.name == "voiso_byob.rate_limits"]
     assert len(warnings) == 1  # once a minute, not once a request
     assert "not enforced" in warnings[0].getMessage()
