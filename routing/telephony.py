@@ -170,7 +170,7 @@ class _Call:
         if self.is_charged:
             return None
         self.is_charged = True
-        return rate_limits.take_for(key_id, ApiKeyScope.TELEPHONY)
+        return rate_limits.token_for_round_trip(key_id, ApiKeyScope.TELEPHONY)
 
     def charge(self, key_id: Any) -> None:
         """On the rare path that reads the database: a round trip of its own."""
@@ -299,7 +299,7 @@ def _is_key_of(inputs: hotpath.Inputs, raw_key: str) -> bool:
 
 def _generation_taking(key_id: Any) -> tuple[Any, bool]:
     """(the telephony generation, whether the key's token was taken with it); RateLimited."""
-    take = rate_limits.take_for(key_id, ApiKeyScope.TELEPHONY)
+    take = rate_limits.token_for_round_trip(key_id, ApiKeyScope.TELEPHONY)
     try:
         if take is None:
             return cache.get(TELEPHONY_GENERATION_KEY), True
@@ -307,7 +307,9 @@ def _generation_taking(key_id: Any) -> tuple[Any, bool]:
     except rate_limits.RateLimited:
         raise
     except Exception:
-        return _UNKNOWN, False  # never equal to a remembered generation: read the database
+        # Never equal to a remembered generation: read the database (and take the token then,
+        # unless it was taken already).
+        return _UNKNOWN, take is None
     return generation, True
 
 

@@ -236,8 +236,11 @@ def lease_size(limit: Limit) -> int:
 def check(key_id: Any, scope: str) -> None:
     """Take a token for the key's request; RateLimited when its bucket is empty. Fails open (logged)."""
     take = take_for(key_id, scope)
-    if take is None:
-        return
+    if take is not None:
+        _check(take)
+
+
+def _check(take: Take) -> None:
     size = lease_size(take.limit)
     if size > 1:
         with _leases_lock:
@@ -258,6 +261,18 @@ def check(key_id: Any, scope: str) -> None:
             if len(_leases) > 10_000:  # keys come and go; never let this grow without bound
                 _leases.clear()
             _leases[take.bucket] = (taken - 1, take.now + LEASE_SECONDS)
+
+
+def token_for_round_trip(key_id: Any, scope: str) -> Take | None:
+    """For a request about to make its Redis round trip anyway (route, refer): the Take to send with
+    it (RedisCache.get_then_write), or None when no token need be taken there — the scope has no
+    limit, or its bucket is taken ahead and this process spends from that (`check`: cheaper still
+    than a bigger round trip)."""
+    take = take_for(key_id, scope)
+    if take is None or lease_size(take.limit) == 1:
+        return take
+    _check(take)
+    return None
 
 
 def forget_leases() -> None:

@@ -356,9 +356,15 @@ def test_a_wrong_secret_never_charges_the_key(backend, settings, clock, acme, ap
 
 
 @pytest.mark.redis
-def test_route_from_memory_still_makes_one_redis_round_trip(
-    on_redis, clock, acme, api_keys, routed, monkeypatch, django_assert_num_queries
+@pytest.mark.parametrize(
+    "telephony",
+    [(10_000.0, 20_000), (50.0, 100)],
+    ids=["taken ahead, spent in process", "taken in the request's round trip"],
+)
+def test_route_and_refer_from_memory_still_make_one_redis_round_trip(
+    on_redis, settings, telephony, clock, acme, api_keys, routed, monkeypatch, django_assert_num_queries
 ) -> None:
+    limits(settings, telephony=telephony)
     switch = Client(**bearer(api_keys["telephony"]))
     assert route(switch, "warm-up").status_code == 200
     assert refer(switch).status_code == 200
