@@ -267,9 +267,9 @@ def telephony_refer(request: HttpRequest) -> HttpResponse:
     if inputs is None:
         hotpath.forget("refer", prefix, digits)
         inputs = hotpath.fresh_refer(prefix, digits)
-    if inputs is None:
-        raise _unknown_key()
-    inputs.key.check_telephony(raw_key)
+        if inputs is None:
+            raise _unknown_key()
+        inputs.key.check_telephony(raw_key)
     touch_api_key_id(inputs.key.id)
     if not is_charged:
         rate_limits.check(inputs.key.id, ApiKeyScope.TELEPHONY)
