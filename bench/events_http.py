@@ -73,7 +73,7 @@ from bench.harness import (
 
 RESULTS = ROOT / "bench" / "results" / "events_http.json"
 LUA = ROOT / "bench" / "events_wrk.lua"
-DB_NAME = "voiso_bench_events"
+DB_NAME = os.environ.get("BENCH_DB", "voiso_bench_events")  # another name when benches run side by side
 SINGLE_TARGET = 0.5
 BATCH_TARGET = 0.4
 DRIFT_WARNING = 0.15

@@ -70,7 +70,7 @@ BENCH = ROOT / "bench"
 RESULTS = BENCH / "results" / "telephony_http.json"
 LUA = BENCH / "wrk_post.lua"
 
-DB_NAME = "voiso_bench"
+DB_NAME = os.environ.get("BENCH_DB", "voiso_bench")  # another name when benches run side by side
 NUMBER = "+442079460018"
 CALLER = "+442079460999"
 REFER_TO = "<sip:4323@acme.voiso.com>"

@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 from reporting.events import MAX_BATCH, AgentInfo, EventIn, EventsRejected, parse_body, validate_events
 from reporting.ingest import KeyRevoked, ingest_events
 from reporting.models import CALL_ID_MAX, EVENT_ID_MAX, EventType
+from voiso_byob import rate_limits
 from voiso_byob.api_key_cache import (
     forget_remembered_api_key,
     is_still_active,
@@ -165,6 +166,8 @@ def telephony_events(request: HttpRequest) -> HttpResponse:
             raise ApiError(401, "revoked_api_key", "This API key has been revoked.")
         if key.scope != ApiKeyScope.TELEPHONY:
             raise ApiError(403, "permission_denied", "This endpoint needs an API key with scope 'telephony'.")
+        # A token per request, whatever the batch's size: batches are what the switch should send.
+        rate_limits.check(key.pk, key.scope)
         touch_api_key(key)
         try:
             events, agents = _validated(request, key.contact_center)

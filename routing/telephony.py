@@ -28,10 +28,11 @@ from routing.serializers import (
     RouteRequestSerializer,
     RouteResponseSerializer,
 )
+from voiso_byob import rate_limits
 from voiso_byob.api_key_cache import touch_api_key_id
 from voiso_byob.cache import CACHE_DOWN, TELEPHONY_GENERATION_KEY, cache_answered, cache_unavailable
 from voiso_byob.errors import DomainError
-from voiso_byob.models import ApiKey
+from voiso_byob.models import ApiKey, ApiKeyScope
 from voiso_byob.plain_api import ApiError, Fields, bearer_token, json_object, json_response, plain_api_view
 from voiso_byob.sip import REFER_TO_MAX_LENGTH, ReferTo, ReferToError, parse_refer_to
 
@@ -56,7 +57,8 @@ class RouteSchema(APIView):
             "waiting at a menu → 409 `unknown_call`; a number without a published flow → 409 "
             "`no_published_flow`. Every refusal carries `error.sip_status`, what the switch answers the "
             "call's INVITE with: 404 `unknown_number`, 481 `unknown_call`, 480 `no_published_flow`, 400 a "
-            "validation error, 500 a key or request the endpoint does not take (401, 403, 405, 415). "
+            "validation error, 500 a key or request the endpoint does not take (401, 403, 405, 415), 503 "
+            "(with the answer's `Retry-After`) a key over its rate limit (429 `rate_limited`). "
             "Needs an API key with scope `telephony`."
         ),
         tags=["telephony"],
@@ -94,7 +96,8 @@ class ReferSchema(APIView):
             "that is not an extension of this center), `invalid_number` (a well-formed number no "
             "numbering plan assigns). HTTP 409: `invalid_number` with SIP 484 (digits missing), "
             "`target_unavailable` with SIP 480 (a disabled or disconnected virtual agent). A key or "
-            "request the endpoint does not take (401, 403 `permission_denied`, 405, 415) has SIP 500. "
+            "request the endpoint does not take (401, 403 `permission_denied`, 405, 415) has SIP 500; a key "
+            "over its rate limit (429 `rate_limited`) has SIP 503, with the answer's `Retry-After`. "
             "An external number's `;ext=` and `;isub=` are carried as `destination.extension` and "
             "`destination.subaddress`. Needs an API key with scope `telephony`."
         ),
@@ -150,7 +153,7 @@ def telephony_route(request: HttpRequest) -> HttpResponse:
     return json_response(body)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Call:
     raw_key: str
     fields: Fields
@@ -160,6 +163,20 @@ class _Call:
     caller: str | None
     at: datetime
     digits: str | None
+    is_charged: bool = False  # took its token from the key's rate-limit bucket (never twice)
+
+    def take(self, key_id: Any) -> rate_limits.Take | None:
+        """The token to take with the request's one Redis round trip; None: taken, or no limit."""
+        if self.is_charged:
+            return None
+        self.is_charged = True
+        return rate_limits.token_for_round_trip(key_id, ApiKeyScope.TELEPHONY)
+
+    def charge(self, key_id: Any) -> None:
+        """On the rare path that reads the database: a round trip of its own."""
+        if not self.is_charged:
+            self.is_charged = True
+            rate_limits.check(key_id, ApiKeyScope.TELEPHONY)
 
 
 def _route(inputs: hotpath.Inputs, call: _Call) -> dict[str, Any] | None:
@@ -167,6 +184,10 @@ def _route(inputs: hotpath.Inputs, call: _Call) -> dict[str, Any] | None:
     # Authentication first: a stranger learns nothing about the request's validity.
     inputs.key.check_telephony(call.raw_key)
     touch_api_key_id(inputs.key.id)
+    if not inputs.from_memory:
+        call.charge(inputs.key.id)
+    # From memory, the token is taken in the request's one Redis round trip below; a request refused
+    # before it (400, 404, 409) is decided again on fresh inputs, which take it then.
     call.fields.raise_if_any()
     assert call.call_id is not None and call.to is not None and call.caller is not None
     state_key = menu_state.key(inputs.center.pk, call.call_id)
@@ -175,7 +196,9 @@ def _route(inputs: hotpath.Inputs, call: _Call) -> dict[str, Any] | None:
         if call.digits is not None:
             if inputs.from_memory:
                 try:
-                    generation, stored = cache.get_then_write([TELEPHONY_GENERATION_KEY, state_key])
+                    generation, stored = cache.get_then_write(
+                        [TELEPHONY_GENERATION_KEY, state_key], take=call.take(inputs.key.id)
+                    )
                 except CACHE_DOWN as exc:
                     cache_unavailable("telephony generation not checked", exc)
                     return None  # memory cannot be checked: answer from the database
@@ -206,6 +229,7 @@ def _route(inputs: hotpath.Inputs, call: _Call) -> dict[str, Any] | None:
                 [TELEPHONY_GENERATION_KEY],
                 set_items={state_key: answer.menu_state} if answer.menu_state is not None else None,
                 timeout=MENU_STATE_SECONDS,
+                take=call.take(inputs.key.id),
             )
         except CACHE_DOWN as exc:
             cache_unavailable("telephony generation not checked", exc)
@@ -240,16 +264,25 @@ def telephony_refer(request: HttpRequest) -> HttpResponse:
             refused = exc
     digits = target.extension if target is not None else None
     prefix = ApiKey.prefix_of(raw_key)
+    is_charged = False
     inputs = hotpath.remembered("refer", prefix, digits)
-    if inputs is not None and _stale(inputs, _generation()):
+    if inputs is not None and not _is_key_of(inputs, raw_key):
+        inputs = None  # decided again on fresh inputs
+    if inputs is not None:
+        # The key is checked before its bucket is charged: a stranger cannot drain it. One round
+        # trip: the token, and the generation that says whether the memory is still good.
+        generation, is_charged = _generation_taking(inputs.key.id)
+        if _stale(inputs, generation):
+            inputs = None
+    if inputs is None:
         hotpath.forget("refer", prefix, digits)
-        inputs = None
-    if inputs is None:
         inputs = hotpath.fresh_refer(prefix, digits)
-    if inputs is None:
-        raise _unknown_key()
-    inputs.key.check_telephony(raw_key)
+        if inputs is None:
+            raise _unknown_key()
+        inputs.key.check_telephony(raw_key)
     touch_api_key_id(inputs.key.id)
+    if not is_charged:
+        rate_limits.check(inputs.key.id, ApiKeyScope.TELEPHONY)
     fields.raise_if_any()
     try:
         if refused is not None:
@@ -266,14 +299,28 @@ def telephony_refer(request: HttpRequest) -> HttpResponse:
     return json_response(body)
 
 
-def _generation() -> Any:
+def _is_key_of(inputs: hotpath.Inputs, raw_key: str) -> bool:
     try:
-        generation = cache.get(TELEPHONY_GENERATION_KEY)
+        inputs.key.check_telephony(raw_key)
+    except ApiError:
+        return False
+    return True
+
+
+def _generation_taking(key_id: Any) -> tuple[Any, bool]:
+    """(the telephony generation, whether the key's token was taken with it); RateLimited."""
+    take = rate_limits.token_for_round_trip(key_id, ApiKeyScope.TELEPHONY)
+    try:
+        if take is None:
+            return cache.get(TELEPHONY_GENERATION_KEY), True
+        (generation,) = cache.get_then_write([TELEPHONY_GENERATION_KEY], take=take)
     except CACHE_DOWN as exc:
         cache_unavailable("telephony generation not read", exc)
-        return _UNKNOWN  # never equal to a remembered generation: read the database
+        # Never equal to a remembered generation: read the database (and take the token then,
+        # unless it was taken already).
+        return _UNKNOWN, take is None
     cache_answered()
-    return generation
+    return generation, True
 
 
 _UNKNOWN = object()

@@ -13,6 +13,7 @@ from rest_framework.exceptions import ErrorDetail
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from voiso_byob import rate_limits
 from voiso_byob.errors import DomainError
 
 # Field-level codes raised by validators that deserve to be the top-level code.
@@ -92,6 +93,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         code, message = _headline(detail)
         response.data = error_body(code, message, fields=_flatten_messages(detail))
+        return response
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        # DRF has set Retry-After to the same whole seconds (ceil).
+        response.data = error_body(rate_limits.CODE, rate_limits.message(exc.wait), retry_after=exc.wait)
         return response
     if isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()

@@ -12,7 +12,9 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
 
+from voiso_byob import rate_limits
 from voiso_byob.access import current_membership, has_unchosen_center
 from voiso_byob.api_key_cache import cached_api_key, touch_api_key
 from voiso_byob.models import ApiKey, ApiKeyScope, ContactCenter, User
@@ -130,3 +132,28 @@ class ReadOnlyPost(ConfigurationAccess):
         if not access.can_read:
             raise exceptions.PermissionDenied("Your role or API key scope does not allow this request.")
         return True
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """The key's token bucket (voiso_byob.rate_limits) for every DRF request made with an API key.
+
+    DRF runs throttles after authentication and permissions, before the view: a refused request
+    changes nothing. Portal sessions are not limited here.
+    """
+
+    def __init__(self) -> None:
+        self._wait: float | None = None
+
+    def allow_request(self, request: Request, view: object) -> bool:
+        key = request.auth
+        if not isinstance(key, ApiKey):
+            return True
+        try:
+            rate_limits.check(key.pk, key.scope)
+        except rate_limits.RateLimited as exc:
+            self._wait = exc.wait
+            return False
+        return True
+
+    def wait(self) -> float | None:
+        return self._wait

@@ -21,6 +21,9 @@ from django.db import transaction
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from voiso_byob import rate_limits
+from voiso_byob.rate_limits import Take
+
 logger = logging.getLogger(__name__)
 
 
@@ -43,6 +46,7 @@ class RedisCache(django_redis.RedisCache):
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = ReusedClientRedisCacheClient
+        self._take_scripts: dict[int, Any] = {}  # per client: its SHA is loaded into Redis once
 
     def validate_key(self, key: str) -> None:
         # Django's check warns about what memcached refuses (spaces, control characters, > 250
@@ -56,11 +60,18 @@ class RedisCache(django_redis.RedisCache):
         set_items: Mapping[str, Any] | None = None,
         timeout: int | None = None,
         delete_keys: Sequence[str] = (),
+        take: Take | None = None,
     ) -> list[Any]:
         """Read `get_keys`, then write `set_items` and delete `delete_keys`, in one round trip.
 
-        A pipeline, not a transaction: the reads see the values from before the writes.
+        A pipeline, not a transaction: the reads see the values from before the writes. With
+        `take`, a token is taken from a rate-limit bucket first, in the same round trip; when the
+        bucket is empty nothing is read or written and RateLimited is raised (voiso_byob.rate_limits).
         """
+        if take is not None:
+            if delete_keys:
+                raise ValueError("get_then_write deletes nothing behind a take")
+            return self.take_then_get_write(take, get_keys, set_items=set_items, timeout=timeout)[1]
         client = self._cache.get_client(write=True)
         serializer = self._cache._serializer
         pipe = client.pipeline(transaction=False)
@@ -73,6 +84,32 @@ class RedisCache(django_redis.RedisCache):
             pipe.delete(self.make_and_validate_key(key))
         results = pipe.execute()[: len(get_keys)]
         return [None if value is None else serializer.loads(value) for value in results]
+
+    def take_then_get_write(
+        self,
+        take: Take,
+        get_keys: Sequence[str],
+        *,
+        set_items: Mapping[str, Any] | None = None,
+        timeout: int | None = None,
+    ) -> tuple[int, list[Any]]:
+        """Tokens from a rate-limit bucket, then `get_keys` read and `set_items` written, atomically in
+        one round trip (rate_limits.TAKE_SCRIPT): (tokens taken, values read). RateLimited, having read
+        and written nothing, when the bucket is empty."""
+        set_items = set_items or {}
+        client = self._cache.get_client(write=True)
+        serializer = self._cache._serializer
+        script = self._take_scripts.get(id(client))
+        if script is None:
+            script = self._take_scripts[id(client)] = client.register_script(rate_limits.TAKE_SCRIPT)
+        keys = [self.make_and_validate_key(key) for key in (take.bucket, *get_keys, *set_items)]
+        expiry = self.get_backend_timeout(timeout) if set_items else None
+        values = [serializer.dumps(value) for value in set_items.values()]
+        args = [*rate_limits.script_args(take, len(get_keys), expiry), *values]
+        taken, *results = script(keys=keys, args=args)
+        if not taken:
+            raise rate_limits.RateLimited(float(results[0]))
+        return int(taken), [None if value is None else serializer.loads(value) for value in results]
 
     def add_and_incr(self, deltas: Mapping[str, int], *, timeout: int) -> list[int]:
         """Each counter moved by its delta, created at 0 (expiring after `timeout`) when missing.

@@ -21,8 +21,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.views import APIView
 
+from voiso_byob import rate_limits
 from voiso_byob.jsontext import dumps_native
 from voiso_byob.models import ApiKeyScope, hash_api_key
+from voiso_byob.rate_limits import RateLimited
 
 PlainView = Callable[[HttpRequest], HttpResponse]
 
@@ -68,7 +70,8 @@ def sip_status_for(http_status: int) -> int:
 def plain_api_view(
     *, schema: type[APIView], answers_sip: bool = False
 ) -> Callable[[Callable[..., HttpResponse]], PlainView]:
-    """POST-only, CSRF-exempt (API keys, no cookies), ApiError → its JSON answer.
+    """POST-only, CSRF-exempt (API keys, no cookies), ApiError → its JSON answer, RateLimited →
+    429 `rate_limited` with `Retry-After` (and `sip_status` 503 with `answers_sip`).
 
     `schema` is a DRF view that carries the endpoint's drf-spectacular description; the
     schema generator reads `view.cls`, so the endpoint is documented without being served by DRF.
@@ -80,18 +83,26 @@ def plain_api_view(
         @csrf_exempt
         @wraps(view)
         def wrapper(request: HttpRequest) -> HttpResponse:
-            allow = None
+            headers: dict[str, str] = {}
             try:
-                if request.method != "POST":
-                    allow = "POST, OPTIONS"
-                    raise ApiError(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
-                return view(request)
+                try:
+                    if request.method != "POST":
+                        headers["Allow"] = "POST, OPTIONS"
+                        raise ApiError(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
+                    return view(request)
+                except RateLimited as limited:
+                    headers["Retry-After"] = str(limited.retry_after)
+                    # The switch answers with 503 Service Unavailable and the same Retry-After.
+                    sip = {"sip_status": rate_limits.SIP_STATUS} if answers_sip else {}
+                    raise ApiError(
+                        429, rate_limits.CODE, str(limited), retry_after=limited.retry_after, **sip
+                    ) from None
             except ApiError as exc:
                 if answers_sip:
                     exc.extra.setdefault("sip_status", sip_status_for(exc.status))
                 response = exc.response()
-                if allow is not None:
-                    response["Allow"] = allow
+                for name, value in headers.items():
+                    response[name] = value
                 return response
 
         wrapper.cls = schema  # type: ignore[attr-defined]

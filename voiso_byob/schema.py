@@ -22,6 +22,10 @@ ERROR_DESCRIPTIONS = {
     "409": "Conflicts with the current state.",
     "413": "The body is too large.",
     "415": "The body is not application/json.",
+    "429": (
+        "`rate_limited`: this API key's requests exceed its scope's limit (a token bucket per key); "
+        "nothing changed. `Retry-After` and `error.retry_after` say in how many seconds to try again."
+    ),
     "502": "The bot provider failed or could not be reached; nothing changed.",
     "503": (
         "`database_unavailable`: the database is not answering (a restart); send the same request "
@@ -35,6 +39,9 @@ class ErrorDetailSerializer(serializers.Serializer):
     message = serializers.CharField(help_text="For people; may change.")
     fields = serializers.DictField(
         required=False, help_text="Per input field (or `non_field_errors`): a list of messages."
+    )
+    retry_after = serializers.IntegerField(
+        required=False, min_value=1, help_text="With 429 `rate_limited`: seconds to wait, as `Retry-After`."
     )
 
 
@@ -63,6 +70,11 @@ class ApiAutoSchema(AutoSchema):
         for status, response in responses.items():
             if status >= "400" and "content" not in response:
                 response["content"] = error
+        if "429" in responses:
+            responses["429"].setdefault("headers", {})["Retry-After"] = {
+                "description": "Seconds to wait before the next request (a whole number, rounded up).",
+                "schema": {"type": "integer", "minimum": 1},
+            }
         return operation
 
     def _error_statuses(self, operation: dict[str, Any]) -> list[str]:
@@ -73,6 +85,8 @@ class ApiAutoSchema(AutoSchema):
             statuses.append("400")
         if any(requirement for requirement in operation.get("security", [])):
             statuses += ["401", "403"]
+            if any("ApiKey" in requirement for requirement in operation["security"]):
+                statuses.append("429")
         if any(p["in"] == "path" for p in parameters):
             statuses.append("404")
         if has_body:

@@ -193,6 +193,32 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Per-key rate limits (voiso_byob/rate_limits.py): a token bucket per API key, sized by its scope.
+# API_RATE_LIMITS="scope=RATE:BURST,..." (requests per second, and how many may come at once after a
+# quiet spell; BURST defaults to 2 x RATE); a rate of 0 turns the scope's limit off; scopes not named
+# keep their default. Telephony is far above what the switch sends: the route bench saturates two
+# gunicorn workers at ~2,800 req/s on one key, the SIP edge at 50 calls/s sends a few hundred.
+# Portal sessions are not limited by these.
+API_RATE_LIMITS: dict[str, tuple[float, int]] = {
+    "telephony": (10_000.0, 20_000),
+    "read": (50.0, 100),
+    "admin": (50.0, 100),
+}
+for _scope, _text in env.dict("API_RATE_LIMITS", default={}).items():
+    try:
+        if _scope not in API_RATE_LIMITS:
+            raise ValueError(f"unknown scope (one of {', '.join(API_RATE_LIMITS)})")
+        _rate_text, _, _burst_text = _text.partition(":")
+        _rate = float(_rate_text)
+        if not 0 <= _rate < float("inf"):
+            raise ValueError("the rate must be a number, 0 or more")
+        _burst = int(_burst_text) if _burst_text else max(1, round(2 * _rate))
+        if _burst < 1:
+            raise ValueError("the burst must be at least 1")
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"API_RATE_LIMITS: {_scope}={_text}: {exc}") from None
+    API_RATE_LIMITS[_scope] = (_rate, _burst)
+
 # Flow http_request nodes may call private addresses only when this is on (tests, labs).
 FLOW_HTTP_ALLOW_PRIVATE = env.bool("FLOW_HTTP_ALLOW_PRIVATE", default=False)
 # Reporting: a caller who hangs up within this many seconds of the bot connecting (no handoff)
@@ -282,6 +308,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["voiso_byob.authentication.ConfigurationAccess"],
+    "DEFAULT_THROTTLE_CLASSES": ["voiso_byob.authentication.ApiKeyRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "voiso_byob.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "voiso_byob.schema.ApiAutoSchema",

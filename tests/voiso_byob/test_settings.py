@@ -139,3 +139,27 @@ def test_email_goes_where_the_environment_says(env: dict[str, str], expected: st
         settings_value("settings.EMAIL_BACKEND, getattr(settings, 'EMAIL_HOST', None)", **clean_env)
         == expected
     )
+
+
+def test_api_rate_limits_come_from_the_environment_per_scope() -> None:
+    value = settings_value(
+        "sorted(settings.API_RATE_LIMITS.items())", DEBUG="true", API_RATE_LIMITS="telephony=500:900,read=5"
+    )
+    # A scope not named keeps its default; BURST defaults to twice the rate.
+    assert value == "[('admin', (50.0, 100)), ('read', (5.0, 10)), ('telephony', (500.0, 900))]"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("reads=5", "unknown scope"),
+        ("read=fast", "could not convert"),
+        ("read=-1", "0 or more"),
+        ("read=5:0", "at least 1"),
+    ],
+)
+def test_a_bad_api_rate_limit_stops_the_process(text: str, reason: str) -> None:
+    result = run_django(["check"], DEBUG="true", API_RATE_LIMITS=text)
+    assert result.returncode != 0
+    assert f"API_RATE_LIMITS: {text}" in result.stderr
+    assert reason in result.stderr
