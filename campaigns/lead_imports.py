@@ -359,7 +359,9 @@ def _lead_row(columns: list[str], kinds: list[str], fields: list[str]) -> tuple[
             values[kind] = value[:64]  # longer is no number: import_leads calls it invalid_number
         elif kind == "header":
             if value:
-                if len(value) > MAX_CONTEXT_VALUE or _CONTROL.search(value):
+                # isascii() and isprintable(): no control character, without the regex's cost.
+                has_control = not (value.isascii() and value.isprintable()) and _CONTROL.search(value)
+                if len(value) > MAX_CONTEXT_VALUE or has_control:
                     return None, "invalid_context"
                 context[column] = value
         elif kind == "priority":
