@@ -29,7 +29,15 @@ from campaigns.services.do_not_call import (
     add_do_not_call_many,
     remove_do_not_call,
 )
-from campaigns.services.lead import MAX_LEADS_PER_REQUEST, ImportResult, LeadRow, import_leads
+from campaigns.services.lead import (
+    MAX_LEADS_PER_REQUEST,
+    ImportResult,
+    LeadRow,
+    ReadRows,
+    import_leads,
+    import_read_rows,
+    read_numbers,
+)
 from campaigns.services.numbers import blocked_numbers, classify_number
 from campaigns.services.policy import dialer_policy
 
@@ -41,6 +49,7 @@ __all__ = [
     "DoNotCallRow",
     "ImportResult",
     "LeadRow",
+    "ReadRows",
     "add_do_not_call",
     "add_do_not_call_many",
     "apply_call_events",
@@ -54,8 +63,10 @@ __all__ = [
     "dialer_policy",
     "end_attempt",
     "import_leads",
+    "import_read_rows",
     "is_dialer_call",
     "pause_campaign",
+    "read_numbers",
     "remove_do_not_call",
     "start_campaign",
     "stop_campaign",

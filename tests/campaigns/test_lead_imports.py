@@ -27,6 +27,7 @@ from campaigns.models import (
     LeadImportStatus,
     LeadStatus,
 )
+from campaigns.read_ahead import ReadAhead
 from campaigns.services import add_do_not_call, stop_campaign
 from tests.campaigns.conftest import add_leads
 from voiso_byob.errors import DomainError
@@ -279,3 +280,29 @@ def test_a_priority_in_other_digits_is_rejected_not_a_failed_chunk(campaign: Cam
         (3, "invalid_priority"),
     ]
     assert Lead.objects.get().priority == 7
+
+
+def test_a_worker_reads_each_next_chunk_in_its_background_thread(campaign: Campaign, monkeypatch) -> None:
+    monkeypatch.setattr(lead_imports, "CHUNK_ROWS", 2)
+    threads: list[str] = []
+
+    def recording_read(*key):
+        threads.append(threading.current_thread().name)
+        return lead_imports._read_chunk(*key)
+
+    monkeypatch.setattr(lead_imports, "_read_ahead", ReadAhead(recording_read, name="lead-import-read"))
+    text = "Number,Name\n" + "".join(f"+1415555{n:04d},Lead {n}\n" for n in range(101, 107)) + "nope,x\n"
+    lead_import = start_lead_import(campaign=campaign, upload=upload(text), filename="x.csv", by="tests")
+
+    assert process_lead_imports(limit_chunks=10) == 4
+
+    # The first chunk is read by the worker itself, each one after it while the one before is written.
+    assert threads[0] == threading.current_thread().name
+    assert len(threads) == 4 and all(name.startswith("lead-import-read") for name in threads[1:])
+    lead_import.refresh_from_db()
+    assert lead_import.status == LeadImportStatus.DONE
+    assert (lead_import.created_leads, lead_import.rejected) == (6, 1)
+    assert list(Lead.objects.order_by("created").values_list("name", flat=True)) == [
+        f"Lead {n}" for n in range(101, 107)
+    ]
+    assert list(lead_import.rejects.values_list("row", "number", "reason")) == [(8, "nope", "invalid_number")]

@@ -35,7 +35,7 @@ KEY_NAME = "Dialer simulator"
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 BY = "manage.py run_dialer"
 # CSV lead files uploaded in the portal are imported by the workers in what is left of each tick's
-# interval, a chunk (2,000 rows, a few tenths of a second) at a time: at most one chunk holds up
+# interval, a chunk (5,000 rows, a few tenths of a second) at a time: at most one chunk holds up
 # the next tick's calls.
 IMPORT_CHUNKS_PER_TICK = 1_000
 
