@@ -1,9 +1,9 @@
 """Storing call events and keeping call records and handoffs exact: `ingest_events()`.
 
-One event (most requests: a switch reports each as it happens) on PostgreSQL: `ingest_one`, two
-statements and no transaction around them — read the call, fold it, then write the event with
-the call's record and handoffs in one statement only if the record's event count is still the
-one read (optimistic; another request's event in between sends it round again).
+One event (most requests: a switch reports each as it happens) on PostgreSQL: `ingest_one` — read
+the call, fold it, then write the event with the call's record and handoffs in one statement only
+if the record's event count is still the one read (optimistic; another request's event in between
+sends it round again), in one short transaction with the rollups' upsert.
 
 Batches, and one event of a call kept busy, or on SQLite: one transaction per request:
 1. insert the new events, sorted by event id: the unique (contact center, event id) constraint
@@ -41,11 +41,11 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from campaigns.services import CallEventFact, apply_call_events, is_dialer_call
-from reporting import ingest_sql, live
+from reporting import ingest_sql, live, rollups
 from reporting.assemble import Assembly, FoldSettings, Number, StoredEvent, Target, assemble, refs_for
 from reporting.events import (
     AgentInfo,
@@ -130,8 +130,8 @@ def ingest_one(
 
     `read_call` reads the call, the fold runs here, and `write_one` stores the event with the
     call's new record and handoffs in one statement, only if the call is still as it was read:
-    optimistic, without a transaction of its own or a lock held across the round trip (the
-    locking way's BEGIN and COMMIT measured a tenth of a single event's CPU). When another
+    optimistic, without a lock held across the round trip. That statement and the rollups' upsert
+    (reporting.rollups) share a short transaction. When another
     request stored an event of the call in between, the write changes nothing and this reads
     the call again; after ATTEMPTS such rounds (a call under heavy contention) it returns None
     and ingest_events takes the locking way. PostgreSQL only.
@@ -146,8 +146,9 @@ def ingest_one(
         if seen.duplicate:
             return IngestResult(accepted=0, duplicates=1)  # a retried request changes nothing
         assembly = assemble([*seen.events, new], fold)
+        before = assemble(seen.events, fold) if seen.record is not None and seen.events else None
         try:
-            written = _write_one(center, event, refs, seen.record, assembly, key_id)
+            written = _write_one(center, event, refs, seen.record, before, assembly, key_id)
         except IntegrityError as exc:
             # Another request stored this very event meanwhile (read_call now says so), or a bot,
             # queue or number the fold names was deleted meanwhile (read again: it is gone then).
@@ -193,11 +194,15 @@ def _write_one(
     event: EventIn,
     refs: dict[str, dict[str, Any]],
     record: ingest_sql.LockedRecord | None,
+    before: Assembly | None,
     assembly: Assembly,
     key_id: Any,
 ) -> tuple[int, int] | None:
-    def write() -> tuple[int, int] | None:
-        return ingest_sql.write_one(
+    # One transaction (a savepoint inside a caller's: a refused write must not spoil it): the
+    # rollups move with the record or not at all. The write changes nothing when another request
+    # changed the call first, and then neither do the rollups.
+    with transaction.atomic():
+        written = ingest_sql.write_one(
             center.pk,
             event,
             refs,
@@ -207,11 +212,9 @@ def _write_one(
             handoffs=event.type.startswith("handoff."),
             key_id=key_id,
         )
-
-    if connection.in_atomic_block or not connection.get_autocommit():
-        with transaction.atomic():  # a savepoint: a refused write must not spoil the caller's transaction
-            return write()
-    return write()
+        if written is not None:
+            rollups.fold_into_rollups(center.pk, [(before, assembly)])
+        return written
 
 
 class DuplicatesSeen:
@@ -328,6 +331,12 @@ def _ingest(
         call_id: prefill[call_id] if call_id in written else assemble(stored[call_id], fold)
         for call_id in call_ids
     }
+    # The records as they were (the fold of the events stored before ours), for the rollups.
+    before = {
+        call_id: assemble([e for e in stored[call_id] if e.event_id not in inserted], fold)
+        for call_id in call_ids
+        if call_id not in written and not locked[call_id].prefilled and locked[call_id].event_count
+    }
 
     # A handoff's fields come from handoff.* events only: calls without a new one keep theirs.
     with_handoff_news = {unique[i].call_id for i in inserted if unique[i].type.startswith("handoff.")}
@@ -337,6 +346,7 @@ def _ingest(
         [(locked[c].id, a) for c, a in assemblies.items() if c in with_handoff_news],
         updated=timezone.now(),
     )
+    rollups.fold_into_rollups(center.pk, ((before.get(c), a) for c, a in assemblies.items()))
     for call_id, assembly in assemblies.items():
         if locked[call_id].handoff_count > len(assembly.handoffs):  # impossible with append-only events
             Handoff.objects.filter(
