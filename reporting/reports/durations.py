@@ -23,10 +23,22 @@ import math
 from bisect import bisect_left
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
-from django.db.models import Aggregate, BigIntegerField, Case, Expression, F, FloatField, Func, Value, When
-from django.db.models.lookups import GreaterThan, LessThanOrEqual
+from django.db.models import (
+    Aggregate,
+    BigIntegerField,
+    Case,
+    Expression,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    Value,
+    When,
+)
+from django.db.models.lookups import LessThanOrEqual
 
 EDGES: tuple[int, ...] = (
     *(0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 75, 90, 120, 150, 180, 240),
@@ -67,16 +79,11 @@ def percentile_disc(values: Sequence[float], fraction: float) -> float | None:
 
 def percentile_of_counts(counts: Sequence[int], fraction: float) -> float | None:
     """`percentile_disc` of the binned durations that `counts` (one count per bin) holds."""
-    total = sum(counts)
-    if not total:
+    running = list(accumulate(counts))
+    if not running or not running[-1]:
         return None
-    rank = max(1, math.ceil(fraction * total))
-    seen = 0
-    for index, count in enumerate(counts):
-        seen += count
-        if seen >= rank:
-            return float(EDGES[index])
-    raise AssertionError("unreachable: the counts add up to total")
+    rank = max(1, math.ceil(fraction * running[-1]))
+    return float(EDGES[bisect_left(running, rank)])
 
 
 # --- the same in SQL ----------------------------------------------------------------------
@@ -89,18 +96,11 @@ def binned(expression: str | Expression) -> Case:
     return Case(*whens, default=Value(float(EDGES[-1])), output_field=FloatField())
 
 
-def in_bin(expression: str | Expression, index: int) -> Any:
-    """A condition: the duration falls in bin `index` (for counting one bin with a FILTER)."""
+def bin_of(expression: str | Expression) -> Case:
+    """A duration's bin (`bin_index`), in SQL."""
     value = F(expression) if isinstance(expression, str) else expression
-    conditions = []
-    if index > 0:
-        conditions.append(GreaterThan(value, EDGES[index - 1]))
-    if index < BINS - 1:
-        conditions.append(LessThanOrEqual(value, EDGES[index]))
-    condition = conditions[0]
-    for more in conditions[1:]:
-        condition = condition & more
-    return condition
+    whens = [When(LessThanOrEqual(value, edge), then=Value(index)) for index, edge in enumerate(EDGES[:-1])]
+    return Case(*whens, default=Value(BINS - 1), output_field=IntegerField())
 
 
 class PercentileDisc(Aggregate):

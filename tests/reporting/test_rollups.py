@@ -11,6 +11,7 @@ after `rebuild_rollups`, and with four workers posting at once (PostgreSQL, real
 
 from __future__ import annotations
 
+import io
 import random
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -21,13 +22,16 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from reporting import history
 from reporting.models import CallRecord, CallRollup, HandoffRollup
 from reporting.reports import campaigns, from_rollups, queues, virtual_agents
 from reporting.reports.filters import ReportFilters
 from reporting.rollups import rebuild_rollups
+from routing.models import Queue
 from tests.factories import make_queue
 from tests.reporting.conftest import make_bot, post_events
 from tests.reporting.test_ingest_concurrency import posted_by_workers
+from voiso_byob.models import ContactCenter
 
 pytestmark = pytest.mark.ingested_rollups
 
@@ -280,3 +284,28 @@ def test_workers_folding_into_the_same_buckets_lose_no_update(acme, api_keys) ->
     statuses = posted_by_workers(events, api_keys["telephony"], sizes=[1, 1, 3, 8])
     assert statuses <= {200, 202}
     assert assert_every_report_equal(acme, [b.pk for b in bots], [q.pk for q in queue_list])
+
+
+def test_the_bulk_history_path_keeps_the_rollups_too(db) -> None:
+    """generate_calls --bulk (reporting.history.bulk_write) adds its records' contributions as it
+    writes them: the demo's realistic stories (campaign calls, retries, failures) read the same."""
+    call_command("seed_demo", stdout=io.StringIO())
+    demo = ContactCenter.objects.get(slug="acme")
+    spec = history.Spec(count=300, end=datetime(2026, 3, 31, 12, 0, tzinfo=UTC), seed=7, days=4)
+    calls = list(history.generate(history.cast_for(demo), spec))
+    assert history.bulk_write(demo, calls, chunk=120) == 300
+    bots = list(demo.virtual_agents.values_list("pk", flat=True))
+    queue_ids = list(Queue.objects.for_center(demo).values_list("pk", flat=True))
+    for interval in INTERVALS:
+        filters = ReportFilters(
+            center=demo,
+            start=date(2026, 3, 27),
+            end=date(2026, 3, 31),
+            tz=ZoneInfo("Europe/London"),
+            interval=interval,
+        )
+        assert from_rollups.virtual_agent_report(filters) == virtual_agents.virtual_agent_report_raw(filters)
+        assert from_rollups.queue_report(filters) == queues.queue_report_raw(filters)
+        assert from_rollups.campaign_report(filters) == campaigns.campaign_report_raw(filters)
+    report = from_rollups.campaign_report(filters)
+    assert report["totals"]["attempts"] and bots and queue_ids
