@@ -18,6 +18,8 @@ code the tests check.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
@@ -25,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connections, router, transaction
-from django.db.models import DateTimeField, Expression, F, FloatField, Func
+from django.db.models import DateTimeField, Expression, F, FloatField, Func, IntegerField
 
 from reporting.reports import durations
 
@@ -66,8 +68,30 @@ def next_bucket(start: datetime, interval: str, zone: ZoneInfo) -> datetime:
     return datetime.combine(start.astimezone(zone).date() + timedelta(days=days), time.min, tzinfo=zone)
 
 
-def bucket_starts(first: datetime, end: datetime, interval: str, zone: ZoneInfo) -> list[datetime]:
-    """Every bucket start from the bucket of `first` up to (not including) `end`: the zero-filled axis."""
+@functools.lru_cache(maxsize=32)
+def bucket_starts(first: datetime, end: datetime, interval: str, zone: ZoneInfo) -> tuple[datetime, ...]:
+    """Every bucket start from the bucket of `first` up to (not including) `end`: the zero-filled axis.
+    Kept for the next report of the same window (a report draws two series on one axis)."""
+    if interval == "15m":
+        quarters = _quarter_hours(first, end, zone)
+        if quarters is not None:
+            return quarters
+    return tuple(_walked(first, end, interval, zone))
+
+
+def _quarter_hours(first: datetime, end: datetime, zone: ZoneInfo) -> tuple[datetime, ...] | None:
+    """The 15-minute axis of a zone whose offsets are whole quarter hours: every 15 minutes of UTC
+    (what `_walked` gives, ~30 times faster); None when a moment's offset is not."""
+    start = bucket_start(first, "15m", zone).astimezone(UTC)
+    stop = end.astimezone(UTC)
+    count = max(0, math.ceil((stop - start) / timedelta(minutes=15)))
+    starts = tuple((start + timedelta(minutes=15 * index)).astimezone(zone) for index in range(count))
+    if any(moment.minute % 15 or moment.second or moment.microsecond for moment in starts):
+        return None
+    return starts
+
+
+def _walked(first: datetime, end: datetime, interval: str, zone: ZoneInfo) -> list[datetime]:
     starts = []
     current = bucket_start(first, interval, zone)
     while current.astimezone(UTC) < end.astimezone(UTC):
@@ -160,6 +184,28 @@ def _sqlite_bucket(value: str | None, interval: str, zone: str) -> str | None:
     return start.replace(tzinfo=None).isoformat(sep=" ")
 
 
+class Epoch(Func):
+    """A datetime as whole seconds since 1970 (UTC)."""
+
+    output_field = IntegerField()
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        raise NotImplementedError(f"Epoch is not written for {connection.vendor}")
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return super().as_sql(compiler, connection, template="EXTRACT(EPOCH FROM %(expressions)s)::bigint")
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return super().as_sql(compiler, connection, function="voiso_epoch")
+
+
+def _sqlite_epoch(value: str | None) -> int | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value)
+    return math.floor((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+
+
 @contextmanager
 def without_jit() -> Iterator[None]:
     """A report's queries on PostgreSQL without JIT compilation, in one read transaction: on the raw
@@ -182,6 +228,7 @@ def register_sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> No
     if connection.vendor != "sqlite":
         return
     connection.connection.create_function("voiso_bucket", 3, _sqlite_bucket, deterministic=True)
+    connection.connection.create_function("voiso_epoch", 1, _sqlite_epoch, deterministic=True)
     connection.connection.create_function(
         "voiso_micros_between", 2, durations.sqlite_micros_between, deterministic=True
     )
