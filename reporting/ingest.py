@@ -346,7 +346,6 @@ def _ingest(
         [(locked[c].id, a) for c, a in assemblies.items() if c in with_handoff_news],
         updated=timezone.now(),
     )
-    rollups.fold_into_rollups(center.pk, ((before.get(c), a) for c, a in assemblies.items()))
     for call_id, assembly in assemblies.items():
         if locked[call_id].handoff_count > len(assembly.handoffs):  # impossible with append-only events
             Handoff.objects.filter(
@@ -367,6 +366,9 @@ def _ingest(
     ]
     if dialer_facts:
         apply_call_events(center_id=center.pk, facts=dialer_facts)
+    # Last: the rollup rows are shared by every call of their bucket and key, and their row locks
+    # last until commit.
+    rollups.fold_into_rollups(center.pk, ((before.get(c), a) for c, a in assemblies.items()))
 
     deltas = active_call_deltas(
         (locked[call_id].active_virtual_agent_id, a.record.active_virtual_agent_id)
