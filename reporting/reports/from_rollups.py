@@ -79,7 +79,8 @@ def _summed(
     grouped = rows.order_by()
     if expressions:
         grouped = grouped.annotate(**expressions)
-    sql, params = grouped.values(*by).annotate(**named).values_list(*by, *named).query.sql_with_params()
+    query = grouped.values(*by).annotate(**named).values_list(*by, *named).query
+    sql, params = query.get_compiler(grouped.db).as_sql()  # the replica's, when reading from it
     connection = connections[grouped.db]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
