@@ -5,7 +5,7 @@
                                           [--clients 4] [--rounds 3] [--keep-db]
 
 What it does, in one run (about two minutes):
-  1. drops and recreates the PostgreSQL database `voiso_bench_events` (BENCH_PG_URL, default
+  1. drops and recreates the PostgreSQL database `voiso_bench_events` (BENCH_DB for another; BENCH_PG_URL, default
      postgres://postgres@127.0.0.1:5432/postgres, is where it connects to do that), migrates it and
      seeds it in a subprocess: contact center `acme` with two bots (7001, 7002), queues Sales 4323 /
      Support 4400, five agents and a number (bench/events_day.py `seed_center`), and a telephony key;
@@ -73,7 +73,7 @@ from bench.harness import (
 
 RESULTS = ROOT / "bench" / "results" / "events_http.json"
 LUA = ROOT / "bench" / "events_wrk.lua"
-DB_NAME = "voiso_bench_events"
+DB_NAME = os.environ.get("BENCH_DB", "voiso_bench_events")  # another name: runs side by side
 SINGLE_TARGET = 0.5
 BATCH_TARGET = 0.4
 DRIFT_WARNING = 0.15

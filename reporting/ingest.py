@@ -41,7 +41,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from campaigns.services import CallEventFact, apply_call_events, is_dialer_call
@@ -198,11 +198,8 @@ def _write_one(
     assembly: Assembly,
     key_id: Any,
 ) -> tuple[int, int] | None:
-    # One transaction (a savepoint inside a caller's: a refused write must not spoil it): the
-    # rollups move with the record or not at all. The write changes nothing when another request
-    # changed the call first, and then neither do the rollups.
-    with transaction.atomic():
-        written = ingest_sql.write_one(
+    def write() -> tuple[int, int] | None:
+        return ingest_sql.write_one(
             center.pk,
             event,
             refs,
@@ -212,8 +209,19 @@ def _write_one(
             handoffs=event.type.startswith("handoff."),
             key_id=key_id,
         )
+
+    # The rollups' change is known before the write: when there is none (a recording, an event
+    # that moves no figure) the write goes alone, without BEGIN and COMMIT around it.
+    delta = rollups.delta_of([(before, assembly)])
+    if delta.is_empty() and not connection.in_atomic_block and connection.get_autocommit():
+        return write()
+    # One transaction (a savepoint inside a caller's: a refused write must not spoil it): the
+    # rollups move with the record or not at all. The write changes nothing when another request
+    # changed the call first, and then neither do the rollups.
+    with transaction.atomic():
+        written = write()
         if written is not None:
-            rollups.fold_into_rollups(center.pk, [(before, assembly)])
+            rollups.apply_delta(center.pk, delta)
         return written
 
 

@@ -189,6 +189,11 @@ class RollupDelta:
         self.calls: dict[tuple[Any, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.handoffs: dict[tuple[Any, ...], int] = defaultdict(int)
 
+    def is_empty(self) -> bool:
+        return not any(n for n in self.handoffs.values()) and not any(
+            any(row.values()) for row in self.calls.values()
+        )
+
     def add(
         self, record: RecordFields, handoffs: Sequence[HandoffFields], *, sign: int, service_level: int
     ) -> None:
@@ -234,8 +239,22 @@ def service_levels(queue_ids: Iterable[str | None]) -> dict[str, int]:
 def fold_into_rollups(center_id: Any, changes: Iterable[tuple[Assembly | None, Assembly | None]]) -> None:
     """Apply folds to the rollups: each (before, after) pair is one call's record and handoffs as
     they were (None: no record yet) and as they are now. Call inside the fold's transaction."""
+    apply_delta(center_id, delta_of(changes))
+
+
+def delta_of(changes: Iterable[tuple[Assembly | None, Assembly | None]]) -> RollupDelta:
+    """What folds change in the rollups (see fold_into_rollups), not yet applied."""
     changes = [(before, after) for before, after in changes if before is not after]
-    queue_ids = [a.record.queue_id for pair in changes for a in pair if a is not None]
+    # T is read only for calls answered in a queue (the one figure it decides): most folds,
+    # every one of a call that never reached an agent, then need no query for it.
+    queue_ids = [
+        a.record.queue_id
+        for pair in changes
+        for a in pair
+        if a is not None
+        and a.record.queue_answered_at is not None
+        and a.record.queue_wait_seconds is not None
+    ]
     levels = service_levels(queue_ids) if queue_ids else {}
     delta = RollupDelta()
     for before, after in changes:
@@ -243,7 +262,7 @@ def fold_into_rollups(center_id: Any, changes: Iterable[tuple[Assembly | None, A
             if assembly is not None:
                 level = levels.get(str(assembly.record.queue_id), SERVICE_LEVEL_DEFAULT)
                 delta.add(assembly.record, assembly.handoffs, sign=sign, service_level=level)
-    apply_delta(center_id, delta)
+    return delta
 
 
 # --- the upserts ------------------------------------------------------------------------------
