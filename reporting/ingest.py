@@ -3,7 +3,7 @@
 One event (most requests: a switch reports each as it happens) on PostgreSQL: `ingest_one` — read
 the call, fold it, then write the event with the call's record and handoffs in one statement only
 if the record's event count is still the one read (optimistic; another request's event in between
-sends it round again), in one short transaction with the rollups' upsert.
+sends it round again); the rollups' upserts are CTEs of that statement.
 
 Batches, and one event of a call kept busy, or on SQLite: one transaction per request:
 1. insert the new events, sorted by event id: the unique (contact center, event id) constraint
@@ -130,8 +130,8 @@ def ingest_one(
 
     `read_call` reads the call, the fold runs here, and `write_one` stores the event with the
     call's new record and handoffs in one statement, only if the call is still as it was read:
-    optimistic, without a lock held across the round trip. That statement and the rollups' upsert
-    (reporting.rollups) share a short transaction. When another
+    optimistic, without a transaction of its own or a lock held across the round trip; the
+    rollups' upserts (reporting.rollups) are part of that statement. When another
     request stored an event of the call in between, the write changes nothing and this reads
     the call again; after ATTEMPTS such rounds (a call under heavy contention) it returns None
     and ingest_events takes the locking way. PostgreSQL only.
@@ -198,6 +198,11 @@ def _write_one(
     assembly: Assembly,
     key_id: Any,
 ) -> tuple[int, int] | None:
+    # The rollups' upserts go in the same statement, gated on the write (a write that finds the
+    # call moved on changes neither): no BEGIN and COMMIT around two statements, and the shared
+    # rollup rows are locked for that one statement only.
+    also = rollups.upserts_pg(center.pk, rollups.delta_of([(before, assembly)]), where=ingest_sql.WROTE)
+
     def write() -> tuple[int, int] | None:
         return ingest_sql.write_one(
             center.pk,
@@ -208,21 +213,13 @@ def _write_one(
             assembly=assembly,
             handoffs=event.type.startswith("handoff."),
             key_id=key_id,
+            also=also,
         )
 
-    # The rollups' change is known before the write: when there is none (a recording, an event
-    # that moves no figure) the write goes alone, without BEGIN and COMMIT around it.
-    delta = rollups.delta_of([(before, assembly)])
-    if delta.is_empty() and not connection.in_atomic_block and connection.get_autocommit():
-        return write()
-    # One transaction (a savepoint inside a caller's: a refused write must not spoil it): the
-    # rollups move with the record or not at all. The write changes nothing when another request
-    # changed the call first, and then neither do the rollups.
-    with transaction.atomic():
-        written = write()
-        if written is not None:
-            rollups.apply_delta(center.pk, delta)
-        return written
+    if connection.in_atomic_block or not connection.get_autocommit():
+        with transaction.atomic():  # a savepoint: a refused write must not spoil the caller's transaction
+            return write()
+    return write()
 
 
 class DuplicatesSeen:

@@ -430,6 +430,7 @@ def write_one(
     assembly: Assembly,
     handoffs: bool,
     key_id: Any = None,
+    also: Sequence[tuple[str, list[Any]]] = (),
 ) -> tuple[int, int] | None:
     """Store one event with its call's new record and (`handoffs`) handoffs, in one statement.
 
@@ -440,6 +441,8 @@ def write_one(
     measured a tenth of a single event's CPU): it is atomic by itself, and one that finds the
     call moved on, the key revoked or the event stored meanwhile (a unique violation, raised)
     writes nothing. (event pk, record pk), or None when the call moved on or the key is revoked.
+    `also`: more statements (SQL with %s, parameters) run as CTEs of this one (the rollups'
+    upserts, reporting.rollups.upserts_pg), each gated on the write by its own WHERE.
     """
     center, key = pk_value(center_id), pk_value(key_id)
     handoff_rows = _upsert_handoffs_pg(center_id, [(seen.id if seen else 0, assembly)])[1] if handoffs else []
@@ -448,13 +451,14 @@ def write_one(
     if seen is not None:
         _, update_params = _update_records_pg([(seen.id, assembly)], updated=now)
         params = [*update_params, seen.event_count, key, key, *events_params, *handoff_rows]
-        sql = _write_one_sql_pg(existing=True, with_handoffs=with_handoffs)
+        sql = _write_one_sql_pg(existing=True, with_handoffs=with_handoffs, also=tuple(a for a, _ in also))
     else:
         fields, _ = _new_record_parts()
         defaults = _unfolded_defaults(center_id, fields, now)
         prefill = _prefill_rows({event.call_id: assembly.record})
         params = [*defaults, prefill, key, key, *events_params, *handoff_rows]
-        sql = _write_one_sql_pg(existing=False, with_handoffs=with_handoffs)
+        sql = _write_one_sql_pg(existing=False, with_handoffs=with_handoffs, also=tuple(a for a, _ in also))
+    params += [value for _, values in also for value in values]
     with prepared() as cursor:
         cursor.execute(sql, params)
         event_pk, record_pk = cursor.fetchone()
@@ -469,10 +473,14 @@ def _unfolded_defaults(center_id: Any, fields: list[models.Field], now: datetime
     return [value for f, value in zip(kept, values, strict=True) if f.attname not in folded]
 
 
+WROTE = "EXISTS (SELECT 1 FROM rec)"  # in write_one's statement: the record was written
+
+
 @functools.cache
-def _write_one_sql_pg(*, existing: bool, with_handoffs: bool) -> str:
+def _write_one_sql_pg(*, existing: bool, with_handoffs: bool, also: tuple[str, ...] = ()) -> str:
     """write_one's statement: the record's conditional write (`rec`), then the event and handoffs
-    only when it wrote (parameters: the record's, key, key, center, now, event, [center, handoffs])."""
+    only when it wrote (parameters: the record's, key, key, center, now, event, [center, handoffs],
+    then `also`'s)."""
     records = _q(CallRecord._meta.db_table)
     if existing:
         # write_fold's UPDATE (its WHERE last), for one record and only while its event count is
@@ -498,13 +506,14 @@ def _write_one_sql_pg(*, existing: bool, with_handoffs: bool) -> str:
             f"ON CONFLICT ({_col(CallRecord, 'contact_center')}, {_col(CallRecord, 'call_id')}) DO NOTHING "
             f"RETURNING {_q(CallRecord._meta.pk.column)} AS id)"
         )
-    written = "EXISTS (SELECT 1 FROM rec)"
+    written = WROTE
     parts = [record, _events_cte_pg(skip_duplicates=False, where=written)]
     if with_handoffs:
         if existing:
             parts.append(f"h AS ({_handoff_sql_pg(where=written)})")
         else:
             parts.append(f"h AS ({_handoff_sql_pg(record='rec.id', also_from='rec')})")
+    parts += [f"a{index} AS ({statement})" for index, statement in enumerate(also)]
     return numbered(f"WITH {', '.join(parts)} SELECT (SELECT id FROM ev), (SELECT id FROM rec)")  # noqa: S608
 
 

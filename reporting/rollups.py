@@ -293,22 +293,36 @@ def _upsert_sql(model: type[Any], key: Sequence[str], columns: Sequence[str], ro
 
 
 @functools.cache
-def _upsert_sql_pg(model: type[Any], key: tuple[str, ...], columns: tuple[str, ...]) -> str:
+def _upsert_sql_pg(model: type[Any], key: tuple[str, ...], columns: tuple[str, ...], where: str = "") -> str:
     """PostgreSQL's upsert of any number of rows: the center's id, then the rows as one JSON
-    parameter (ingest_sql's derived table `v`, in the rows' order: the locks are taken in it).
-    ~177 bound parameters a row measured most of a 500-event batch's time (the driver's adapting
-    and its scan of the statement's placeholders)."""
+    parameter (ingest_sql's derived table `v`, in the rows' order: the locks are taken in it),
+    only `where` that holds. ~177 bound parameters a row measured most of a 500-event batch's
+    time (the driver's adapting and its scan of the statement's placeholders). Not numbered."""
     table, names, conflict, updates = _upsert_names(model, key, columns)
     fields = [model._meta.get_field(name) for name in (*key, *columns)]
     quote = connection.ops.quote_name
     derived = ingest_sql.rows_from_json([(quote(f.column), ingest_sql.record_type(f)) for f in fields])
     center = model._meta.get_field("contact_center")
     values = ", ".join(f"v.{quote(f.column)}" for f in fields)
-    return numbered(
+    return (
         f"INSERT INTO {table} ({names}) "  # noqa: S608
         f"SELECT %s::{ingest_sql.record_type(center)}, {values} FROM {derived} "
-        f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+        f"{f'WHERE {where} ' if where else ''}ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
     )
+
+
+def upserts_pg(center_id: Any, delta: RollupDelta, *, where: str) -> list[tuple[str, list[Any]]]:
+    """The delta's upserts as (SQL with %s, parameters) for another statement to run as its
+    CTEs, only when `where` holds (reporting.ingest_sql.write_one: one event's write). PostgreSQL."""
+    calls, handoffs = delta.rows()
+    return [
+        (_upsert_sql_pg(model, key, columns, where), [str(center_id), _json_rows(rows)])
+        for model, key, columns, rows in (
+            (CallRollup, CALL_KEY, CALL_COLUMNS, calls),
+            (HandoffRollup, HANDOFF_KEY, ("n",), handoffs),
+        )
+        if rows
+    ]
 
 
 def _json_rows(rows: list[Any]) -> str:
@@ -324,7 +338,8 @@ def _upsert(
     if ingest_sql.prefills_records():  # PostgreSQL
         with ingest_sql.prepared() as cursor:
             cursor.execute(
-                _upsert_sql_pg(model, tuple(key), tuple(columns)), [str(center_id), _json_rows(rows)]
+                numbered(_upsert_sql_pg(model, tuple(key), tuple(columns))),
+                [str(center_id), _json_rows(rows)],
             )
         return
     # Only the key's values need the fields' adapting: the counts are plain ints.
