@@ -9,7 +9,8 @@
    stories through the demo flows, folded as ingestion folds them, COPY), `--workers` processes each
    taking whole days. Reused when its size, seed and migrations match. The load drops the two
    tables' secondary indexes and constraints and builds them again after (what a restore does),
-   then VACUUM ANALYZE. Each phase is timed.
+   then VACUUM ANALYZE, then `rebuild_rollups` (the reports read the 15-minute rollups:
+   reporting/rollups.py). Each phase is timed.
 2. gunicorn (2 sync workers, DEBUG off, as the README deploys) serves it; a read-scope API key asks
    `/api/v1/reports/virtual-agents/`, `/queues/` and `/campaigns/` for the last 30 days (center
    time zone), every interval (15m, hour, day, week, none), with no filter and with a bot, a queue
@@ -61,6 +62,7 @@ REPORTS = ("virtual-agents", "queues", "campaigns")
 INTERVALS = ("15m", "hour", "day", "week", "none")
 FILTERS = ("none", "bot", "queue", "direction")
 TABLES = ("reporting_callrecord", "reporting_handoff")
+ROLLUP_TABLES = ("reporting_callrollup", "reporting_handoffrollup")
 RESULTS = ROOT / "bench" / "results" / "reports.json"
 
 
@@ -176,7 +178,8 @@ def _load_day(day: int) -> int:
     from reporting import history
 
     calls = _worker["generator"].calls([_worker["hours"][day]], _worker["firsts"][day])
-    return history.bulk_write(_worker["center"], calls)
+    # The rollups are rebuilt once after the load (the copied fortnights have none of their own).
+    return history.bulk_write(_worker["center"], calls, with_rollups=False)
 
 
 def copy_blocks(blocks: int, block_days: int) -> None:
@@ -224,6 +227,7 @@ def build(args: argparse.Namespace, db_url: str) -> dict[str, Any]:
     from django.db import connection, connections
 
     from reporting import history
+    from reporting.rollups import rebuild_rollups
     from voiso_byob.models import ContactCenter
 
     timings: dict[str, float] = {}
@@ -280,6 +284,13 @@ def build(args: argparse.Namespace, db_url: str) -> dict[str, Any]:
         for table in TABLES:
             cursor.execute(f"VACUUM (ANALYZE) {table}")
     timings["vacuum_analyze_s"] = time.monotonic() - t
+    t = time.monotonic()
+    call_rows, handoff_rows = rebuild_rollups(center_id=center.pk)
+    with connection.cursor() as cursor:
+        for table in ROLLUP_TABLES:
+            cursor.execute(f"VACUUM (ANALYZE) {table}")
+    timings["rebuild_rollups_s"] = time.monotonic() - t
+    print(f"  rollups: {call_rows:,} call rows, {handoff_rows:,} handoff rows", flush=True)
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE bench_reports_meta (meta text)")
         meta = {**wanted_meta(args), "end": end.isoformat(), "built": datetime.now(UTC).isoformat()}
@@ -300,9 +311,23 @@ def sizes() -> dict[str, str]:
             "pg_size_pretty(pg_total_relation_size('reporting_callrecord')), "
             "pg_size_pretty(pg_relation_size('reporting_callrecord')), "
             "pg_size_pretty(pg_total_relation_size('reporting_handoff')), "
-            "(SELECT count(*) FROM reporting_callrecord), (SELECT count(*) FROM reporting_handoff)"
+            "(SELECT count(*) FROM reporting_callrecord), (SELECT count(*) FROM reporting_handoff), "
+            "pg_size_pretty(pg_total_relation_size('reporting_callrollup')), "
+            "pg_size_pretty(pg_total_relation_size('reporting_handoffrollup')), "
+            "(SELECT count(*) FROM reporting_callrollup), (SELECT count(*) FROM reporting_handoffrollup)"
         )
-        database, records_total, records_heap, handoffs_total, records, handoffs = cursor.fetchone()
+        (
+            database,
+            records_total,
+            records_heap,
+            handoffs_total,
+            records,
+            handoffs,
+            call_rollup_total,
+            handoff_rollup_total,
+            call_rollups,
+            handoff_rollups,
+        ) = cursor.fetchone()
     return {
         "database": database,
         "callrecord_with_indexes": records_total,
@@ -310,6 +335,10 @@ def sizes() -> dict[str, str]:
         "handoff_with_indexes": handoffs_total,
         "records": records,
         "handoffs": handoffs,
+        "callrollup_with_indexes": call_rollup_total,
+        "handoffrollup_with_indexes": handoff_rollup_total,
+        "callrollup_rows": call_rollups,
+        "handoffrollup_rows": handoff_rollups,
     }
 
 

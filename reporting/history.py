@@ -43,6 +43,7 @@ from django.utils.text import slugify
 from campaigns.gateways import Origination
 from campaigns.gateways.simulator import story
 from campaigns.models import Campaign
+from reporting import rollups
 from reporting.assemble import (
     HANDOFF_FIELDS,
     RECORD_FIELDS,
@@ -682,9 +683,12 @@ _FK_COLUMNS = {
 }
 
 
-def bulk_write(center: ContactCenter, calls: Iterable[GeneratedCall], *, chunk: int = 5000) -> int:
+def bulk_write(
+    center: ContactCenter, calls: Iterable[GeneratedCall], *, chunk: int = 5000, with_rollups: bool = True
+) -> int:
     """The folded records and handoffs of `calls`, written in bulk (COPY on PostgreSQL); no events.
-    Returns the records written."""
+    Their contributions are added to the reports' rollups in the same transaction, unless
+    `with_rollups` is off (a bulk load that runs `rebuild_rollups` after). Returns the records written."""
     written = 0
     updated = datetime.now(UTC)
     for batch in chunks(calls, chunk):
@@ -694,6 +698,8 @@ def bulk_write(center: ContactCenter, calls: Iterable[GeneratedCall], *, chunk: 
                 _copy(center, folded, updated)
             else:
                 _bulk_create(center, folded, updated)
+            if with_rollups:
+                rollups.fold_into_rollups(center.pk, ((None, a) for _, a in folded))
         written += len(folded)
     return written
 

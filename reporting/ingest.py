@@ -1,9 +1,9 @@
 """Storing call events and keeping call records and handoffs exact: `ingest_events()`.
 
-One event (most requests: a switch reports each as it happens) on PostgreSQL: `ingest_one`, two
-statements and no transaction around them — read the call, fold it, then write the event with
-the call's record and handoffs in one statement only if the record's event count is still the
-one read (optimistic; another request's event in between sends it round again).
+One event (most requests: a switch reports each as it happens) on PostgreSQL: `ingest_one` — read
+the call, fold it, then write the event with the call's record and handoffs in one statement only
+if the record's event count is still the one read (optimistic; another request's event in between
+sends it round again); the rollups' upserts are CTEs of that statement.
 
 Batches, and one event of a call kept busy, or on SQLite: one transaction per request:
 1. insert the new events, sorted by event id: the unique (contact center, event id) constraint
@@ -45,7 +45,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from campaigns.services import CallEventFact, apply_call_events, is_dialer_call
-from reporting import ingest_sql, live
+from reporting import ingest_sql, live, rollups
 from reporting.assemble import Assembly, FoldSettings, Number, StoredEvent, Target, assemble, refs_for
 from reporting.events import (
     AgentInfo,
@@ -131,8 +131,8 @@ def ingest_one(
 
     `read_call` reads the call, the fold runs here, and `write_one` stores the event with the
     call's new record and handoffs in one statement, only if the call is still as it was read:
-    optimistic, without a transaction of its own or a lock held across the round trip (the
-    locking way's BEGIN and COMMIT measured a tenth of a single event's CPU). When another
+    optimistic, without a transaction of its own or a lock held across the round trip; the
+    rollups' upserts (reporting.rollups) are part of that statement. When another
     request stored an event of the call in between, the write changes nothing and this reads
     the call again; after ATTEMPTS such rounds (a call under heavy contention) it returns None
     and ingest_events takes the locking way. PostgreSQL only.
@@ -147,8 +147,9 @@ def ingest_one(
         if seen.duplicate:
             return IngestResult(accepted=0, duplicates=1)  # a retried request changes nothing
         assembly = assemble([*seen.events, new], fold)
+        before = assemble(seen.events, fold) if seen.record is not None and seen.events else None
         try:
-            written = _write_one(center, event, refs, seen.record, assembly, key_id)
+            written = _write_one(center, event, refs, seen.record, before, assembly, key_id)
         except IntegrityError as exc:
             # Another request stored this very event meanwhile (read_call now says so), or a bot,
             # queue or number the fold names was deleted meanwhile (read again: it is gone then).
@@ -194,9 +195,15 @@ def _write_one(
     event: EventIn,
     refs: dict[str, dict[str, Any]],
     record: ingest_sql.LockedRecord | None,
+    before: Assembly | None,
     assembly: Assembly,
     key_id: Any,
 ) -> tuple[int, int] | None:
+    # The rollups' upserts go in the same statement, gated on the write (a write that finds the
+    # call moved on changes neither): no BEGIN and COMMIT around two statements, and the shared
+    # rollup rows are locked for that one statement only.
+    also = rollups.upserts_pg(center.pk, rollups.delta_of([(before, assembly)]), where=ingest_sql.WROTE)
+
     def write() -> tuple[int, int] | None:
         return ingest_sql.write_one(
             center.pk,
@@ -207,6 +214,7 @@ def _write_one(
             assembly=assembly,
             handoffs=event.type.startswith("handoff."),
             key_id=key_id,
+            also=also,
         )
 
     if connection.in_atomic_block or not connection.get_autocommit():
@@ -329,6 +337,12 @@ def _ingest(
         call_id: prefill[call_id] if call_id in written else assemble(stored[call_id], fold)
         for call_id in call_ids
     }
+    # The records as they were (the fold of the events stored before ours), for the rollups.
+    before = {
+        call_id: assemble([e for e in stored[call_id] if e.event_id not in inserted], fold)
+        for call_id in call_ids
+        if call_id not in written and not locked[call_id].prefilled and locked[call_id].event_count
+    }
 
     # A handoff's fields come from handoff.* events only: calls without a new one keep theirs.
     with_handoff_news = {unique[i].call_id for i in inserted if unique[i].type.startswith("handoff.")}
@@ -358,6 +372,9 @@ def _ingest(
     ]
     if dialer_facts:
         apply_call_events(center_id=center.pk, facts=dialer_facts)
+    # Last: the rollup rows are shared by every call of their bucket and key, and their row locks
+    # last until commit.
+    rollups.fold_into_rollups(center.pk, ((before.get(c), a) for c, a in assemblies.items()))
 
     deltas = active_call_deltas(
         (locked[call_id].active_virtual_agent_id, a.record.active_virtual_agent_id)

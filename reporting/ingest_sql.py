@@ -70,7 +70,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def _micros(value: datetime | None) -> int | None:
+def micros(value: datetime | None) -> int | None:
     """An aware datetime as whole microseconds since 1970 UTC (as JSON rows carry times)."""
     return None if value is None else (value - _EPOCH) // _MICROSECOND
 
@@ -85,7 +85,7 @@ def _with_micros(rows: list[list[Any]], columns: Sequence[int]) -> list[list[Any
     return rows
 
 
-def _cursor() -> Any:
+def prepared() -> Any:
     """A cursor whose statements PostgreSQL prepares (voiso_byob.db.prepared_cursor).
 
     Planning the store statement measured about a millisecond: as much as running it for one
@@ -119,15 +119,15 @@ def _adapter(field: models.Field) -> Callable[[Any], Any]:
     return lambda value: value
 
 
-def _record_type(field: models.Field) -> str:
+def record_type(field: models.Field) -> str:
     """The column's type in a json_to_recordset column list: varchar(64) → varchar."""
     return field.db_type(connection).split("(")[0]
 
 
-def _rows_from_json(columns: Sequence[tuple[str, str]]) -> str:
+def rows_from_json(columns: Sequence[tuple[str, str]]) -> str:
     """A derived table `v` of the rows of one JSON parameter (an array of arrays), in order.
 
-    Timestamps come as whole microseconds since 1970 UTC (`_micros`): Python's isoformat() and
+    Timestamps come as whole microseconds since 1970 UTC (`micros`): Python's isoformat() and
     PostgreSQL's parsing of the text measured three times the cost, on every time of every row.
     """
     select = []
@@ -193,7 +193,7 @@ def load_events(center_id: Any, call_ids: list[str]) -> dict[str, list[StoredEve
             stored[call_id].append(StoredEvent(event_id, kind, occurred_at, data, refs, pk))
         return stored
     names = ["id", "event_id", "type", "call_id", "occurred_at", "data", "refs"]
-    with _cursor() as cursor:
+    with prepared() as cursor:
         columns = ", ".join(_col(CallEvent, n) for n in names)
         where = (
             f"{_col(CallEvent, 'contact_center')} = %s::uuid AND "
@@ -329,7 +329,7 @@ def store_and_lock(
     center = pk_value(center_id)
     defaults = _record_defaults(center_id, fields, now)
     sql = numbered(_store_sql_pg(skip_duplicates=not expect_new))
-    with _cursor() as cursor:
+    with prepared() as cursor:
         cursor.execute(
             sql,
             [
@@ -390,7 +390,7 @@ def read_call(center_id: Any, event: EventIn, key_id: Any = None) -> CallSeen:
     the events that made it.
     """
     center, key = pk_value(center_id), pk_value(key_id)
-    with _cursor() as cursor:
+    with prepared() as cursor:
         cursor.execute(
             _read_call_sql_pg(),
             [center, event.call_id, center, event.call_id, center, event.event_id, key, key],
@@ -430,6 +430,7 @@ def write_one(
     assembly: Assembly,
     handoffs: bool,
     key_id: Any = None,
+    also: Sequence[tuple[str, list[Any]]] = (),
 ) -> tuple[int, int] | None:
     """Store one event with its call's new record and (`handoffs`) handoffs, in one statement.
 
@@ -440,6 +441,8 @@ def write_one(
     measured a tenth of a single event's CPU): it is atomic by itself, and one that finds the
     call moved on, the key revoked or the event stored meanwhile (a unique violation, raised)
     writes nothing. (event pk, record pk), or None when the call moved on or the key is revoked.
+    `also`: more statements (SQL with %s, parameters) run as CTEs of this one (the rollups'
+    upserts, reporting.rollups.upserts_pg), each gated on the write by its own WHERE.
     """
     center, key = pk_value(center_id), pk_value(key_id)
     handoff_rows = _upsert_handoffs_pg(center_id, [(seen.id if seen else 0, assembly)])[1] if handoffs else []
@@ -448,14 +451,15 @@ def write_one(
     if seen is not None:
         _, update_params = _update_records_pg([(seen.id, assembly)], updated=now)
         params = [*update_params, seen.event_count, key, key, *events_params, *handoff_rows]
-        sql = _write_one_sql_pg(existing=True, with_handoffs=with_handoffs)
+        sql = _write_one_sql_pg(existing=True, with_handoffs=with_handoffs, also=tuple(a for a, _ in also))
     else:
         fields, _ = _new_record_parts()
         defaults = _unfolded_defaults(center_id, fields, now)
         prefill = _prefill_rows({event.call_id: assembly.record})
         params = [*defaults, prefill, key, key, *events_params, *handoff_rows]
-        sql = _write_one_sql_pg(existing=False, with_handoffs=with_handoffs)
-    with _cursor() as cursor:
+        sql = _write_one_sql_pg(existing=False, with_handoffs=with_handoffs, also=tuple(a for a, _ in also))
+    params += [value for _, values in also for value in values]
+    with prepared() as cursor:
         cursor.execute(sql, params)
         event_pk, record_pk = cursor.fetchone()
     return None if event_pk is None else (event_pk, record_pk)
@@ -469,10 +473,14 @@ def _unfolded_defaults(center_id: Any, fields: list[models.Field], now: datetime
     return [value for f, value in zip(kept, values, strict=True) if f.attname not in folded]
 
 
+WROTE = "EXISTS (SELECT 1 FROM rec)"  # in write_one's statement: the record was written
+
+
 @functools.cache
-def _write_one_sql_pg(*, existing: bool, with_handoffs: bool) -> str:
+def _write_one_sql_pg(*, existing: bool, with_handoffs: bool, also: tuple[str, ...] = ()) -> str:
     """write_one's statement: the record's conditional write (`rec`), then the event and handoffs
-    only when it wrote (parameters: the record's, key, key, center, now, event, [center, handoffs])."""
+    only when it wrote (parameters: the record's, key, key, center, now, event, [center, handoffs],
+    then `also`'s)."""
     records = _q(CallRecord._meta.db_table)
     if existing:
         # write_fold's UPDATE (its WHERE last), for one record and only while its event count is
@@ -489,7 +497,7 @@ def _write_one_sql_pg(*, existing: bool, with_handoffs: bool) -> str:
         select = ", ".join(
             "v.k"
             if f.name == "call_id"
-            else (_existing(f, f"v.{_q(f.attname)}") if f.attname in folded else f"%s::{_record_type(f)}")
+            else (_existing(f, f"v.{_q(f.attname)}") if f.attname in folded else f"%s::{record_type(f)}")
             for f in fields
         )
         record = (
@@ -498,13 +506,14 @@ def _write_one_sql_pg(*, existing: bool, with_handoffs: bool) -> str:
             f"ON CONFLICT ({_col(CallRecord, 'contact_center')}, {_col(CallRecord, 'call_id')}) DO NOTHING "
             f"RETURNING {_q(CallRecord._meta.pk.column)} AS id)"
         )
-    written = "EXISTS (SELECT 1 FROM rec)"
+    written = WROTE
     parts = [record, _events_cte_pg(skip_duplicates=False, where=written)]
     if with_handoffs:
         if existing:
             parts.append(f"h AS ({_handoff_sql_pg(where=written)})")
         else:
             parts.append(f"h AS ({_handoff_sql_pg(record='rec.id', also_from='rec')})")
+    parts += [f"a{index} AS ({statement})" for index, statement in enumerate(also)]
     return numbered(f"WITH {', '.join(parts)} SELECT (SELECT id FROM ev), (SELECT id FROM rec)")  # noqa: S608
 
 
@@ -535,7 +544,7 @@ def _events_json(events: Sequence[EventIn], refs: dict[str, Any]) -> str:
             refs_text = encoded.get(id(event_refs)) or encoded.setdefault(id(event_refs), _json(event_refs))
         rows.append(
             f"[{quote(e.event_id)},{quote(e.type)},{quote(e.call_id)},"
-            f"{_micros(e.occurred_at)},{data},{refs_text}]"
+            f"{micros(e.occurred_at)},{data},{refs_text}]"
         )
     return "[" + ",".join(rows) + "]"
 
@@ -613,7 +622,7 @@ def _events_cte_pg(*, skip_duplicates: bool, where: str = "") -> str:
             "refs",
         ]
     )
-    rows = _rows_from_json(
+    rows = rows_from_json(
         [("e", "text"), ("t", "text"), ("c", "text"), ("o", "timestamptz"), ("d", "jsonb"), ("f", "jsonb")]
     )
     event_key = f"{_col(CallEvent, 'contact_center')}, {_col(CallEvent, 'event_id')}"
@@ -630,8 +639,8 @@ def _events_cte_pg(*, skip_duplicates: bool, where: str = "") -> str:
 def _new_record_parts() -> tuple[list[models.Field], str]:
     """A new record's columns (all but its pk), and the derived table `v` of `_prefill_rows`."""
     fields = [f for f in CallRecord._meta.concrete_fields if not f.primary_key]
-    prefill = _rows_from_json(
-        [("k", "text"), *[(_q(n), _record_type(CallRecord._meta.get_field(n))) for n in RECORD_FIELDS]]
+    prefill = rows_from_json(
+        [("k", "text"), *[(_q(n), record_type(CallRecord._meta.get_field(n))) for n in RECORD_FIELDS]]
     )
     return fields, prefill
 
@@ -649,9 +658,9 @@ def _store_sql_pg(*, skip_duplicates: bool) -> str:
         "calls.c"
         if f.name == "call_id"
         else (
-            f"CASE WHEN v.k IS NULL THEN %s::{_record_type(f)} ELSE {_existing(f, f'v.{_q(f.attname)}')} END"
+            f"CASE WHEN v.k IS NULL THEN %s::{record_type(f)} ELSE {_existing(f, f'v.{_q(f.attname)}')} END"
             if f.attname in folded
-            else f"%s::{_record_type(f)}"
+            else f"%s::{record_type(f)}"
         )
         for f in fields
     )
@@ -736,11 +745,11 @@ def write_fold(
     handoff_sql, handoff_params = _upsert_handoffs_pg(center_id, handoffs)
     if not records:
         if handoff_sql:
-            with _cursor() as cursor:
+            with prepared() as cursor:
                 cursor.execute(numbered(handoff_sql), handoff_params)
         return
     update_sql, update_params = _update_records_pg(records, updated=updated)
-    with _cursor() as cursor:
+    with prepared() as cursor:
         if handoff_sql:
             cursor.execute(_update_and_upsert_sql_pg(), [*update_params, *handoff_params])
         else:
@@ -767,7 +776,7 @@ def _record_update_parts() -> tuple[list[models.Field], str, str]:
 
 def _update_records_pg(rows: list[tuple[int, Assembly]], *, updated: datetime) -> tuple[str, list[Any]]:
     values_of = operator.attrgetter(*RECORD_FIELDS)
-    values = [[record_pk, *values_of(assembly.record), _micros(updated)] for record_pk, assembly in rows]
+    values = [[record_pk, *values_of(assembly.record), micros(updated)] for record_pk, assembly in rows]
     return _update_sql_pg(), [
         _json(_with_micros(values, _record_time_columns(1))),
         _json([pk for pk, _ in rows]),
@@ -777,7 +786,7 @@ def _update_records_pg(rows: list[tuple[int, Assembly]], *, updated: datetime) -
 @functools.cache
 def _update_sql_pg() -> str:
     fields, table, sets = _record_update_parts()
-    derived = _rows_from_json([(_q(f.column if i else "id"), _record_type(f)) for i, f in enumerate(fields)])
+    derived = rows_from_json([(_q(f.column if i else "id"), record_type(f)) for i, f in enumerate(fields)])
     pk = f"{table}.{_q(fields[0].column)}"
     # The records named again as an array: the planner cannot see how many rows the JSON holds
     # (it guesses 100) and would hash-join against a scan of the whole table; `= ANY` probes
@@ -849,9 +858,9 @@ def _handoff_sql_pg(*, record: str = "r", also_from: str = "", where: str = "") 
     """The handoffs' upsert (parameters: center, rows as JSON); `record`: where each row's record id
     comes from (the rows' own, or a CTE's: `also_from`), `where`: a condition on writing them."""
     _, fields, table, columns, upsert = _handoff_parts()
-    kinds = [("r", "bigint"), ("s", "smallint"), *[(f"c{i}", _record_type(f)) for i, f in enumerate(fields)]]
+    kinds = [("r", "bigint"), ("s", "smallint"), *[(f"c{i}", record_type(f)) for i, f in enumerate(fields)]]
     select = ", ".join(["%s::uuid", record, "s", *[_existing(f, f"c{i}") for i, f in enumerate(fields)]])
-    source = _rows_from_json(kinds) + (f", {also_from}" if also_from else "")
+    source = rows_from_json(kinds) + (f", {also_from}" if also_from else "")
     condition = f"WHERE {where} " if where else ""
     return f"INSERT INTO {table} ({columns}) SELECT {select} FROM {source} {condition}{upsert}"  # noqa: S608
 

@@ -10,6 +10,8 @@ arrived. `ProviderCallReport` holds what a bot provider's post-call webhook told
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -225,6 +227,21 @@ class CallRecord(models.Model):
                 condition=Q(status="in_progress", agent_connected_at__isnull=True, queue__isnull=False),
                 name="reporting_record_waiting_idx",
             ),
+            # The campaigns report's distinct leads (reporting.reports.from_rollups.campaign_report:
+            # a distinct count the rollups cannot hold), read from this index alone.
+            models.Index(
+                fields=[
+                    "contact_center",
+                    "started_at",
+                    "campaign_ref",
+                    "lead_ref",
+                    "virtual_agent",
+                    "queue",
+                    "direction",
+                ],
+                condition=~Q(campaign_ref=""),
+                name="reporting_record_dialled_idx",
+            ),
             # A post-call webhook without our X-Voiso-Call-Id is matched by the provider's call id.
             models.Index(
                 fields=["contact_center", "provider_call_id"],
@@ -375,3 +392,98 @@ class ProviderCallReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.provider_call_id}"
+
+
+# --- 15-minute rollups of the records and handoffs (reporting.rollups) ----------------------
+
+# The rollups' stand-in for "no bot" / "no queue" in their keys: a NULL would never conflict in
+# the upsert's unique key (NULLs are distinct), so each fold would add a row instead of adding up.
+NO_ID = uuid.UUID(int=0)
+
+CALL_ROLLUP_COUNTS = (
+    # virtual agents (reporting.reports.virtual_agents)
+    "calls", "contained", "handed_off", "abandoned_in_bot", "in_bot",
+    "bot_time_n", "bot_time_us", "time_to_handoff_n", "time_to_handoff_us",
+    # queues (reporting.reports.queues)
+    "offered", "answered", "abandoned", "waiting", "answered_within_service_level",
+    "wait_n", "wait_us", "handle_time_n", "handle_time_us",
+    # campaigns (reporting.reports.campaigns)
+    "attempts", "connects", "completed", "busy", "no_answer", "machine", "failed", "ringing",
+    "dropped", "attempts_handed_off",
+)  # fmt: skip
+# Durations kept as one count per bin (reporting.reports.durations.EDGES): `<prefix>_h00` …
+CALL_ROLLUP_HISTOGRAMS = ("bot_time", "time_to_handoff", "wait", "handle_time")
+
+
+class RollupKey(models.Model):
+    """What both rollups are keyed by: a call's 15-minute UTC bucket (of its start) and its
+    report dimensions, as reporting.reports.filters filters and groups them."""
+
+    id = models.BigAutoField(primary_key=True)
+    # No index of its own: the unique key leads with it.
+    contact_center = models.ForeignKey(
+        ContactCenter, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    bucket = models.DateTimeField()
+    # Ids, not foreign keys (NO_ID for none): a deleted bot or queue leaves its rows, which the
+    # reports read as "deleted", as they read its records.
+    virtual_agent = models.UUIDField(default=NO_ID)
+    queue = models.UUIDField(default=NO_ID)
+    campaign_ref = models.CharField(max_length=64, blank=True)
+    direction = models.CharField(max_length=8, blank=True)
+
+    KEY = ("contact_center", "bucket", "virtual_agent", "queue", "campaign_ref", "direction")
+
+    class Meta:
+        abstract = True
+
+
+class CallRollup(RollupKey):
+    """Counts, whole-microsecond sums and duration histograms of the records of one key."""
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=RollupKey.KEY, name="reporting_callrollup_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:%M} {self.virtual_agent}"
+
+
+class HandoffRollup(RollupKey):
+    """Handoffs of the calls of one key, by target type, state, SIP status (0: none), failure
+    reason and the X-Reason value the bot passed ("" when none)."""
+
+    target_type = models.CharField(max_length=16, blank=True)
+    state = models.CharField(max_length=16)
+    sip_status = models.PositiveSmallIntegerField(default=0)
+    failure_reason = models.CharField(max_length=200, blank=True)
+    reason = models.TextField(blank=True)
+    n = models.IntegerField(default=0)
+
+    KEY = (*RollupKey.KEY, "target_type", "state", "sip_status", "failure_reason", "reason")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=(*RollupKey.KEY, "target_type", "state", "sip_status", "failure_reason", "reason"),
+                name="reporting_handoffrollup_unique_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:%M} {self.state} x{self.n}"
+
+
+def _add_rollup_columns() -> None:
+    from reporting.reports.durations import histogram_columns
+
+    for name in CALL_ROLLUP_COUNTS:
+        field_class = models.BigIntegerField if name.endswith("_us") else models.IntegerField
+        CallRollup.add_to_class(name, field_class(default=0))
+    for prefix in CALL_ROLLUP_HISTOGRAMS:
+        for name in histogram_columns(prefix):
+            CallRollup.add_to_class(name, models.IntegerField(default=0))
+
+
+_add_rollup_columns()

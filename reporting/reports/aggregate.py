@@ -28,13 +28,13 @@ def rate(numerator: int | None, denominator: int | None) -> float | None:
     return (numerator or 0) / denominator
 
 
-def _empty(figures: Figures) -> dict[str, Any]:
+def empty(figures: Figures) -> dict[str, Any]:
     """The figures of no calls: counts 0, everything else (means, percentiles) None."""
     return {name: 0 if isinstance(aggregate, Count) else None for name, aggregate in figures.items()}
 
 
 def _clean(values: dict[str, Any], figures: Figures) -> dict[str, Any]:
-    out = _empty(figures)
+    out = empty(figures)
     for name in figures:
         value = values.get(name)
         if value is not None:
@@ -70,12 +70,20 @@ def series(
         .values("report_bucket")
         .annotate(**figures)
     )
-    found = {_utc(row["report_bucket"]): row for row in grouped}
+    found = {_utc(row["report_bucket"]): _clean(row, figures) for row in grouped}
+    return zero_filled(filters, found, empty(figures), derive)
+
+
+def zero_filled(
+    filters: ReportFilters, found: Mapping[datetime, dict[str, Any]], empty: dict[str, Any], derive: Derive
+) -> list[dict[str, Any]]:
+    """One point per bucket of the window: `found`'s values (keyed by the bucket's UTC start), else
+    `empty`'s, each derived. Built with one walk of the axis: a month of 15-minute buckets is 2,976."""
     start, end = filters.window
     out = []
     for bucket in bucket_starts(start, end, filters.interval, filters.tz):
-        row = found.get(_utc(bucket), {})
-        out.append({"bucket": bucket, **derive(_clean(row, figures))})
+        values = found.get(_utc(bucket))
+        out.append({"bucket": bucket, **derive(dict(values) if values is not None else dict(empty))})
     return out
 
 

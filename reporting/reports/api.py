@@ -28,6 +28,7 @@ from reporting.reports.serializers import (
     ReportQuerySerializer,
     VirtualAgentQuerySerializer,
     VirtualAgentReportSerializer,
+    plain,
 )
 from reporting.reports.virtual_agents import virtual_agent_report
 from voiso_byob.authentication import api_access
@@ -42,7 +43,7 @@ def _answer(
     form = ReportFilterForm(request.query_params, center=access.center)
     if not form.is_valid():
         raise form_validation_error(form)
-    return Response(out(build(form)).data)
+    return Response(plain(out)(build(form)))
 
 
 @extend_schema(

@@ -29,6 +29,7 @@ from reporting.reports.aggregate import rate
 from reporting.reports.filters import ReportFilters, cohort
 from reporting.reports.predicates import ATTEMPT_RESULTS as RESULTS
 from reporting.reports.predicates import DIALLED
+from reporting.reports.sql import without_jit
 
 FIGURES = {
     "attempts": Count("pk"),
@@ -60,9 +61,33 @@ def _campaign_id(ref: str) -> uuid.UUID | None:
 
 
 def campaign_report(filters: ReportFilters) -> dict[str, Any]:
+    """The report, read from the 15-minute rollups when they can answer it
+    (reporting.reports.from_rollups), else computed from the records."""
+    from reporting.reports import from_rollups  # it builds on this module
+
+    with without_jit():
+        if from_rollups.can_answer(filters):
+            return from_rollups.campaign_report(filters)
+        return campaign_report_raw(filters)
+
+
+def campaign_report_raw(filters: ReportFilters) -> dict[str, Any]:
+    """The report from the raw records: the definition the rollups must equal."""
     records = cohort(filters).filter(DIALLED)
     total = aggregate.totals(records, FIGURES, _derive)
     grouped = aggregate.rows(records, FIGURES, _derive, by="campaign_ref")
+    series = aggregate.series(records, FIGURES, _derive, filters)
+    return assemble_report(filters, total=total, grouped=grouped, series=series)
+
+
+def assemble_report(
+    filters: ReportFilters,
+    *,
+    total: dict[str, Any],
+    grouped: list[dict[str, Any]],
+    series: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The report from its derived figures (the raw path's and the rollups' alike)."""
     ids = {row["key"]: _campaign_id(row["key"]) for row in grouped}
     names = dict(
         Campaign.objects.for_center(filters.center)
@@ -83,5 +108,4 @@ def campaign_report(filters: ReportFilters) -> dict[str, Any]:
             }
         )
     table.sort(key=lambda row: (row["name"].lower(), row["campaign_ref"]))
-    series = aggregate.series(records, FIGURES, _derive, filters)
     return aggregate.report(filters, total, table, series)

@@ -19,15 +19,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Avg, Count, F, Q
+from django.db.models import Count, F, Q, Sum, TextField, Value
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce
 
 from reporting.models import Handoff, HandoffState, TargetType
 from reporting.reports import aggregate
 from reporting.reports.aggregate import rate
+from reporting.reports.durations import Micros, PercentileDisc, binned, mean_of
 from reporting.reports.filters import DEFAULT_CONTEXT_KEY, ReportFilters, cohort, cohort_q
 from reporting.reports.predicates import ABANDONED_IN_BOT, CONTAINED, HANDED_OFF, IN_BOT, REACHED
-from reporting.reports.sql import PercentileCont, Seconds
+from reporting.reports.sql import Seconds, without_jit
 from virtual_agents.models import VirtualAgent
 
 BREAKDOWN_LIMIT = 50  # failure reasons and context values listed, most frequent first
@@ -42,12 +44,15 @@ CALL_FIGURES = {
     "handed_off": Count("pk", filter=HANDED_OFF),
     "abandoned_in_bot": Count("pk", filter=ABANDONED_IN_BOT),
     "in_progress": Count("pk", filter=IN_BOT),
-    "bot_time_mean": Avg("bot_seconds", filter=HAS_BOT_TIME),
-    "bot_time_p50": PercentileCont("bot_seconds", 0.5, filter=HAS_BOT_TIME),
-    "bot_time_p90": PercentileCont("bot_seconds", 0.9, filter=HAS_BOT_TIME),
-    "time_to_handoff_mean": Avg(TO_HANDOFF, filter=HAS_TIME_TO_HANDOFF),
-    "time_to_handoff_p50": PercentileCont(TO_HANDOFF, 0.5, filter=HAS_TIME_TO_HANDOFF),
-    "time_to_handoff_p90": PercentileCont(TO_HANDOFF, 0.9, filter=HAS_TIME_TO_HANDOFF),
+    # Means from whole-microsecond sums, binned discrete percentiles: reporting.reports.durations.
+    "bot_time_n": Count("pk", filter=HAS_BOT_TIME),
+    "bot_time_us": Sum(Micros("bot_seconds"), filter=HAS_BOT_TIME),
+    "bot_time_p50": PercentileDisc(binned("bot_seconds"), 0.5, filter=HAS_BOT_TIME),
+    "bot_time_p90": PercentileDisc(binned("bot_seconds"), 0.9, filter=HAS_BOT_TIME),
+    "time_to_handoff_n": Count("pk", filter=HAS_TIME_TO_HANDOFF),
+    "time_to_handoff_us": Sum(Micros("handoff_requested_at", "bot_connected_at"), filter=HAS_TIME_TO_HANDOFF),
+    "time_to_handoff_p50": PercentileDisc(binned(TO_HANDOFF), 0.5, filter=HAS_TIME_TO_HANDOFF),
+    "time_to_handoff_p90": PercentileDisc(binned(TO_HANDOFF), 0.9, filter=HAS_TIME_TO_HANDOFF),
 }
 
 HANDOFF_FIGURES = {
@@ -64,6 +69,8 @@ TARGET_FIGURES = {
 
 
 def _derive_calls(values: dict[str, Any]) -> dict[str, Any]:
+    for name in ("bot_time", "time_to_handoff"):
+        values[f"{name}_mean"] = mean_of(values.pop(f"{name}_us"), values.pop(f"{name}_n"))
     calls = values["calls"]
     values["containment_rate"] = rate(values["contained"], calls)
     values["handoff_rate"] = rate(values["handed_off"], calls)
@@ -99,43 +106,85 @@ def _by_context(handoffs: Any, key: str) -> dict[str, Any]:
     """Handoffs by the value the bot passed in the context header `key` ("" when it passed none)."""
     values = (
         handoffs.order_by()
-        .annotate(context_value=KeyTextTransform(key, "context"))
+        # A handoff without the header and one with it empty are one value, "" (as the rollups keep it).
+        .annotate(
+            context_value=Coalesce(KeyTextTransform(key, "context"), Value(""), output_field=TextField())
+        )
         .values("context_value")
         .annotate(count=Count("pk"))
-        .order_by("-count", F("context_value").asc(nulls_first=True))[:BREAKDOWN_LIMIT]
+        .order_by("-count", "context_value")[:BREAKDOWN_LIMIT]
     )
     return {
         "key": key,
-        "values": [{"value": row["context_value"] or "", "count": row["count"]} for row in values],
+        "values": [{"value": row["context_value"], "count": row["count"]} for row in values],
     }
 
 
 def virtual_agent_report(filters: ReportFilters, *, context_key: str = DEFAULT_CONTEXT_KEY) -> dict[str, Any]:
+    """The report, read from the 15-minute rollups when they can answer it
+    (reporting.reports.from_rollups), else computed from the records."""
+    from reporting.reports import from_rollups  # it builds on this module
+
+    with without_jit():
+        if from_rollups.can_answer(filters):
+            return from_rollups.virtual_agent_report(filters, context_key=context_key)
+        return virtual_agent_report_raw(filters, context_key=context_key)
+
+
+def virtual_agent_report_raw(
+    filters: ReportFilters, *, context_key: str = DEFAULT_CONTEXT_KEY
+) -> dict[str, Any]:
+    """The report from the raw records and handoffs: the definition the rollups must equal."""
     records = cohort(filters)
     handoffs = handoffs_of(filters)
-
     total = aggregate.totals(records, CALL_FIGURES, _derive_calls)
     handoff_totals = aggregate.totals(handoffs, {**HANDOFF_FIGURES, **TARGET_FIGURES}, _derive_handoffs)
+    per_bot = aggregate.rows(records, CALL_FIGURES, _derive_calls, by="virtual_agent_id")
+    per_bot_handoffs = aggregate.rows(
+        handoffs, HANDOFF_FIGURES, _derive_handoffs, by="call_record__virtual_agent_id"
+    )
+    series = aggregate.series(records, CALL_FIGURES, _derive_calls, filters)
+    handoff_series = aggregate.series(
+        handoffs, HANDOFF_FIGURES, _derive_handoffs, filters, field="call_record__started_at"
+    )
+    return assemble_report(
+        filters,
+        total=total,
+        handoff_totals=handoff_totals,
+        failures=_failures(handoffs),
+        by_context=_by_context(handoffs, context_key),
+        per_bot=per_bot,
+        per_bot_handoffs=per_bot_handoffs,
+        series=series,
+        handoff_series=handoff_series,
+    )
+
+
+def assemble_report(
+    filters: ReportFilters,
+    *,
+    total: dict[str, Any],
+    handoff_totals: dict[str, Any],
+    failures: list[dict[str, Any]],
+    by_context: dict[str, Any],
+    per_bot: list[dict[str, Any]],
+    per_bot_handoffs: list[dict[str, Any]],
+    series: list[dict[str, Any]],
+    handoff_series: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The report from its derived figures (the raw path's and the rollups' alike)."""
     total["handoffs_by_target"] = {name: handoff_totals.pop(f"to_{name}") for name in TARGET_NAMES}
     total.update(handoff_totals)
-    total["failures"] = _failures(handoffs)
-    total["handoffs_by_context"] = _by_context(handoffs, context_key)
-
-    per_bot = {
-        row["key"]: row for row in aggregate.rows(records, CALL_FIGURES, _derive_calls, by="virtual_agent_id")
-    }
-    per_bot_handoffs = {
-        row["key"]: row
-        for row in aggregate.rows(
-            handoffs, HANDOFF_FIGURES, _derive_handoffs, by="call_record__virtual_agent_id"
-        )
-    }
-    names = dict(VirtualAgent.objects.filter(pk__in=[k for k in per_bot if k]).values_list("pk", "name"))
+    total["failures"] = failures
+    total["handoffs_by_context"] = by_context
+    bots = {row["key"]: row for row in per_bot}
+    bot_handoffs = {row["key"]: row for row in per_bot_handoffs}
+    names = dict(VirtualAgent.objects.filter(pk__in=[k for k in bots if k]).values_list("pk", "name"))
     table = []
-    for key, row in per_bot.items():
+    for key, row in bots.items():
         if not row["calls"] and not row["in_progress"]:
             continue  # calls that never reached a bot (virtual_agent is None) or only undecided ones
-        handoff_row = per_bot_handoffs.get(key) or _derive_handoffs({name: 0 for name in HANDOFF_FIGURES})
+        handoff_row = bot_handoffs.get(key) or _derive_handoffs({name: 0 for name in HANDOFF_FIGURES})
         handoff_row.pop("key", None)
         table.append(
             {"virtual_agent": key, "name": names.get(key, "Deleted virtual agent"), **row, **handoff_row}
@@ -143,11 +192,6 @@ def virtual_agent_report(filters: ReportFilters, *, context_key: str = DEFAULT_C
     for row in table:
         row.pop("key")
     table.sort(key=lambda row: (row["name"].lower(), str(row["virtual_agent"])))
-
-    series = aggregate.series(records, CALL_FIGURES, _derive_calls, filters)
-    handoff_series = aggregate.series(
-        handoffs, HANDOFF_FIGURES, _derive_handoffs, filters, field="call_record__started_at"
-    )
     for point, handoff_point in zip(series, handoff_series, strict=True):
         handoff_point.pop("bucket")
         point.update(handoff_point)

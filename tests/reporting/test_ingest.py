@@ -142,12 +142,15 @@ def test_single_event_posts_take_a_few_queries(scene, switch: Client, django_ass
     events = {e["type"]: e for e in call_events("c1")}
     post_events(switch, [events["call.started"], events["bot.connected"]])  # the key is cached now
     # SQLite: savepoint, event, record (insert-if-missing, lock), the call's events, record update,
-    # release; + the bot (validation), the Refer-To (resolution, owner), the handoff upsert.
-    # PostgreSQL: the call read, then one write (record, event, handoff), in a savepoint here.
-    with django_assert_max_num_queries(11):
+    # release; + the bot (validation), the Refer-To (resolution, owner), the handoff upsert; the
+    # two rollups' upserts (reporting.rollups).
+    # PostgreSQL: the call read, then one write (record, event, handoff) and the rollups' upserts,
+    # in a savepoint here.
+    with django_assert_max_num_queries(13):
         assert post_events(switch, events["handoff.requested"]).status_code == 202
-    # SQLite confirms the remembered API key with a query of its own (PostgreSQL: in the store).
-    with django_assert_max_num_queries(8 if connection.vendor == "sqlite" else 7):
+    # SQLite confirms the remembered API key with a query of its own (PostgreSQL: in the store),
+    # and upserts the two rollups in statements of their own.
+    with django_assert_max_num_queries(10 if connection.vendor == "sqlite" else 7):
         assert post_events(switch, events["call.ended"]).status_code == 202
     assert CallRecord.objects.get().status == "ended" and Handoff.objects.count() == 1
 

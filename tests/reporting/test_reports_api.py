@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
 
 from reporting.models import BotOutcome, CallStatus, Direction
+from reporting.reports.campaigns import campaign_report
+from reporting.reports.queues import queue_report
+from reporting.reports.virtual_agents import virtual_agent_report
 from tests.conftest import Persona, bearer, error_code
 from tests.factories import make_queue
 from tests.reporting.factories import make_bot, make_call
@@ -158,3 +162,32 @@ def test_repeatable_filters(history, acme, admin: Persona) -> None:
     assert get(virtual_agent=[bot.pk, other.pk]) == 4
     assert get(virtual_agent=[other.pk]) == 1
     assert get(direction="inbound") == 3
+
+
+@pytest.mark.parametrize("report", sorted(URLS))
+@pytest.mark.parametrize("interval", ["15m", "none"])
+def test_the_answer_is_what_the_drf_serializer_gives(history, acme, admin: Persona, report, interval) -> None:
+    """The answers are built by `plain()` (no per-field DRF cost); the schema's serializers give the same."""
+    from reporting.reports.filters import ReportFilterForm
+    from reporting.reports.serializers import (
+        CampaignReportSerializer,
+        QueueReportSerializer,
+        VirtualAgentReportSerializer,
+        plain,
+    )
+
+    make_call(acme, started_at=T, campaign_ref="c-1", lead_ref="l-1", end_reason="busy")
+    query = {**RANGE, "interval": interval}
+    form = ReportFilterForm(query, center=acme)
+    assert form.is_valid()
+    build, serializer = {
+        "virtual_agents": (lambda: virtual_agent_report(form.filters()), VirtualAgentReportSerializer),
+        "queues": (lambda: queue_report(form.filters()), QueueReportSerializer),
+        "campaigns": (lambda: campaign_report(form.filters()), CampaignReportSerializer),
+    }[report]
+    answer = build()
+    assert plain(serializer)(answer) == serializer(answer).data
+    body = admin.client.get(URLS[report], query).json()
+    assert body == json.loads(json.dumps(serializer(build()).data))
+    # The spring-forward day: 23 hours, 92 quarter hours.
+    assert body["rows"] and (interval == "none" or len(body["series"]) == 92)

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from reporting.models import BotOutcome, CallStatus, HandoffState, TargetType
+from reporting.reports.durations import EDGES, bin_index
 from reporting.reports.filters import ReportFilters
-from reporting.reports.sql import percentile
 from reporting.reports.virtual_agents import virtual_agent_report
 from tests.factories import make_center
 from tests.reporting.factories import make_bot, make_call, make_handoff
@@ -171,12 +171,14 @@ def test_bot_time_and_time_to_handoff_percentiles(acme) -> None:
             handoff_requested_at=T + timedelta(seconds=2 + to_handoff),
         )
     totals = virtual_agent_report(filters(acme))["totals"]
-    assert totals["bot_time_mean"] == pytest.approx(40.0)
-    assert totals["bot_time_p50"] == pytest.approx(30.0)
-    assert totals["bot_time_p90"] == pytest.approx(percentile(times, 0.9)) == pytest.approx(76.0)
-    assert totals["time_to_handoff_mean"] == pytest.approx(10.0)
-    assert totals["time_to_handoff_p50"] == pytest.approx(10.0)
-    assert totals["time_to_handoff_p90"] == pytest.approx(14.0)
+    assert totals["bot_time_mean"] == 40.0
+    # Discrete and binned (reporting.reports.durations): rank ceil(0.5 x 5) = 3 -> 30 s;
+    # rank 5 -> 100 s, rounded up to its bin's edge, 120 s.
+    assert totals["bot_time_p50"] == 30.0
+    assert totals["bot_time_p90"] == 120.0 == float(EDGES[bin_index(times[-1])])
+    assert totals["time_to_handoff_mean"] == 10.0
+    assert totals["time_to_handoff_p50"] == 5.0
+    assert totals["time_to_handoff_p90"] == 15.0
 
 
 def test_filters_narrow_the_cohort_and_another_center_is_never_counted(acme) -> None:

@@ -15,6 +15,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
 from reporting.models import CallRecord
+from reporting.rollups import rebuild_rollups
 from tests.factories import make_center
 from tests.voiso_byob.test_settings import settings_value
 from voiso_byob.models import ContactCenter
@@ -174,9 +175,11 @@ def replica_only_call(replica_database: Path, admin: Any) -> CallRecord:
 
 
 @TWO_DATABASES
+@pytest.mark.ingested_rollups  # the rollups built where the call is: the replica's database
 def test_the_report_api_and_the_exports_read_the_replica(replica_only_call: CallRecord, admin: Any) -> None:
     # The views themselves, not a stand-in: the call exists only in the replica's database.
     assert not CallRecord.objects.filter(call_id="only-in-replica").exists()
+    rebuild_rollups(center_id=replica_only_call.contact_center_id, using=REPLICA)
     report = admin.client.get("/api/v1/reports/virtual-agents/?interval=none")
     assert report.status_code == 200
     assert report.json()["totals"]["calls"] == 1

@@ -1,0 +1,412 @@
+"""The three reports read from the 15-minute rollups (reporting.rollups) instead of the records.
+
+Why: on the raw records a 30-day report of a center holding 10 M calls took 13-49 s (each figure
+set a scan of ~800,000 records; bench/README.md). The rollups hold a few dozen rows per
+15-minute bucket, so the same report sums ~30,000 narrow rows. Measured with bench/reports.py
+(figures in bench/README.md).
+
+Exactness: each rollup row sums the contributions of its records (counts, whole-microsecond sums,
+one count per duration bin), so any grouping of rows gives the figures of the union of their
+records, and a local hour, day or week of a zone whose offsets are whole quarter hours (+05:30,
++05:45, DST) is a union of whole 15-minute UTC buckets. `can_answer` sends every other case
+(a zone with another offset at the window's ends, REPORTS_FROM_ROLLUPS off) to the raw path, as
+it does a context header other than X-Reason for the handoffs' context breakdown, and the
+campaigns' `leads` (a distinct count: it does not add up) is read from the records.
+tests/reporting/test_rollups.py checks every report x interval x filter against the raw path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+from django.db.models import Count, QuerySet, Sum
+
+from reporting.models import NO_ID, CallRollup, HandoffRollup, HandoffState
+from reporting.reports import aggregate, campaigns, queues, virtual_agents
+from reporting.reports.durations import BINS, histogram_columns, percentile_of_counts
+from reporting.reports.filters import DEFAULT_CONTEXT_KEY, ReportFilters, cohort
+from reporting.reports.predicates import DIALLED
+from reporting.reports.sql import Bucket, Epoch
+from routing.models import Queue
+from virtual_agents.models import VirtualAgent
+
+QUARTER_HOUR = 15 * 60
+
+Sums = list[int]  # in the order of the columns summed
+
+
+def can_answer(filters: ReportFilters) -> bool:
+    """Whether the rollups hold this report exactly: the window's ends fall on 15-minute UTC
+    boundaries (the zone's offset there is a whole number of quarter hours)."""
+    if not settings.REPORTS_FROM_ROLLUPS:
+        return False
+    return all(_on_quarter(moment) for moment in filters.window)
+
+
+def _on_quarter(moment: datetime) -> bool:
+    offset = moment.utcoffset()
+    return offset is not None and offset.total_seconds() % QUARTER_HOUR == 0
+
+
+def _rollups(model: type[Any], filters: ReportFilters) -> QuerySet[Any]:
+    """The rollup rows of the report's cohort (reporting.reports.filters.cohort_q, on the keys)."""
+    start, end = filters.window
+    rows = model.objects.filter(contact_center=filters.center, bucket__gte=start, bucket__lt=end)
+    if filters.virtual_agents:
+        rows = rows.filter(virtual_agent__in=filters.virtual_agents)
+    if filters.queues:
+        rows = rows.filter(queue__in=filters.queues)
+    if filters.campaigns:
+        rows = rows.filter(campaign_ref__in=[str(pk) for pk in filters.campaigns])
+    if filters.direction:
+        rows = rows.filter(direction=filters.direction)
+    return rows
+
+
+def _summed(
+    rows: QuerySet[Any], columns: Sequence[str], by: Sequence[str], **expressions: Any
+) -> list[tuple[tuple[Any, ...], Sums]]:
+    """(group, the sums of `columns` in their order) per group of `by` (names, or names of
+    `expressions`). Read with a plain cursor: the ORM's per-value converters cost more than the
+    query for a month of 15-minute groups (~3,000 groups x ~80 sums)."""
+    named = {f"s{index}": Sum(column) for index, column in enumerate(columns)}
+    grouped = rows.order_by()
+    if expressions:
+        grouped = grouped.annotate(**expressions)
+    query = grouped.values(*by).annotate(**named).values_list(*by, *named).query
+    sql, params = query.get_compiler(grouped.db).as_sql()  # the replica's, when reading from it
+    connection = connections[grouped.db]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    width = len(by)
+    convert = _group_converters(connection, by)
+    if not any(convert):
+        return [(row[:width], list(map(int, row[width:]))) for row in fetched]  # numeric sums of bigint
+    return [
+        (
+            tuple(value if to is None else to(value) for value, to in zip(row[:width], convert, strict=True)),
+            list(map(int, row[width:])),
+        )
+        for row in fetched
+    ]
+
+
+def _group_converters(connection: Any, by: Sequence[str]) -> list[Callable[[Any], Any] | None]:
+    """Buckets are grouped as epoch seconds (parsing thousands of timestamptz values cost more than
+    the query); PostgreSQL's driver gives UUIDs, SQLite text."""
+    kinds: dict[str, Callable[[Any], Any]] = {"r_bucket": _from_epoch}
+    if connection.vendor != "postgresql":
+        kinds.update(virtual_agent=_uuid, queue=_uuid)
+    return [kinds.get(name) for name in by]
+
+
+def _from_epoch(value: Any) -> datetime:
+    return datetime.fromtimestamp(int(value), UTC)
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _add(into: Sums, sums: Sums) -> None:
+    for index, value in enumerate(sums):
+        into[index] += value
+
+
+def _merged(groups: Iterable[tuple[Any, Sums]], key: Callable[[Any], Any], width: int) -> dict[Any, Sums]:
+    out: dict[Any, Sums] = {}
+    for group, sums in groups:
+        _add(out.setdefault(key(group), [0] * width), sums)
+    return out
+
+
+def _total(groups: Iterable[tuple[Any, Sums]], width: int) -> Sums:
+    out = [0] * width
+    for _, sums in groups:
+        _add(out, sums)
+    return out
+
+
+def _series_groups(
+    rows: QuerySet[Any], columns: Sequence[str], filters: ReportFilters
+) -> dict[datetime, Sums]:
+    groups = _summed(rows, columns, ["r_bucket"], r_bucket=_bucket_epoch(filters))
+    return {group[0]: sums for group, sums in groups}
+
+
+def _bucket_epoch(filters: ReportFilters) -> Epoch:
+    """The report's bucket of a rollup row, as epoch seconds. By 15 minutes it is the row's own
+    bucket: the local quarter hour is the UTC one (can_answer)."""
+    if filters.interval == "15m":
+        return Epoch("bucket")
+    return Epoch(Bucket("bucket", filters.interval, filters.tz))
+
+
+def _known(model: type[Any], ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    wanted = {pk for pk in ids if pk != NO_ID}
+    return set(model.objects.filter(pk__in=wanted).values_list("pk", flat=True)) if wanted else set()
+
+
+class _Family:
+    """How one report reads its figures off summed CallRollup columns (`columns`, in that order)."""
+
+    def __init__(
+        self,
+        counts: dict[str, str],
+        durations: Sequence[str],
+        derive: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> None:
+        self.counts = counts  # figure name -> rollup column
+        self.durations = durations
+        self.derive = derive
+        self.columns = [
+            *counts.values(),
+            *(f"{prefix}_{part}" for prefix in durations for part in ("n", "us")),
+            *(name for prefix in durations for name in histogram_columns(prefix)),
+        ]
+        self.width = len(self.columns)
+        at = {column: index for index, column in enumerate(self.columns)}
+        self._counts = [(figure, at[column]) for figure, column in counts.items()]
+        self._durations = [
+            (prefix, at[f"{prefix}_n"], at[f"{prefix}_us"], at[histogram_columns(prefix)[0]])
+            for prefix in durations
+        ]
+
+    def values(self, sums: Sums | None) -> dict[str, Any]:
+        """The figures as the raw path's aggregates give them, before `derive`."""
+        if sums is None:
+            sums = [0] * self.width
+        out: dict[str, Any] = {figure: sums[index] for figure, index in self._counts}
+        for prefix, n_at, us_at, bins_at in self._durations:
+            count = sums[n_at]
+            out[f"{prefix}_n"] = count
+            out[f"{prefix}_us"] = sums[us_at] if count else None
+            bins = sums[bins_at : bins_at + BINS]
+            out[f"{prefix}_p50"] = percentile_of_counts(bins, 0.5)
+            out[f"{prefix}_p90"] = percentile_of_counts(bins, 0.9)
+        return out
+
+    def derived(self, sums: Sums | None) -> dict[str, Any]:
+        return self.derive(self.values(sums))
+
+    def series(self, rows: QuerySet[Any], filters: ReportFilters) -> list[dict[str, Any]]:
+        if filters.interval == "none":
+            return []
+        found = {
+            bucket: self.values(sums) for bucket, sums in _series_groups(rows, self.columns, filters).items()
+        }
+        return aggregate.zero_filled(filters, found, self.values(None), self.derive)
+
+
+BOTS = _Family(
+    {
+        "calls": "calls",
+        "contained": "contained",
+        "handed_off": "handed_off",
+        "abandoned_in_bot": "abandoned_in_bot",
+        "in_progress": "in_bot",
+    },
+    ("bot_time", "time_to_handoff"),
+    virtual_agents._derive_calls,
+)
+QUEUES = _Family(
+    {
+        "offered": "offered",
+        "answered": "answered",
+        "abandoned": "abandoned",
+        "waiting": "waiting",
+        "answered_within_service_level": "answered_within_service_level",
+    },
+    ("wait", "handle_time"),
+    queues._derive,
+)
+CAMPAIGNS = _Family(
+    {
+        "attempts": "attempts",
+        "connects": "connects",
+        "completed": "completed",
+        "busy": "busy",
+        "no_answer": "no_answer",
+        "machine": "machine",
+        "failed": "failed",
+        "in_progress": "ringing",
+        "dropped": "dropped",
+        "handoffs": "attempts_handed_off",
+    },
+    (),
+    campaigns._derive,
+)
+
+
+def _known_or_none(known: set[uuid.UUID]) -> Callable[[tuple[Any, ...]], uuid.UUID | None]:
+    """A row's key as the raw path groups it: a bot or queue since deleted (or none) is None."""
+    return lambda group: group[0] if group[0] in known else None
+
+
+# --- virtual agents ---------------------------------------------------------------------------
+
+_HANDOFF_STATES = {"handoffs_completed": HandoffState.COMPLETED, "handoffs_failed": HandoffState.FAILED}
+
+
+def _handoff_values(by_state: dict[str, int], by_target: dict[str, int] | None = None) -> dict[str, Any]:
+    values: dict[str, Any] = {"handoffs_requested": sum(by_state.values())}
+    for name, state in _HANDOFF_STATES.items():
+        values[name] = by_state.get(state, 0)
+    if by_target is not None:
+        for name, value in virtual_agents.TARGET_NAMES.items():
+            values[f"to_{name}"] = by_target.get(value, 0)
+    return values
+
+
+def virtual_agent_report(filters: ReportFilters, *, context_key: str = DEFAULT_CONTEXT_KEY) -> dict[str, Any]:
+    calls = _rollups(CallRollup, filters)
+    handoffs = _rollups(HandoffRollup, filters)
+
+    per_bot_groups = _summed(calls, BOTS.columns, ["virtual_agent"])
+    handoff_groups = [
+        (group, sums[0])
+        for group, sums in _summed(handoffs, ["n"], ["virtual_agent", "target_type", "state"])
+        if sums[0]
+    ]
+    known = _known(
+        VirtualAgent, [group[0] for group, _ in per_bot_groups] + [group[0] for group, _ in handoff_groups]
+    )
+    bot_key = _known_or_none(known)
+
+    total = BOTS.derived(_total(per_bot_groups, BOTS.width))
+    per_bot = [
+        {"key": key, **BOTS.derived(sums)}
+        for key, sums in _merged(per_bot_groups, bot_key, BOTS.width).items()
+    ]
+
+    by_state: dict[str, int] = defaultdict(int)
+    by_target: dict[str, int] = defaultdict(int)
+    bot_states: dict[Any, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (bot, target_type, state), n in handoff_groups:
+        by_state[state] += n
+        by_target[target_type] += n
+        bot_states[bot_key((bot,))][state] += n
+    handoff_totals = virtual_agents._derive_handoffs(_handoff_values(by_state, by_target))
+    per_bot_handoffs = [
+        {"key": key, **virtual_agents._derive_handoffs(_handoff_values(states))}
+        for key, states in bot_states.items()
+    ]
+
+    if context_key == DEFAULT_CONTEXT_KEY:
+        by_context = _by_reason(handoffs)
+    else:  # the rollups keep X-Reason only: another header is read from the handoffs
+        by_context = virtual_agents._by_context(virtual_agents.handoffs_of(filters), context_key)
+
+    series = BOTS.series(calls, filters)
+    handoff_series = _handoff_series(handoffs, filters)
+    return virtual_agents.assemble_report(
+        filters,
+        total=total,
+        handoff_totals=handoff_totals,
+        failures=_failures(handoffs),
+        by_context=by_context,
+        per_bot=per_bot,
+        per_bot_handoffs=per_bot_handoffs,
+        series=series,
+        handoff_series=handoff_series,
+    )
+
+
+def _handoff_series(handoffs: QuerySet[Any], filters: ReportFilters) -> list[dict[str, Any]]:
+    if filters.interval == "none":
+        return []
+    groups = _summed(handoffs, ["n"], ["r_bucket", "state"], r_bucket=_bucket_epoch(filters))
+    states: dict[datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (bucket, state), sums in groups:
+        states[bucket][state] += sums[0]
+    found = {bucket: _handoff_values(by_state) for bucket, by_state in states.items()}
+    return aggregate.zero_filled(filters, found, _handoff_values({}), virtual_agents._derive_handoffs)
+
+
+def _failures(handoffs: QuerySet[Any]) -> list[dict[str, Any]]:
+    """As virtual_agents._failures orders and cuts them, in SQL (the database's collation)."""
+    failed = (
+        handoffs.filter(state=HandoffState.FAILED)
+        .order_by()
+        .values("failure_reason", "sip_status")
+        .annotate(count=Sum("n"))
+        .filter(count__gt=0)
+        .order_by("-count", "failure_reason", "sip_status")[: virtual_agents.BREAKDOWN_LIMIT]
+    )
+    return [
+        {"reason": row["failure_reason"], "sip_status": row["sip_status"] or None, "count": row["count"]}
+        for row in failed
+    ]
+
+
+def _by_reason(handoffs: QuerySet[Any]) -> dict[str, Any]:
+    values = (
+        handoffs.order_by()
+        .values("reason")
+        .annotate(count=Sum("n"))
+        .filter(count__gt=0)
+        .order_by("-count", "reason")[: virtual_agents.BREAKDOWN_LIMIT]
+    )
+    return {
+        "key": DEFAULT_CONTEXT_KEY,
+        "values": [{"value": row["reason"], "count": row["count"]} for row in values],
+    }
+
+
+# --- queues -----------------------------------------------------------------------------------
+
+
+def queue_report(filters: ReportFilters) -> dict[str, Any]:
+    calls = _rollups(CallRollup, filters).filter(offered__gt=0)
+    groups = _summed(calls, QUEUES.columns, ["queue"])
+    queue_key = _known_or_none(_known(Queue, [group[0] for group, _ in groups]))
+    total = QUEUES.derived(_total(groups, QUEUES.width))
+    grouped = [
+        {"key": key, **QUEUES.derived(sums)}
+        for key, sums in _merged(groups, queue_key, QUEUES.width).items()
+        if sums[0]  # offered
+    ]
+    return queues.assemble_report(filters, total=total, grouped=grouped, series=QUEUES.series(calls, filters))
+
+
+# --- campaigns --------------------------------------------------------------------------------
+
+
+def campaign_report(filters: ReportFilters) -> dict[str, Any]:
+    calls = _rollups(CallRollup, filters).filter(attempts__gt=0)
+    groups = _summed(calls, CAMPAIGNS.columns, ["campaign_ref"])
+    # Leads are a distinct count, which sums of buckets cannot give: read from the records.
+    dialled = cohort(filters).filter(DIALLED).order_by()
+    leads = Count("lead_ref", distinct=True)
+    total_sums = _total(groups, CAMPAIGNS.width)
+    total = CAMPAIGNS.derive({**CAMPAIGNS.values(total_sums), "leads": dialled.aggregate(n=leads)["n"]})
+    row_leads = dict(dialled.values("campaign_ref").annotate(n=leads).values_list("campaign_ref", "n"))
+    grouped = [
+        {"key": ref, **CAMPAIGNS.derive({**CAMPAIGNS.values(sums), "leads": row_leads.get(ref, 0)})}
+        for (ref,), sums in groups
+        if sums[0]  # attempts
+    ]
+    series = []
+    if filters.interval != "none":
+        bucket_leads = {
+            row["b"].astimezone(UTC): row["n"]
+            for row in dialled.annotate(b=Bucket("started_at", filters.interval, filters.tz))
+            .values("b")
+            .annotate(n=leads)
+        }
+        sums_by_bucket = _series_groups(calls, CAMPAIGNS.columns, filters)
+        found = {
+            bucket: {**CAMPAIGNS.values(sums_by_bucket.get(bucket)), "leads": bucket_leads.get(bucket, 0)}
+            for bucket in set(sums_by_bucket) | set(bucket_leads)
+        }
+        series = aggregate.zero_filled(
+            filters, found, {**CAMPAIGNS.values(None), "leads": 0}, CAMPAIGNS.derive
+        )
+    return campaigns.assemble_report(filters, total=total, grouped=grouped, series=series)
