@@ -528,9 +528,22 @@ def test_a_signal_ends_the_calls_and_the_run_cleanly(
     demo: ContactCenter, switchboard: Switchboard, signum: signal.Signals
 ) -> None:
     out = _Output()
-    # The command runs until interrupted; this process sends itself the signal a second in.
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signum))
-    timer.start()
+    # The command runs until interrupted. This process sends itself the signal once calls are under
+    # way: then the command's handler is surely installed (a fixed delay raced it on a busy machine,
+    # and a signal caught before it left the run going for ever). A second signal, much later, aborts
+    # a run the first one failed to stop, so the test fails instead of hanging.
+    done = threading.Event()
+
+    def interrupt() -> None:
+        deadline = time.monotonic() + 30
+        while len(switchboard.by_call()) < 6 and time.monotonic() < deadline and not done.is_set():
+            time.sleep(0.05)
+        os.kill(os.getpid(), signum)
+        if not done.wait(60):
+            os.kill(os.getpid(), signum)
+
+    sender = threading.Thread(target=interrupt, daemon=True)
+    sender.start()
     try:
         call_command(
             "simulate_calls",
@@ -538,8 +551,10 @@ def test_a_signal_ends_the_calls_and_the_run_cleanly(
             stdout=out,
         )
     finally:
-        timer.cancel()
+        done.set()
+        sender.join(5)
 
+    assert "Aborting." not in out.text, "the first signal did not stop the run"
     assert "Stopping: ending the calls in progress" in out.text
     calls = switchboard.by_call()
     assert len(calls) > 5

@@ -209,13 +209,20 @@ class Command(BaseCommand):
         signals = [signal.SIGTERM]
         if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             signals.append(signal.SIGINT)
-        for signum in signals:
-            loop.add_signal_handler(signum, interrupted)
+
+        # Plain Python handlers that hand the signal to the loop, rather than loop.add_signal_handler:
+        # that one relies on the process's single signal wake-up fd, which other code in the same
+        # process can take over (in the test suite a run was left going for ever, its signals
+        # caught and never delivered). A Python handler always runs in the main thread.
+        def handler(*_: object) -> None:
+            loop.call_soon_threadsafe(interrupted)
+
+        previous = {signum: signal.signal(signum, handler) for signum in signals}
         try:
             return await simulator.run()
         finally:
-            for signum in signals:
-                loop.remove_signal_handler(signum)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _write(self, line: str) -> None:
         self.stdout.write(line)
