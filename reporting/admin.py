@@ -7,7 +7,7 @@ so lists skip the full count.
 
 from django.contrib import admin
 
-from reporting.models import CallEvent, CallRecord, Handoff, ProviderCallReport
+from reporting.models import CallEvent, CallRecord, CallRollup, Handoff, HandoffRollup, ProviderCallReport
 from voiso_byob.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
@@ -73,4 +73,31 @@ class ProviderCallReportAdmin(ReadOnlyAdmin):
     list_filter = ["provider", "contact_center"]
     search_fields = ["provider_call_id", "call_id", "summary"]
     list_select_related = ["contact_center", "integration", "call_record"]
+    show_full_result_count = False
+
+
+# Rollups are derived (reporting.rollups); `manage.py rebuild_rollups` is how to mend them, so staff
+# only look, e.g. to check a quarter-hour against the records behind it.
+@admin.register(CallRollup)
+class CallRollupAdmin(ReadOnlyAdmin):
+    list_display = [
+        "bucket", "contact_center", "virtual_agent", "queue", "campaign_ref", "direction",
+        "calls", "offered", "attempts",
+    ]  # fmt: skip
+    list_filter = ["direction", "contact_center"]
+    search_fields = ["campaign_ref", "contact_center__slug"]
+    list_select_related = ["contact_center"]
+    date_hierarchy = "bucket"
+    show_full_result_count = False
+
+
+@admin.register(HandoffRollup)
+class HandoffRollupAdmin(ReadOnlyAdmin):
+    list_display = [
+        "bucket", "contact_center", "virtual_agent", "target_type", "state", "sip_status", "reason", "n",
+    ]  # fmt: skip
+    list_filter = ["state", "target_type", "contact_center"]
+    search_fields = ["reason", "failure_reason", "contact_center__slug"]
+    list_select_related = ["contact_center"]
+    date_hierarchy = "bucket"
     show_full_result_count = False

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from routing.models import Flow, FlowVersion, PhoneNumber, Queue
+from routing.models import Flow, FlowVersion, MenuState, PhoneNumber, Queue
 from voiso_byob.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
@@ -51,3 +51,13 @@ class PhoneNumberAdmin(ReadOnlyAdmin):
     list_filter = ["contact_center"]
     search_fields = ["number", "label", "contact_center__slug", "flow__name"]
     list_select_related = ["contact_center", "flow"]
+
+
+@admin.register(MenuState)
+class MenuStateAdmin(ReadOnlyAdmin):
+    """Menu answers kept only while Redis is down (routing.menu_state); the next answer takes them."""
+
+    list_display = ["call_id", "contact_center", "expires_at"]
+    list_filter = ["contact_center"]
+    search_fields = ["call_id", "contact_center__slug"]
+    list_select_related = ["contact_center"]

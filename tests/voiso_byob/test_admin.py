@@ -7,10 +7,12 @@ from django.apps import apps
 from django.contrib import admin as django_admin
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
 from campaigns.models import Campaign, Lead, RegionalCallingRule
-from reporting.models import CallEvent, CallRecord, Handoff, ProviderCallReport
-from routing.models import Flow, FlowVersion, PhoneNumber
+from reporting.models import CallEvent, CallRecord, CallRollup, Handoff, HandoffRollup, ProviderCallReport
+from reporting.rollups import rebuild_rollups
+from routing.models import Flow, FlowVersion, MenuState, PhoneNumber
 from tests.factories import make_api_key, make_queue
 from tests.reporting.factories import make_call, make_event, make_handoff, make_report
 from virtual_agents.models import HandoffTarget, ProviderIntegration, VirtualAgent
@@ -129,6 +131,10 @@ def calls(db) -> ContactCenter:
         make_handoff(record, virtual_agent=bot)
         make_event(center, record.call_id, "call.started", record.started_at)
         make_report(record, summary=f"summary {n}")
+    rebuild_rollups(center_id=center.pk)
+    MenuState.objects.create(
+        contact_center=center, call_id="admin-call-0", state={"node": "menu"}, expires_at=timezone.now()
+    )
     return center
 
 
@@ -143,6 +149,9 @@ READ_ONLY_MODELS = [
     HandoffTarget,
     Campaign,  # the demo's
     Lead,
+    CallRollup,
+    HandoffRollup,
+    MenuState,
 ]
 
 
