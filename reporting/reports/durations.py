@@ -79,11 +79,16 @@ def percentile_disc(values: Sequence[float], fraction: float) -> float | None:
 
 def percentile_of_counts(counts: Sequence[int], fraction: float) -> float | None:
     """`percentile_disc` of the binned durations that `counts` (one count per bin) holds."""
+    return percentiles_of_counts(counts, (fraction,))[0]
+
+
+def percentiles_of_counts(counts: Sequence[int], fractions: Sequence[float]) -> list[float | None]:
+    """`percentile_of_counts` for each of `fractions`, the counts run through once."""
     running = list(accumulate(counts))
     if not running or not running[-1]:
-        return None
-    rank = max(1, math.ceil(fraction * running[-1]))
-    return float(EDGES[bisect_left(running, rank)])
+        return [None] * len(fractions)
+    total = running[-1]
+    return [float(EDGES[bisect_left(running, max(1, math.ceil(f * total)))]) for f in fractions]
 
 
 # --- the same in SQL ----------------------------------------------------------------------
