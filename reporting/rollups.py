@@ -498,7 +498,10 @@ def _rebuild(center_id: Any, connection: Any) -> tuple[int, int]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(CallRollup._meta.db_table)} ({names}) "  # noqa: S608
-            f"SELECT {key}, {', '.join(_summed_per_key())} FROM ({inner} {fence}) per_record GROUP BY {key}",
+            f"SELECT {key}, {', '.join(_summed_per_key())} FROM ({inner} {fence}) per_record GROUP BY {key} "
+            # In time order, as ingestion writes them: a report's month of rows then sits on few
+            # pages (hashed, a month of handoff rows was spread over 6,193 pages for 28,606 rows).
+            f"ORDER BY {key}",
             params,
         )
     handoffs = (
@@ -517,6 +520,7 @@ def _rebuild(center_id: Any, connection: Any) -> tuple[int, int]:
             "contact_center_id", *_R_KEY, "target_type", "state", "r_sip_status", "failure_reason", "r_reason"
         )
         .annotate(r_n=Count("pk"))
+        .order_by("contact_center_id", *_R_KEY)  # in time order, as above
         .values_list(
             "contact_center_id",
             *_R_KEY,

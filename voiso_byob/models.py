@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -111,10 +112,17 @@ DEFAULT_DENIED_NUMBER_TYPES = " ".join(
 ALLOWED_DESTINATION_RE = re.compile(r"^(?:[A-Z]{2}|\+[1-9][0-9]{0,14})$")
 
 
+@functools.cache
+def known_timezones() -> frozenset[str]:
+    """The IANA zones of this machine's tz database, read once: available_timezones() walks the
+    whole tz directory (~20 ms), and every report request checks its `tz`."""
+    return frozenset(zoneinfo.available_timezones())
+
+
 def validate_timezone(value: str) -> None:
     from django.core.exceptions import ValidationError
 
-    if value not in zoneinfo.available_timezones():
+    if value not in known_timezones():
         raise ValidationError(f"{value!r} is not a known time zone.")
 
 
