@@ -15,7 +15,7 @@ from typing import Any
 from django.db.models import Aggregate, Count, QuerySet
 
 from reporting.reports.filters import ReportFilters
-from reporting.reports.sql import Bucket, bucket_starts
+from reporting.reports.sql import Bucket, bucket_axis
 
 Figures = Mapping[str, Aggregate]
 Derive = Callable[[dict[str, Any]], dict[str, Any]]
@@ -81,9 +81,11 @@ def zero_filled(
     `empty`'s, each derived. Built with one walk of the axis: a month of 15-minute buckets is 2,976."""
     start, end = filters.window
     out = []
-    for bucket in bucket_starts(start, end, filters.interval, filters.tz):
-        values = found.get(_utc(bucket))
-        out.append({"bucket": bucket, **derive(dict(values) if values is not None else dict(empty))})
+    for bucket, utc in bucket_axis(start, end, filters.interval, filters.tz):
+        values = found.get(utc)
+        point = derive(dict(values) if values is not None else dict(empty))
+        point["bucket"] = bucket
+        out.append(point)
     return out
 
 

@@ -79,6 +79,15 @@ def bucket_starts(first: datetime, end: datetime, interval: str, zone: ZoneInfo)
     return tuple(_walked(first, end, interval, zone))
 
 
+@functools.lru_cache(maxsize=32)
+def bucket_axis(
+    first: datetime, end: datetime, interval: str, zone: ZoneInfo
+) -> tuple[tuple[datetime, datetime], ...]:
+    """`bucket_starts` with each start's UTC instant beside it: the key the reports' grouped
+    figures are found by (converting 2,880 starts again for each series was 5% of a report)."""
+    return tuple((start, start.astimezone(UTC)) for start in bucket_starts(first, end, interval, zone))
+
+
 def _quarter_hours(first: datetime, end: datetime, zone: ZoneInfo) -> tuple[datetime, ...] | None:
     """The 15-minute axis of a zone whose offsets are whole quarter hours: every 15 minutes of UTC
     (what `_walked` gives, ~30 times faster); None when a moment's offset is not."""
