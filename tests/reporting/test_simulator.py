@@ -523,15 +523,30 @@ def test_the_command_finds_the_demo_numbers_and_targets(demo: ContactCenter, liv
     assert ApiKey.objects.get(contact_center=demo, name="Traffic simulator").revoked_at is not None
 
 
-# In the full suite (after the browser, dialer and live tests in the same process) the signal has
-# been seen not to stop the run: the command alone, `make run`, and this file alone all stop on it.
-# Not understood yet (session 20); marked so the suite finishes while it is investigated.
-@pytest.mark.xfail(reason="signal not acted on in the full suite's process; see the comment", strict=False)
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    ("signum", "sigint_ignored"),
+    [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGTERM, True)],
+    ids=["SIGTERM", "SIGINT", "SIGTERM, SIGINT ignored"],
+)
 def test_a_signal_ends_the_calls_and_the_run_cleanly(
-    demo: ContactCenter, switchboard: Switchboard, signum: signal.Signals
+    demo: ContactCenter, switchboard: Switchboard, signum: signal.Signals, sigint_ignored: bool
+) -> None:
+    # SIGINT as a terminal leaves it (handled), or ignored as a shell's background job has it (the
+    # way `make run` starts the command, and the way a suite run with `&` or nohup starts pytest:
+    # the SIGINT case failed there until the test set the handler itself). Ignored, it stays
+    # ignored through the run, and SIGTERM still stops it.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN if sigint_ignored else signal.default_int_handler)
+    try:
+        _signal_ends_the_run(demo, switchboard, signum, sigint_ignored=sigint_ignored)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _signal_ends_the_run(
+    demo: ContactCenter, switchboard: Switchboard, signum: signal.Signals, *, sigint_ignored: bool
 ) -> None:
     out = _Output()
+    sigint_during_run: list[Any] = []
     # The command runs until interrupted. This process sends itself the signal once calls are under
     # way: then the command's handler is surely installed (a fixed delay raced it on a busy machine,
     # and a signal caught before it left the run going for ever). A second signal, much later, aborts
@@ -543,6 +558,7 @@ def test_a_signal_ends_the_calls_and_the_run_cleanly(
         # len() of the list the server threads append to (by_call() iterates it: not from here).
         while len(switchboard.batches) < 6 and time.monotonic() < deadline and not done.is_set():
             time.sleep(0.05)
+        sigint_during_run.append(signal.getsignal(signal.SIGINT))
         os.kill(os.getpid(), signum)
         if not done.wait(15):
             os.kill(os.getpid(), signum)
@@ -569,6 +585,7 @@ def test_a_signal_ends_the_calls_and_the_run_cleanly(
         ended = [event["data"] for event in events if event["type"] == "call.ended"]
         assert ended == [{"end_reason": "simulator_stopped", "hangup_by": "system"}]
     assert ApiKey.objects.get(contact_center=demo, name="Traffic simulator").revoked_at is not None
+    assert (sigint_during_run[0] is signal.SIG_IGN) is sigint_ignored
 
 
 class _Output:
