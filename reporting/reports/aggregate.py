@@ -74,6 +74,18 @@ def series(
     return zero_filled(filters, found, empty(figures), derive)
 
 
+def computed(
+    records: QuerySet[Any], figures: Figures, derive: Derive, filters: ReportFilters, *, by: str
+) -> dict[str, Any]:
+    """`totals`, `rows` by `by` and `series` of the same figures over the same records, as the
+    reports' `assemble_report` takes them."""
+    return {
+        "total": totals(records, figures, derive),
+        "grouped": rows(records, figures, derive, by=by),
+        "series": series(records, figures, derive, filters),
+    }
+
+
 def zero_filled(
     filters: ReportFilters, found: Mapping[datetime, dict[str, Any]], empty: dict[str, Any], derive: Derive
 ) -> list[dict[str, Any]]:

@@ -29,7 +29,6 @@ from reporting.reports.aggregate import rate
 from reporting.reports.filters import ReportFilters, cohort
 from reporting.reports.predicates import ATTEMPT_RESULTS as RESULTS
 from reporting.reports.predicates import DIALLED
-from reporting.reports.sql import without_jit
 
 FIGURES = {
     "attempts": Count("pk"),
@@ -65,19 +64,14 @@ def campaign_report(filters: ReportFilters) -> dict[str, Any]:
     (reporting.reports.from_rollups), else computed from the records."""
     from reporting.reports import from_rollups  # it builds on this module
 
-    with without_jit():
-        if from_rollups.can_answer(filters):
-            return from_rollups.campaign_report(filters)
-        return campaign_report_raw(filters)
+    return from_rollups.read(filters, from_rollups.campaign_report, campaign_report_raw)
 
 
 def campaign_report_raw(filters: ReportFilters) -> dict[str, Any]:
     """The report from the raw records: the definition the rollups must equal."""
     records = cohort(filters).filter(DIALLED)
-    total = aggregate.totals(records, FIGURES, _derive)
-    grouped = aggregate.rows(records, FIGURES, _derive, by="campaign_ref")
-    series = aggregate.series(records, FIGURES, _derive, filters)
-    return assemble_report(filters, total=total, grouped=grouped, series=series)
+    figures = aggregate.computed(records, FIGURES, _derive, filters, by="campaign_ref")
+    return assemble_report(filters, **figures)
 
 
 def assemble_report(

@@ -33,7 +33,7 @@ from reporting.reports import aggregate, campaigns, queues, virtual_agents
 from reporting.reports.durations import BINS, histogram_columns, percentiles_of_counts
 from reporting.reports.filters import DEFAULT_CONTEXT_KEY, ReportFilters, cohort
 from reporting.reports.predicates import DIALLED
-from reporting.reports.sql import Bucket, Epoch, UtcQuarterHour
+from reporting.reports.sql import Bucket, Epoch, UtcQuarterHour, without_jit
 from routing.models import Queue
 from virtual_agents.models import VirtualAgent
 
@@ -48,6 +48,13 @@ def can_answer(filters: ReportFilters) -> bool:
     if not settings.REPORTS_FROM_ROLLUPS:
         return False
     return all(_on_quarter(moment) for moment in filters.window)
+
+
+def read(filters: ReportFilters, rollups: Callable[..., Any], raw: Callable[..., Any], **kwargs: Any) -> Any:
+    """A report from the rollups (`rollups`) when they can answer it, else from the records
+    (`raw`), in one read transaction without JIT (reporting.reports.sql.without_jit)."""
+    with without_jit():
+        return (rollups if can_answer(filters) else raw)(filters, **kwargs)
 
 
 def _on_quarter(moment: datetime) -> bool:

@@ -26,7 +26,6 @@ from reporting.reports.aggregate import rate
 from reporting.reports.durations import Micros, PercentileDisc, binned, mean_of
 from reporting.reports.filters import ReportFilters, cohort
 from reporting.reports.predicates import ABANDONED, ANSWERED, OFFERED, WAITING, WITHIN_SERVICE_LEVEL
-from reporting.reports.sql import without_jit
 from routing.models import SERVICE_LEVEL_DEFAULT, Queue
 
 HANDLED = ANSWERED & Q(human_seconds__isnull=False)
@@ -66,19 +65,13 @@ def queue_report(filters: ReportFilters) -> dict[str, Any]:
     (reporting.reports.from_rollups), else computed from the records."""
     from reporting.reports import from_rollups  # it builds on this module
 
-    with without_jit():
-        if from_rollups.can_answer(filters):
-            return from_rollups.queue_report(filters)
-        return queue_report_raw(filters)
+    return from_rollups.read(filters, from_rollups.queue_report, queue_report_raw)
 
 
 def queue_report_raw(filters: ReportFilters) -> dict[str, Any]:
     """The report from the raw records: the definition the rollups must equal."""
     records = cohort(filters).filter(OFFERED)  # only offered calls can count in any figure
-    total = aggregate.totals(records, FIGURES, _derive)
-    grouped = aggregate.rows(records, FIGURES, _derive, by="queue_id")
-    series = aggregate.series(records, FIGURES, _derive, filters)
-    return assemble_report(filters, total=total, grouped=grouped, series=series)
+    return assemble_report(filters, **aggregate.computed(records, FIGURES, _derive, filters, by="queue_id"))
 
 
 def assemble_report(

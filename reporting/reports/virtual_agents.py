@@ -29,7 +29,7 @@ from reporting.reports.aggregate import rate
 from reporting.reports.durations import Micros, PercentileDisc, binned, mean_of
 from reporting.reports.filters import DEFAULT_CONTEXT_KEY, ReportFilters, cohort, cohort_q
 from reporting.reports.predicates import ABANDONED_IN_BOT, CONTAINED, HANDED_OFF, IN_BOT, REACHED
-from reporting.reports.sql import Seconds, without_jit
+from reporting.reports.sql import Seconds
 from virtual_agents.models import VirtualAgent
 
 BREAKDOWN_LIMIT = 50  # failure reasons and context values listed, most frequent first
@@ -125,10 +125,9 @@ def virtual_agent_report(filters: ReportFilters, *, context_key: str = DEFAULT_C
     (reporting.reports.from_rollups), else computed from the records."""
     from reporting.reports import from_rollups  # it builds on this module
 
-    with without_jit():
-        if from_rollups.can_answer(filters):
-            return from_rollups.virtual_agent_report(filters, context_key=context_key)
-        return virtual_agent_report_raw(filters, context_key=context_key)
+    return from_rollups.read(
+        filters, from_rollups.virtual_agent_report, virtual_agent_report_raw, context_key=context_key
+    )
 
 
 def virtual_agent_report_raw(
