@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 # `make run` also plays the SIP layer: simulated calls to the demo number, and a dialer worker whose
 # simulator gateway plays the callees of the demo campaign, so Live, Calls and Campaigns move.
-# `make run SIMULATE=0` serves without either.
+# `make run SIMULATE=0` serves without either. Both run the reports' rollup fold worker.
 SIMULATE ?= 1
 SIMULATE_RATE ?= 0.2
 # Calls of history `make run` gives the demo center over the last 30 days (first run only).
@@ -27,16 +27,23 @@ ifneq ($(HISTORY_CALLS),0)
 	DEBUG=true $(PY) manage.py generate_calls --center acme --count $(HISTORY_CALLS) --days 30 --once
 endif
 ifeq ($(SIMULATE),0)
-	DEBUG=true $(PY) manage.py runserver 127.0.0.1:$(PORT)
+	@# The rollups' fold worker beside the server: the reports follow the calls within a second.
+	@DEBUG=true $(PY) manage.py runserver 127.0.0.1:$(PORT) & server=$$!; \
+	DEBUG=true $(PY) manage.py fold_rollups & folder=$$!; \
+	trap 'trap "" INT TERM; kill -TERM $$folder $$server 2>/dev/null; wait $$folder $$server' EXIT; \
+	trap 'exit 0' INT TERM; \
+	wait $$server
 else
 	@# All in the background (SIGINT ignored); Ctrl-C reaches this shell, which stops the simulator
-	@# and the dialer first (their calls end while the server still answers), then the server.
+	@# and the dialer first (their calls end while the server still answers), then the rollups'
+	@# fold worker and the server.
 	@DEBUG=true $(PY) manage.py runserver 127.0.0.1:$(PORT) & server=$$!; \
+	DEBUG=true $(PY) manage.py fold_rollups & folder=$$!; \
 	DEBUG=true $(PY) manage.py simulate_calls --url http://127.0.0.1:$(PORT) --rate $(SIMULATE_RATE) \
 		--duration 0 --report-every 30 & sim=$$!; \
 	DEBUG=true $(PY) manage.py run_dialer --gateway simulator --url http://127.0.0.1:$(PORT) & dialer=$$!; \
 	trap 'trap "" INT TERM; kill -TERM $$sim $$dialer 2>/dev/null; wait $$sim $$dialer; \
-		kill -TERM $$server 2>/dev/null; wait $$server' EXIT; \
+		kill -TERM $$folder $$server 2>/dev/null; wait $$folder $$server' EXIT; \
 	trap 'exit 0' INT TERM; \
 	wait $$server
 endif

@@ -10,6 +10,7 @@ What it does, in one run (about two minutes):
      seeds it in a subprocess: contact center `acme` with two bots (7001, 7002), queues Sales 4323 /
      Support 4400, five agents and a number (bench/events_day.py `seed_center`), and a telephony key;
   2. serves `voiso_byob.wsgi:application` with gunicorn, 2 sync workers, DEBUG off, CONN_MAX_AGE=600,
+     with the reports' rollup fold worker (`manage.py fold_rollups`) beside it, as production runs it,
      Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/11: cache, API keys, live feed) and
      ROOT_URLCONF=bench.urls: the real URLs plus `POST /bench/events-minimal` (bench/events_views.py):
      one indexed SELECT for the API key and one INSERT of the raw event, nothing else;
@@ -303,6 +304,7 @@ def main() -> int:
     nonce = secrets.token_hex(4)
     env = served_env(database_url(admin_url, DB_NAME), redis_url)
     server: subprocess.Popen[bytes] | None = None
+    folder: subprocess.Popen[bytes] | None = None
     log_fd, log_name = tempfile.mkstemp(prefix="bench-events-gunicorn-", suffix=".log")
     log_path = Path(log_name)
     try:
@@ -337,6 +339,15 @@ def main() -> int:
             "--no-control-socket",
         ]
         server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_fd, stderr=subprocess.STDOUT)
+        # The reports' rollups are recomputed by the fold worker production runs beside the
+        # servers (reporting/rollups.py): its work competes for the same cores, so it runs here too.
+        folder = subprocess.Popen(
+            [str(PYTHON), "manage.py", "fold_rollups"],
+            cwd=ROOT,
+            env=env,
+            stdout=log_fd,
+            stderr=subprocess.STDOUT,
+        )
         wait_until_up(base, server, token, time.monotonic() + 30)
         probe = {
             "id": f"probe-{nonce}",
@@ -529,6 +540,7 @@ def main() -> int:
             print(f"--- gunicorn log (tail) ---\n{tail}", file=sys.stderr)
         return 2
     finally:
+        stop(folder)
         stop(server)
         os.close(log_fd)
         log_path.unlink(missing_ok=True)

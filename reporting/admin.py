@@ -7,7 +7,15 @@ so lists skip the full count.
 
 from django.contrib import admin
 
-from reporting.models import CallEvent, CallRecord, CallRollup, Handoff, HandoffRollup, ProviderCallReport
+from reporting.models import (
+    CallEvent,
+    CallRecord,
+    CallRollup,
+    Handoff,
+    HandoffRollup,
+    ProviderCallReport,
+    StaleBucket,
+)
 from voiso_byob.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
@@ -100,4 +108,15 @@ class HandoffRollupAdmin(ReadOnlyAdmin):
     search_fields = ["reason", "failure_reason", "contact_center__slug"]
     list_select_related = ["contact_center"]
     date_hierarchy = "bucket"
+    show_full_result_count = False
+
+
+# What the fold worker has still to recompute (`manage.py fold_rollups`): a long list here means
+# the worker is not running.
+@admin.register(StaleBucket)
+class StaleBucketAdmin(ReadOnlyAdmin):
+    list_display = ["bucket", "contact_center", "id"]
+    list_filter = ["contact_center"]
+    search_fields = ["contact_center__slug"]
+    list_select_related = ["contact_center"]
     show_full_result_count = False

@@ -687,8 +687,8 @@ def bulk_write(
     center: ContactCenter, calls: Iterable[GeneratedCall], *, chunk: int = 5000, with_rollups: bool = True
 ) -> int:
     """The folded records and handoffs of `calls`, written in bulk (COPY on PostgreSQL); no events.
-    Their contributions are added to the reports' rollups in the same transaction, unless
-    `with_rollups` is off (a bulk load that runs `rebuild_rollups` after). Returns the records written."""
+    The rollup buckets they fall in are recomputed in the same transaction, unless `with_rollups`
+    is off (a bulk load that runs `rebuild_rollups` after). Returns the records written."""
     written = 0
     updated = datetime.now(UTC)
     for batch in chunks(calls, chunk):
@@ -699,7 +699,9 @@ def bulk_write(
             else:
                 _bulk_create(center, folded, updated)
             if with_rollups:
-                rollups.fold_into_rollups(center.pk, ((None, a) for _, a in folded))
+                rollups.recompute_buckets(
+                    center.pk, rollups.stale_buckets(*(a.record.started_at for _, a in folded))
+                )
         written += len(folded)
     return written
 

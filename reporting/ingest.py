@@ -3,7 +3,7 @@
 One event (most requests: a switch reports each as it happens) on PostgreSQL: `ingest_one` — read
 the call, fold it, then write the event with the call's record and handoffs in one statement only
 if the record's event count is still the one read (optimistic; another request's event in between
-sends it round again); the rollups' upserts are CTEs of that statement.
+sends it round again); the rollups' stale marks are a CTE of that statement.
 
 Batches, and one event of a call kept busy, or on SQLite: one transaction per request:
 1. insert the new events, sorted by event id: the unique (contact center, event id) constraint
@@ -15,7 +15,8 @@ Batches, and one event of a call kept busy, or on SQLite: one transaction per re
 3. fold each call (reporting.assemble, pure) from every one of its events: PostgreSQL reads the
    earlier ones in the statement that locks, and again after the lock when the locked record
    shows that another transaction committed events meanwhile; write the records in one UPDATE
-   and the handoffs in one upsert;
+   and the handoffs in one upsert; mark the 15-minute buckets the records were and are in as
+   stale, for the rollups' fold worker (reporting.rollups);
 4. after commit: waiting provider reports linked, the live feed (reporting.feed →
    reporting.live) and the virtual agents' active-call counters that routing reads.
 Deadlocks and serialization failures retry the whole transaction a few times.
@@ -132,7 +133,7 @@ def ingest_one(
     `read_call` reads the call, the fold runs here, and `write_one` stores the event with the
     call's new record and handoffs in one statement, only if the call is still as it was read:
     optimistic, without a transaction of its own or a lock held across the round trip; the
-    rollups' upserts (reporting.rollups) are part of that statement. When another
+    rollups' stale marks (reporting.rollups) are part of that statement. When another
     request stored an event of the call in between, the write changes nothing and this reads
     the call again; after ATTEMPTS such rounds (a call under heavy contention) it returns None
     and ingest_events takes the locking way. PostgreSQL only.
@@ -147,9 +148,8 @@ def ingest_one(
         if seen.duplicate:
             return IngestResult(accepted=0, duplicates=1)  # a retried request changes nothing
         assembly = assemble([*seen.events, new], fold)
-        before = assemble(seen.events, fold) if seen.record is not None and seen.events else None
         try:
-            written = _write_one(center, event, refs, seen.record, before, assembly, key_id)
+            written = _write_one(center, event, refs, seen.record, assembly, key_id)
         except IntegrityError as exc:
             # Another request stored this very event meanwhile (read_call now says so), or a bot,
             # queue or number the fold names was deleted meanwhile (read again: it is gone then).
@@ -195,14 +195,13 @@ def _write_one(
     event: EventIn,
     refs: dict[str, dict[str, Any]],
     record: ingest_sql.LockedRecord | None,
-    before: Assembly | None,
     assembly: Assembly,
     key_id: Any,
 ) -> tuple[int, int] | None:
-    # The rollups' upserts go in the same statement, gated on the write (a write that finds the
-    # call moved on changes neither): no BEGIN and COMMIT around two statements, and the shared
-    # rollup rows are locked for that one statement only.
-    also = rollups.upserts_pg(center.pk, rollups.delta_of([(before, assembly)]), where=ingest_sql.WROTE)
+    # The rollups' stale marks go in the same statement, gated on the write (a write that finds
+    # the call moved on marks nothing): no BEGIN and COMMIT around two statements.
+    stale = rollups.stale_buckets(record.started_at if record else None, assembly.record.started_at)
+    also = [rollups.stale_marks_pg(center.pk, stale, where=ingest_sql.WROTE)] if stale else []
 
     def write() -> tuple[int, int] | None:
         return ingest_sql.write_one(
@@ -337,13 +336,6 @@ def _ingest(
         call_id: prefill[call_id] if call_id in written else assemble(stored[call_id], fold)
         for call_id in call_ids
     }
-    # The records as they were (the fold of the events stored before ours), for the rollups.
-    before = {
-        call_id: assemble([e for e in stored[call_id] if e.event_id not in inserted], fold)
-        for call_id in call_ids
-        if call_id not in written and not locked[call_id].prefilled and locked[call_id].event_count
-    }
-
     # A handoff's fields come from handoff.* events only: calls without a new one keep theirs.
     with_handoff_news = {unique[i].call_id for i in inserted if unique[i].type.startswith("handoff.")}
     ingest_sql.write_fold(
@@ -372,9 +364,15 @@ def _ingest(
     ]
     if dialer_facts:
         apply_call_events(center_id=center.pk, facts=dialer_facts)
-    # Last: the rollup rows are shared by every call of their bucket and key, and their row locks
-    # last until commit.
-    rollups.fold_into_rollups(center.pk, ((before.get(c), a) for c, a in assemblies.items()))
+    # The buckets the records were and are in, for the rollups' fold worker (reporting.rollups).
+    rollups.mark_stale(
+        center.pk,
+        {
+            bucket
+            for call_id, a in assemblies.items()
+            for bucket in rollups.stale_buckets(locked[call_id].started_at, a.record.started_at)
+        },
+    )
 
     deltas = active_call_deltas(
         (locked[call_id].active_virtual_agent_id, a.record.active_virtual_agent_id)

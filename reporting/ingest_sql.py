@@ -250,11 +250,14 @@ class LockedRecord:
     handoff_count: int
     event_count: int
     provider_call_id: str
+    started_at: datetime | None  # the rollups' bucket the record leaves when a fold moves its start
     # Created by this statement with the values `store_and_lock` was given for it (`prefill`).
     prefilled: bool = False
 
 
-_LOCKED = ["id", "call_id", "active_virtual_agent", "handoff_count", "event_count", "provider_call_id"]
+_LOCKED = [
+    "id", "call_id", "active_virtual_agent", "handoff_count", "event_count", "provider_call_id", "started_at",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,11 +364,13 @@ def _stored(row: tuple[Any, ...], prefill: Mapping[str, RecordFields]) -> Stored
     for event in _stored_events(earlier_json):
         earlier.setdefault(event[-1], []).append(event[0])
     locked: dict[str, LockedRecord] = {}
-    for pk, call_id, active, handoffs, event_count, provider_call_id, state in locked_rows:
+    for pk, call_id, active, handoffs, event_count, provider_call_id, started_at, state in locked_rows:
         if state == "existing":
-            locked[call_id] = LockedRecord(pk, call_id, active, handoffs, event_count, provider_call_id)
+            locked[call_id] = LockedRecord(
+                pk, call_id, active, handoffs, event_count, provider_call_id, _moment(started_at)
+            )
         else:  # created by this statement: before it, the call had nothing
-            locked[call_id] = LockedRecord(pk, call_id, None, 0, 0, "", prefilled=call_id in prefill)
+            locked[call_id] = LockedRecord(pk, call_id, None, 0, 0, "", None, prefilled=call_id in prefill)
     return Stored({event_id: pk for pk, event_id in inserted_rows}, locked, earlier)
 
 
@@ -401,8 +406,10 @@ def read_call(center_id: Any, event: EventIn, key_id: Any = None) -> CallSeen:
     row = _loaded(record_json)
     record = None
     if row is not None:
-        pk, call_id, active, handoffs, event_count, provider_call_id = row
-        record = LockedRecord(pk, call_id, active, handoffs, event_count, provider_call_id)
+        pk, call_id, active, handoffs, event_count, provider_call_id, started_at = row
+        record = LockedRecord(
+            pk, call_id, active, handoffs, event_count, provider_call_id, _moment(started_at)
+        )
     return CallSeen(record, [e for e, _ in _stored_events(events_json)], bool(duplicate))
 
 
@@ -442,7 +449,7 @@ def write_one(
     call moved on, the key revoked or the event stored meanwhile (a unique violation, raised)
     writes nothing. (event pk, record pk), or None when the call moved on or the key is revoked.
     `also`: more statements (SQL with %s, parameters) run as CTEs of this one (the rollups'
-    upserts, reporting.rollups.upserts_pg), each gated on the write by its own WHERE.
+    stale marks, reporting.rollups.stale_marks_pg), each gated on the write by its own WHERE.
     """
     center, key = pk_value(center_id), pk_value(key_id)
     handoff_rows = _upsert_handoffs_pg(center_id, [(seen.id if seen else 0, assembly)])[1] if handoffs else []
@@ -515,6 +522,11 @@ def _write_one_sql_pg(*, existing: bool, with_handoffs: bool, also: tuple[str, .
             parts.append(f"h AS ({_handoff_sql_pg(record='rec.id', also_from='rec')})")
     parts += [f"a{index} AS ({statement})" for index, statement in enumerate(also)]
     return numbered(f"WITH {', '.join(parts)} SELECT (SELECT id FROM ev), (SELECT id FROM rec)")  # noqa: S608
+
+
+def _moment(value: str | None) -> datetime | None:
+    """A timestamptz as json_build_array writes it (ISO 8601 with its offset)."""
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def _stored_events(rows_json: Any) -> list[tuple[StoredEvent, str]]:

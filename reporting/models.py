@@ -475,6 +475,24 @@ class HandoffRollup(RollupKey):
         return f"{self.bucket:%Y-%m-%d %H:%M} {self.state} x{self.n}"
 
 
+class StaleBucket(models.Model):
+    """A 15-minute bucket whose rollup rows no longer match its records: ingestion marks the
+    buckets a fold changed (the bucket a record was in and the one it is in now), and the fold
+    worker (reporting.rollups.fold_stale) recomputes them from the records, then deletes the marks
+    it read. Append-only on the hot path: many marks of one bucket are one recompute, and two
+    ingesting requests never wait for each other on a mark."""
+
+    id = models.BigAutoField(primary_key=True)
+    # No index: the worker reads the whole (small) table in id order; deleting a center scans it.
+    contact_center = models.ForeignKey(
+        ContactCenter, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    bucket = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:%M}"
+
+
 def _add_rollup_columns() -> None:
     from reporting.reports.durations import histogram_columns
 

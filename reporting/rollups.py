@@ -1,4 +1,4 @@
-"""The reports' 15-minute rollups (`CallRollup`, `HandoffRollup`), kept exact by ingestion.
+"""The reports' 15-minute rollups (`CallRollup`, `HandoffRollup`), recomputed from the records.
 
 A record contributes to one `CallRollup` row — its key is the 15-minute UTC bucket of its start
 and its bot, queue, campaign and direction — the counts of the report figures it is in, its
@@ -6,32 +6,33 @@ durations' whole-microsecond sums and one count in each duration histogram
 (reporting.reports.durations); each of its handoffs adds 1 to one `HandoffRollup` row. A record
 without a start is in no report and contributes nothing.
 
-Ingestion folds a call's events into its record again whenever events arrive, so each fold knows
-the record before and after: `fold_into_rollups()` subtracts the before's contribution and adds
-the after's, in the fold's transaction. A late or out-of-order event that moves a call to
-another bucket, bot or outcome moves its counts with it. The deltas are applied as additive
-upserts (`INSERT … ON CONFLICT DO UPDATE SET n = n + excluded.n`, PostgreSQL and SQLite alike),
-sorted by key: two workers folding into the same row add up instead of overwriting each other.
+The rows of a bucket are always computed from the bucket's records, with the raw reports' own
+predicates (reporting.reports.predicates) grouped by the rollup key (`_rebuild`): there is one
+definition of each figure, in SQL. Ingestion does not touch the rollups: with the records it
+writes, it marks the buckets they were and are in as stale (`mark_stale`, a row of
+`StaleBucket`), and the fold worker (`manage.py fold_rollups`, `fold_stale`) recomputes the
+marked buckets, about once a second. A late or out-of-order event that moves a call to another
+bucket marks both. So the reports read figures at most a fold behind ingestion, and exact then.
 
-`rebuild_rollups()` recomputes a center's rollups from its records with the raw reports' own
-predicates (reporting.reports.predicates), grouped by the rollup key: after a bulk load, and on
-upgrade. tests/reporting/test_rollups.py checks that every report read from the rollups kept by
-ingestion, and from rebuilt ones, equals the report computed from the raw records.
+Why not on the request: keeping the rollups in the ingesting transaction (each fold's before
+and after contributions, upserted additively) was 14-23 % of a 500-event batch and kept
+ingestion under its target (bench/README.md, "Ingestion with the rollups"); many batches of
+one quarter hour are one recompute for the worker.
 
-What the rollups cannot follow without a rebuild: a change of BOT_ABANDON_SECONDS (the stored
-outcomes do not follow either), and a queue's service level T edited later — a call counts as
-answered within T against its queue's T when it was folded, the raw report against today's.
+`rebuild_rollups()` recomputes a center's rollups entire: after a bulk load, on upgrade, and
+after changing BOT_ABANDON_SECONDS or a queue's service level T (a bucket counts answered
+within T against each queue's T when it was last recomputed). tests/reporting/test_rollups.py
+checks that every report read from the rollups the worker keeps, and from rebuilt ones, equals
+the report computed from the raw records.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,33 +41,20 @@ from django.db.models import BigIntegerField, Case, Count, F, IntegerField, Q, T
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
 
-from reporting import ingest_sql
-from reporting.assemble import Assembly, HandoffFields, RecordFields
 from reporting.models import (
     CALL_ROLLUP_COUNTS,
     CALL_ROLLUP_HISTOGRAMS,
     NO_ID,
-    BotOutcome,
     CallRecord,
     CallRollup,
-    CallStatus,
     Handoff,
     HandoffRollup,
+    StaleBucket,
 )
 from reporting.reports import predicates as p
-from reporting.reports.durations import (
-    Micros,
-    bin_index,
-    bin_of,
-    histogram_columns,
-    micros_between,
-    micros_of,
-)
+from reporting.reports.durations import Micros, bin_of, histogram_columns
 from reporting.reports.filters import DEFAULT_CONTEXT_KEY
 from reporting.reports.sql import Bucket, Seconds
-from routing.models import SERVICE_LEVEL_DEFAULT, Queue
-from voiso_byob.db import numbered
-from voiso_byob.jsontext import dumps_compact
 
 BUCKET_SECONDS = 15 * 60
 CALL_KEY = ("bucket", "virtual_agent", "queue", "campaign_ref", "direction")
@@ -76,7 +64,9 @@ CALL_COLUMNS = (
     *(name for prefix in CALL_ROLLUP_HISTOGRAMS for name in histogram_columns(prefix)),
 )
 
-_REACHED = (BotOutcome.CONTAINED, BotOutcome.HANDED_OFF, BotOutcome.ABANDONED_IN_BOT)
+# Marks a fold reads at most: a backlog (the worker stopped a while) is worked off in rounds.
+FOLD_LIMIT = 5_000
+ROLLUPS_LOCK = 0x726F6C6C  # the advisory lock of the rollups' writers ("roll")
 
 
 def bucket_of(moment: datetime) -> datetime:
@@ -85,285 +75,93 @@ def bucket_of(moment: datetime) -> datetime:
     return datetime.fromtimestamp(seconds - seconds % BUCKET_SECONDS, UTC)
 
 
-def _id(value: str | uuid.UUID | None) -> uuid.UUID:
-    if value is None:
-        return NO_ID
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+def stale_buckets(*moments: datetime | None) -> set[datetime]:
+    """The buckets of the starts a fold moved a record from and to (a record without a start is
+    in none)."""
+    return {bucket_of(moment) for moment in moments if moment is not None}
 
 
-def call_key(record: RecordFields) -> tuple[Any, ...]:
-    assert record.started_at is not None
-    return (
-        bucket_of(record.started_at),
-        _id(record.virtual_agent_id),
-        _id(record.queue_id),
-        record.campaign_ref,
-        record.direction,
-    )
+def mark_stale(center_id: Any, buckets: Iterable[datetime]) -> None:
+    """Mark buckets for the fold worker, in the caller's transaction (with the records' writes:
+    the worker sees a mark only once the records that made it are committed)."""
+    marks = [StaleBucket(contact_center_id=center_id, bucket=bucket) for bucket in sorted(set(buckets))]
+    if marks:
+        StaleBucket.objects.bulk_create(marks)
 
 
-def reason_of(handoff: HandoffFields) -> str:
-    """The X-Reason value as the raw report reads it (`context ->> 'X-Reason'`), "" for none."""
-    value = handoff.context.get(DEFAULT_CONTEXT_KEY)
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def call_counts(record: RecordFields, service_level: int) -> dict[str, int]:
-    """The record's contribution to its CallRollup row: the predicates of
-    reporting.reports.predicates (and the reports' duration filters), in Python."""
-    out: dict[str, int] = {}
-    outcome, status = record.bot_outcome, record.status
-    if outcome in _REACHED:
-        out["calls"] = 1
-        out[outcome] = 1
-        if record.bot_seconds is not None:
-            _duration(out, "bot_time", record.bot_seconds, micros_of(record.bot_seconds))
-    elif (
-        outcome == BotOutcome.NONE
-        and record.bot_connected_at is not None
-        and status == CallStatus.IN_PROGRESS
-    ):
-        out["in_bot"] = 1
-    if (
-        outcome == BotOutcome.HANDED_OFF
-        and record.handoff_requested_at is not None
-        and record.bot_connected_at is not None
-    ):
-        delta = record.handoff_requested_at - record.bot_connected_at
-        _duration(
-            out,
-            "time_to_handoff",
-            delta.total_seconds(),
-            micros_between(record.handoff_requested_at, record.bot_connected_at),
-        )
-
-    if record.queue_entered_at is not None:
-        out["offered"] = 1
-        if record.queue_answered_at is not None:
-            out["answered"] = 1
-            wait = record.queue_wait_seconds
-            if wait is not None:
-                _duration(out, "wait", wait, micros_of(wait))
-                if wait <= service_level:
-                    out["answered_within_service_level"] = 1
-            if record.human_seconds is not None:
-                _duration(out, "handle_time", record.human_seconds, micros_of(record.human_seconds))
-        elif status == CallStatus.ENDED:
-            out["abandoned"] = 1
-        elif status == CallStatus.IN_PROGRESS:
-            out["waiting"] = 1
-
-    if record.campaign_ref:
-        out["attempts"] = 1
-        bot_answered = record.bot_connected_at is not None
-        no_bot_ended = not bot_answered and status == CallStatus.ENDED
-        reason = record.end_reason
-        dropped = no_bot_ended and reason == p.DROPPED_REASON
-        if bot_answered or dropped:
-            out["connects"] = 1
-        if bot_answered:
-            out["completed"] = 1
-        if no_bot_ended:
-            out[reason if reason in p.UNANSWERED_REASONS else "failed"] = 1
-        if dropped:
-            out["dropped"] = 1
-        if not bot_answered and status == CallStatus.IN_PROGRESS:
-            out["ringing"] = 1
-        if record.handoff_count > 0:
-            out["attempts_handed_off"] = 1
-    return out
-
-
-def _duration(out: dict[str, int], prefix: str, seconds: float, micros: int) -> None:
-    out[f"{prefix}_n"] = 1
-    out[f"{prefix}_us"] = micros
-    out[f"{prefix}_h{bin_index(seconds):02d}"] = 1
-
-
-class RollupDelta:
-    """Contributions added (sign 1) and taken away (sign -1), summed per rollup row."""
-
-    def __init__(self) -> None:
-        self.calls: dict[tuple[Any, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self.handoffs: dict[tuple[Any, ...], int] = defaultdict(int)
-
-    def is_empty(self) -> bool:
-        return not any(n for n in self.handoffs.values()) and not any(
-            any(row.values()) for row in self.calls.values()
-        )
-
-    def add(
-        self, record: RecordFields, handoffs: Sequence[HandoffFields], *, sign: int, service_level: int
-    ) -> None:
-        if record.started_at is None:
-            return
-        key = call_key(record)
-        counts = call_counts(record, service_level)
-        if counts:
-            row = self.calls[key]
-            for name, value in counts.items():
-                row[name] += sign * value
-        for h in handoffs:
-            hkey = (*key, h.target_type, h.state, h.sip_status or 0, h.failure_reason, reason_of(h))
-            self.handoffs[hkey] += sign
-
-    def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """The rows that change, sorted by key (upserts in one order: no deadlock between two)."""
-        calls = [
-            (*key, *(row.get(name, 0) for name in CALL_COLUMNS))
-            for key, row in sorted(self.calls.items(), key=lambda item: _sortable(item[0]))
-            if any(row.values())
-        ]
-        handoffs = [
-            (*key, n) for key, n in sorted(self.handoffs.items(), key=lambda item: _sortable(item[0])) if n
-        ]
-        return calls, handoffs
-
-
-def _sortable(key: tuple[Any, ...]) -> tuple[str, ...]:
-    return tuple(str(part) for part in key)
-
-
-def service_levels(queue_ids: Iterable[str | None]) -> dict[str, int]:
-    """T of each queue, by id (as the fold's records name them); absent: SERVICE_LEVEL_DEFAULT."""
-    ids = {str(pk) for pk in queue_ids if pk}
-    if not ids:
-        return {}
-    return {
-        str(pk): t for pk, t in Queue.objects.filter(pk__in=ids).values_list("pk", "service_level_seconds")
-    }
-
-
-def fold_into_rollups(center_id: Any, changes: Iterable[tuple[Assembly | None, Assembly | None]]) -> None:
-    """Apply folds to the rollups: each (before, after) pair is one call's record and handoffs as
-    they were (None: no record yet) and as they are now. Call inside the fold's transaction."""
-    apply_delta(center_id, delta_of(changes))
-
-
-def delta_of(changes: Iterable[tuple[Assembly | None, Assembly | None]]) -> RollupDelta:
-    """What folds change in the rollups (see fold_into_rollups), not yet applied."""
-    changes = [(before, after) for before, after in changes if before is not after]
-    # T is read only for calls answered in a queue (the one figure it decides): most folds,
-    # every one of a call that never reached an agent, then need no query for it.
-    queue_ids = [
-        a.record.queue_id
-        for pair in changes
-        for a in pair
-        if a is not None
-        and a.record.queue_answered_at is not None
-        and a.record.queue_wait_seconds is not None
-    ]
-    levels = service_levels(queue_ids) if queue_ids else {}
-    delta = RollupDelta()
-    for before, after in changes:
-        for assembly, sign in ((before, -1), (after, 1)):
-            if assembly is not None:
-                level = levels.get(str(assembly.record.queue_id), SERVICE_LEVEL_DEFAULT)
-                delta.add(assembly.record, assembly.handoffs, sign=sign, service_level=level)
-    return delta
-
-
-# --- the upserts ------------------------------------------------------------------------------
-
-
-def _upsert_names(model: type[Any], key: Sequence[str], columns: Sequence[str]) -> tuple[str, str, str, str]:
-    """The upsert's table, inserted columns, conflict target and additive SET list."""
-    quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    names = ", ".join(
-        quote(model._meta.get_field(name).column) for name in ("contact_center", *key, *columns)
-    )
-    conflict = ", ".join(quote(model._meta.get_field(name).column) for name in ("contact_center", *key))
-    updates = ", ".join(
-        f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}"
-        for c in (model._meta.get_field(name).column for name in columns)
-    )
-    return table, names, conflict, updates
-
-
-def _upsert_sql(model: type[Any], key: Sequence[str], columns: Sequence[str], rows: int) -> str:
-    table, names, conflict, updates = _upsert_names(model, key, columns)
-    row = "(" + ", ".join(["%s"] * (1 + len(key) + len(columns))) + ")"
-    return (
-        f"INSERT INTO {table} ({names}) VALUES {', '.join([row] * rows)} "  # noqa: S608
-        f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
-    )
+def stale_marks_pg(center_id: Any, buckets: Iterable[datetime], *, where: str) -> tuple[str, list[Any]]:
+    """`mark_stale` as a statement (SQL with %s, parameters) for another statement to run as a CTE,
+    only when `where` holds (reporting.ingest_sql.write_one: one event's write). PostgreSQL."""
+    return _stale_marks_sql_pg(where), [str(center_id), sorted(set(buckets))]
 
 
 @functools.cache
-def _upsert_sql_pg(model: type[Any], key: tuple[str, ...], columns: tuple[str, ...], where: str = "") -> str:
-    """PostgreSQL's upsert of any number of rows: the center's id, then the rows as one JSON
-    parameter (ingest_sql's derived table `v`, in the rows' order: the locks are taken in it),
-    only `where` that holds. ~177 bound parameters a row measured most of a 500-event batch's
-    time (the driver's adapting and its scan of the statement's placeholders). Not numbered."""
-    table, names, conflict, updates = _upsert_names(model, key, columns)
-    fields = [model._meta.get_field(name) for name in (*key, *columns)]
+def _stale_marks_sql_pg(where: str) -> str:
     quote = connection.ops.quote_name
-    derived = ingest_sql.rows_from_json([(quote(f.column), ingest_sql.record_type(f)) for f in fields])
-    center = model._meta.get_field("contact_center")
-    values = ", ".join(f"v.{quote(f.column)}" for f in fields)
+    table = quote(StaleBucket._meta.db_table)
+    center = quote(StaleBucket._meta.get_field("contact_center").column)
     return (
-        f"INSERT INTO {table} ({names}) "  # noqa: S608
-        f"SELECT %s::{ingest_sql.record_type(center)}, {values} FROM {derived} "
-        f"{f'WHERE {where} ' if where else ''}ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+        f"INSERT INTO {table} ({center}, {quote('bucket')}) "  # noqa: S608
+        f"SELECT %s::uuid, b FROM unnest(%s::timestamptz[]) AS b WHERE {where}"
     )
 
 
-def upserts_pg(center_id: Any, delta: RollupDelta, *, where: str) -> list[tuple[str, list[Any]]]:
-    """The delta's upserts as (SQL with %s, parameters) for another statement to run as its
-    CTEs, only when `where` holds (reporting.ingest_sql.write_one: one event's write). PostgreSQL."""
-    calls, handoffs = delta.rows()
-    return [
-        (_upsert_sql_pg(model, key, columns, where), [str(center_id), _json_rows(rows)])
-        for model, key, columns, rows in (
-            (CallRollup, CALL_KEY, CALL_COLUMNS, calls),
-            (HandoffRollup, HANDOFF_KEY, ("n",), handoffs),
+def fold_stale(*, limit: int = FOLD_LIMIT, using: str = DEFAULT_DB_ALIAS) -> tuple[int, int]:
+    """Recompute the buckets marked stale (up to `limit` marks, oldest first) from their records,
+    then delete the marks read; returns (buckets recomputed, marks read). One transaction.
+
+    Exact under concurrent ingestion: a mark is committed with the records that made it, so the
+    recompute (later statements, later snapshots) sees at least those; a mark committed after the
+    read is not deleted (by id) and its bucket is recomputed next time."""
+    connection = connections[using]
+    with transaction.atomic(using=using):
+        _lock_rollups(connection)
+        marks = list(
+            StaleBucket.objects.using(using)
+            .order_by("id")
+            .values_list("id", "contact_center_id", "bucket")[:limit]
         )
-        if rows
-    ]
+        if not marks:
+            return 0, 0
+        by_center: dict[Any, set[datetime]] = defaultdict(set)
+        for _, center_id, bucket in marks:
+            by_center[center_id].add(bucket)
+        for center_id, buckets in by_center.items():
+            _rebuild(center_id, connection, buckets=buckets)
+        StaleBucket.objects.using(using).filter(id__in=[pk for pk, _, _ in marks]).delete()
+    return sum(len(buckets) for buckets in by_center.values()), len(marks)
 
 
-def _json_rows(rows: list[Any]) -> str:
-    """The rows as ingest_sql's JSON rows: the bucket (first) as microseconds, ids as text."""
-    return dumps_compact([[ingest_sql.micros(row[0]), str(row[1]), str(row[2]), *row[3:]] for row in rows])
+def fold_all_stale(*, using: str = DEFAULT_DB_ALIAS) -> int:
+    """`fold_stale` until fewer marks than its limit were left (a backlog, in several rounds);
+    returns the buckets recomputed."""
+    total = 0
+    while True:
+        folded, marks = fold_stale(using=using)
+        total += folded
+        if marks < FOLD_LIMIT:
+            return total
 
 
-def _upsert(
-    model: type[Any], center_id: Any, key: Sequence[str], columns: Sequence[str], rows: list[Any]
-) -> None:
-    if not rows:
+def recompute_buckets(center_id: Any, buckets: Iterable[datetime], *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Recompute a center's rollup rows of `buckets` now, in the caller's transaction if any
+    (reporting.history's bulk load: its records are in the reports as soon as they are written)."""
+    buckets = set(buckets)
+    if not buckets:
         return
-    if ingest_sql.prefills_records():  # PostgreSQL
-        with ingest_sql.prepared() as cursor:
-            cursor.execute(
-                numbered(_upsert_sql_pg(model, tuple(key), tuple(columns))),
-                [str(center_id), _json_rows(rows)],
-            )
-        return
-    # Only the key's values need the fields' adapting: the counts are plain ints.
-    key_fields = [model._meta.get_field(name) for name in ("contact_center", *key)]
-    width = len(key_fields) + len(columns)
-    per_statement = max(1, 30_000 // width)  # under the backends' bound-parameter limits
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            params: list[Any] = []
-            for row in chunk:
-                values = (center_id, *row)
-                params += [
-                    field.get_db_prep_value(value, connection)
-                    for field, value in zip(key_fields, values, strict=False)
-                ]
-                params += values[len(key_fields) :]
-            cursor.execute(_upsert_sql(model, key, columns, len(chunk)), params)
+    connection = connections[using]
+    with transaction.atomic(using=using):
+        _lock_rollups(connection)
+        _rebuild(center_id, connection, buckets=buckets)
 
 
-def apply_delta(center_id: Any, delta: RollupDelta) -> None:
-    calls, handoffs = delta.rows()
-    _upsert(CallRollup, center_id, CALL_KEY, CALL_COLUMNS, calls)
-    _upsert(HandoffRollup, center_id, HANDOFF_KEY, ("n",), handoffs)
+def _lock_rollups(connection: Any) -> None:
+    """One writer of the rollups at a time (fold workers, rebuilds, bulk loads): two recomputes of
+    one bucket would each delete its rows and insert them again, and the second insert would
+    meet the first's rows. Held until the transaction ends. SQLite has one writer anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUPS_LOCK])
 
 
 # --- rebuilt from the records -----------------------------------------------------------------
@@ -466,11 +264,35 @@ def _insert_select(model: type[Any], columns: Sequence[str], query: Any, connect
 def rebuild_rollups(*, center_id: Any, using: str = DEFAULT_DB_ALIAS) -> tuple[int, int]:
     """A center's rollups recomputed from its records and handoffs, in one transaction of the
     database `using`; returns the rows written."""
+    connection = connections[using]
     with transaction.atomic(using=using):
-        return _rebuild(center_id, connections[using])
+        _lock_rollups(connection)
+        _rebuild(center_id, connection)
+        return (
+            CallRollup.objects.using(using).filter(contact_center_id=center_id).count(),
+            HandoffRollup.objects.using(using).filter(contact_center_id=center_id).count(),
+        )
 
 
-def _rebuild(center_id: Any, connection: Any) -> tuple[int, int]:
+def _in_buckets(buckets: Iterable[datetime], field: str) -> Q:
+    """`field` (a start) within one of the 15-minute `buckets`, as ranges of consecutive buckets
+    (a day of them is one range, which the (center, started_at) index reads in one sweep)."""
+    ranges: list[list[datetime]] = []
+    step = timedelta(seconds=BUCKET_SECONDS)
+    for bucket in sorted(buckets):
+        if ranges and ranges[-1][1] == bucket:
+            ranges[-1][1] = bucket + step
+        else:
+            ranges.append([bucket, bucket + step])
+    q = Q()
+    for low, high in ranges:
+        q |= Q(**{f"{field}__gte": low, f"{field}__lt": high})
+    return q
+
+
+def _rebuild(center_id: Any, connection: Any, *, buckets: Iterable[datetime] | None = None) -> None:
+    """Delete a center's rollup rows (of `buckets` only, when given) and insert them again from
+    the records of those buckets. Under _lock_rollups."""
     using = connection.alias
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -478,12 +300,19 @@ def _rebuild(center_id: Any, connection: Any) -> tuple[int, int]:
             # default work_mem the groups spill to disk.
             cursor.execute("SET LOCAL jit = off")
             cursor.execute("SET LOCAL work_mem = '256MB'")
-    CallRollup.objects.using(using).filter(contact_center_id=center_id).delete()
-    HandoffRollup.objects.using(using).filter(contact_center_id=center_id).delete()
+    rows, of_records, of_handoffs = Q(), Q(started_at__isnull=False), Q(call_record__started_at__isnull=False)
+    if buckets is not None:
+        rows = Q(bucket__in=list(buckets))
+        of_records, of_handoffs = (
+            _in_buckets(buckets, "started_at"),
+            _in_buckets(buckets, "call_record__started_at"),
+        )
+    CallRollup.objects.using(using).filter(rows, contact_center_id=center_id).delete()
+    HandoffRollup.objects.using(using).filter(rows, contact_center_id=center_id).delete()
     # Each record's columns computed once in a derived table (OFFSET 0: PostgreSQL would otherwise
     # pull it up and evaluate every CASE again in each of the ~170 sums), then summed per key.
     records = (
-        _keyed(CallRecord.objects.using(using).filter(contact_center_id=center_id, started_at__isnull=False))
+        _keyed(CallRecord.objects.using(using).filter(of_records, contact_center_id=center_id))
         .annotate(**_per_record())
         .values("contact_center_id", *_R_KEY, *_per_record())
     )
@@ -506,8 +335,9 @@ def _rebuild(center_id: Any, connection: Any) -> tuple[int, int]:
         )
     handoffs = (
         _keyed(
+            # The record's center too: the range on its start is read from its (center, start) index.
             Handoff.objects.using(using).filter(
-                contact_center_id=center_id, call_record__started_at__isnull=False
+                of_handoffs, contact_center_id=center_id, call_record__contact_center_id=center_id
             ),
             prefix="call_record__",
         )
@@ -533,10 +363,6 @@ def _rebuild(center_id: Any, connection: Any) -> tuple[int, int]:
         )
     )
     _insert_select(HandoffRollup, ("contact_center", *HANDOFF_KEY, "n"), handoffs, connection)
-    return (
-        CallRollup.objects.using(using).filter(contact_center_id=center_id).count(),
-        HandoffRollup.objects.using(using).filter(contact_center_id=center_id).count(),
-    )
 
 
 def _context_value() -> Any:

@@ -224,7 +224,7 @@ FLOW_HTTP_ALLOW_PRIVATE = env.bool("FLOW_HTTP_ALLOW_PRIVATE", default=False)
 # Reporting: a caller who hangs up within this many seconds of the bot connecting (no handoff)
 # counts as abandoned in the bot, not contained (design.md "Metrics").
 BOT_ABANDON_SECONDS = env.int("BOT_ABANDON_SECONDS", default=10)
-# Reports read the 15-minute rollups ingestion keeps (reporting.rollups); off: the raw records.
+# Reports read the 15-minute rollups the fold worker keeps (reporting.rollups); off: the raw records.
 REPORTS_FROM_ROLLUPS = env.bool("REPORTS_FROM_ROLLUPS", default=True)
 
 # Dialer workers' http gateway (manage.py run_dialer --gateway http): where originations go and

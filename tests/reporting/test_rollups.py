@@ -1,35 +1,41 @@
-"""The rollups ingestion keeps give every report exactly what the raw records give (issue #14).
+"""The rollups the fold worker keeps give every report exactly what the raw records give (#14).
 
 Random calls (bots, queues, campaigns, directions, outcomes, handoffs to queues, unknown
 extensions and outside numbers, failures, waits and agents) over London's spring-forward night,
 their events posted shuffled in random batches, some held back and posted last (a late
 call.started moves a call into a bucket, a late REFER turns a contained call into a handed-off
 one, a late call.ended decides it), then every report x interval x filter, read in zones with
-DST, +05:30 and +05:45: the rollup path equals the raw path, dict for dict. Also halfway through,
-after `rebuild_rollups`, and with four workers posting at once (PostgreSQL, real commits).
+DST, +05:30 and +05:45: once the worker has folded the buckets ingestion marked stale, the rollup
+path equals the raw path, dict for dict. Also halfway through, after `rebuild_rollups`, with four
+workers posting at once and with a fold running while a batch is uncommitted (PostgreSQL, real
+commits).
 """
 
 from __future__ import annotations
 
 import io
+import os
 import random
+import signal
+import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
+from django.db import connection, transaction
 from django.test import Client
 
-from reporting import history
-from reporting.models import CallRecord, CallRollup, HandoffRollup
+from reporting import history, rollups
+from reporting.models import CallRecord, CallRollup, HandoffRollup, StaleBucket
 from reporting.reports import campaigns, from_rollups, queues, virtual_agents
 from reporting.reports.filters import ReportFilters
-from reporting.rollups import rebuild_rollups
+from reporting.rollups import fold_stale, rebuild_rollups
 from routing.models import Queue
 from tests.factories import make_queue
-from tests.reporting.conftest import make_bot, post_events
+from tests.reporting.conftest import T0, call_events, event, make_bot, post_events
 from tests.reporting.test_ingest_concurrency import posted_by_workers
 from voiso_byob.models import ContactCenter
 
@@ -170,7 +176,9 @@ def filter_sets(center, bots, queue_ids) -> list[dict[str, Any]]:
 def assert_every_report_equal(
     center, bots: list[uuid.UUID], queue_ids: list[uuid.UUID], zones: tuple[str, ...] = ZONES
 ) -> int:
-    """Every report x zone x interval x filter set: rollups == raw. Returns the comparisons made."""
+    """The stale buckets folded (what the worker does about once a second), then every report x
+    zone x interval x filter set: rollups == raw. Returns the comparisons made."""
+    fold_all()
     compared = 0
     for zone in zones:
         for interval in INTERVALS:
@@ -196,6 +204,11 @@ def assert_every_report_equal(
                     assert fast == raw, (zone, interval, extra)
                     compared += 1
     return compared
+
+
+def fold_all() -> int:
+    """What `manage.py fold_rollups` does each second: every marked bucket recomputed."""
+    return rollups.fold_all_stale()
 
 
 def _world(center):
@@ -253,6 +266,7 @@ def test_rebuild_rollups_command(acme, switch, capsys) -> None:
     for n in range(10):
         calls.call(f"cmd-{n}")
     post_shuffled(switch, calls.events, random.Random(4))
+    fold_all()
     kept = sorted(
         CallRollup.objects.filter(contact_center=acme)
         .exclude(calls=0, offered=0, attempts=0, in_bot=0, waiting=0)
@@ -273,7 +287,7 @@ def test_rebuild_rollups_command(acme, switch, capsys) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_workers_folding_into_the_same_buckets_lose_no_update(acme, api_keys) -> None:
     """Four workers post the events of calls that share buckets at once (one-event requests and
-    batches): the additive upserts add up."""
+    batches): every change is marked, and the fold after gives the raw figures."""
     rng = random.Random(5)
     bots, queue_list = _world(acme)
     calls = Calls(rng, [bot.extension.digits for bot in bots], [q.extension.digits for q in queue_list])
@@ -309,3 +323,122 @@ def test_the_bulk_history_path_keeps_the_rollups_too(db) -> None:
         assert from_rollups.campaign_report(filters) == campaigns.campaign_report_raw(filters)
     report = from_rollups.campaign_report(filters)
     assert report["totals"]["attempts"] and bots and queue_ids
+
+
+# --- what ingestion marks and the fold worker recomputes -----------------------------------------
+
+NINE_FORTY_FIVE, NINE = T0 + timedelta(minutes=15), T0 - timedelta(minutes=30)  # T0 is 09:30 UTC
+NUMBERS = {"from": "+442079460999", "to": "+442079460018"}
+
+
+def _window(center) -> ReportFilters:
+    return ReportFilters(center=center, start=T0.date(), end=T0.date(), tz=ZoneInfo("UTC"), interval="15m")
+
+
+def _calls_by_bucket(center) -> dict[datetime, int]:
+    rows = CallRollup.objects.filter(contact_center=center, calls__gt=0)
+    return dict(rows.values_list("bucket", "calls"))
+
+
+def test_the_fold_follows_a_record_out_of_its_bucket(acme, switch, bot) -> None:
+    """Ingestion writes no rollup row: it marks the buckets a fold moved records from and to, and
+    until the worker recomputes them the reports read the last fold's figures."""
+    digits = bot.extension.digits
+    events = [
+        event("call.started", "moved", 20 * 60, direction="inbound", **NUMBERS),
+        event("bot.connected", "moved", 20 * 60 + 1, virtual_agent=digits),
+        event("call.ended", "moved", 22 * 60, end_reason="normal_clearing", hangup_by="caller"),
+    ]
+    assert post_events(switch, events).status_code == 202
+    assert set(StaleBucket.objects.values_list("bucket", flat=True)) == {NINE_FORTY_FIVE}
+    assert not CallRollup.objects.exists()
+    filters = _window(acme)
+    assert from_rollups.virtual_agent_report(filters)["totals"]["calls"] == 0  # not folded yet
+    assert virtual_agents.virtual_agent_report_raw(filters)["totals"]["calls"] == 1
+
+    assert fold_all() == 1
+    assert _calls_by_bucket(acme) == {NINE_FORTY_FIVE: 1} and not StaleBucket.objects.exists()
+    assert from_rollups.virtual_agent_report(filters) == virtual_agents.virtual_agent_report_raw(filters)
+
+    # An earlier call.started (another id) arrives late: the call now started at 09:10.
+    late = event("call.started", "moved", -20 * 60, direction="inbound", **NUMBERS)
+    assert post_events(switch, late).status_code in (200, 202)
+    assert set(StaleBucket.objects.values_list("bucket", flat=True)) == {NINE_FORTY_FIVE, NINE}
+    assert fold_all() == 2
+    assert _calls_by_bucket(acme) == {NINE: 1}
+    assert from_rollups.virtual_agent_report(filters) == virtual_agents.virtual_agent_report_raw(filters)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_committed_while_a_fold_runs_is_folded_the_next_time(
+    acme, bot, api_keys, monkeypatch
+) -> None:
+    """A fold deletes only the marks it read: a batch that commits after the fold recomputed its
+    bucket (without the batch's record) keeps its mark, and the next fold counts it."""
+    key, digits = api_keys["telephony"], bot.extension.digits
+    first = [
+        event("call.started", "c1", 60, direction="inbound", **NUMBERS),
+        event("bot.connected", "c1", 61, virtual_agent=digits),
+        event("call.ended", "c1", 120, end_reason="normal_clearing", hangup_by="caller"),
+    ]
+    assert post_events(Client(), first, key).status_code == 202
+    second = [{**e, "id": f"{e['id']}-2", "call_id": "c2"} for e in first]
+    stored, commit = threading.Event(), threading.Event()
+
+    def uncommitted_batch() -> None:
+        try:
+            with transaction.atomic():  # the request's transaction, held open until told
+                assert post_events(Client(), second, key).status_code == 202
+                stored.set()
+                assert commit.wait(timeout=30)
+        finally:
+            connection.close()
+
+    rebuild = rollups._rebuild
+
+    def rebuild_then_let_the_batch_commit(*args: Any, **kwargs: Any) -> None:
+        rebuild(*args, **kwargs)
+        commit.set()
+        batch.join(timeout=30)
+
+    batch = threading.Thread(target=uncommitted_batch)
+    batch.start()
+    assert stored.wait(timeout=30)
+    monkeypatch.setattr(rollups, "_rebuild", rebuild_then_let_the_batch_commit)
+    assert fold_stale() == (1, 1)  # c1's mark; c2's was not committed when the fold read them
+    monkeypatch.setattr(rollups, "_rebuild", rebuild)
+    filters = _window(acme)
+    assert from_rollups.virtual_agent_report(filters)["totals"]["calls"] == 1
+    assert StaleBucket.objects.count() == 1  # c2's mark stayed
+    assert fold_stale() == (1, 1)
+    assert from_rollups.virtual_agent_report(filters)["totals"]["calls"] == 2
+    assert from_rollups.virtual_agent_report(filters) == virtual_agents.virtual_agent_report_raw(filters)
+
+
+def test_fold_rollups_command(acme, switch, bot) -> None:
+    assert post_events(switch, call_events("cmd", bot=bot.extension.digits)).status_code == 202
+    out = io.StringIO()
+    call_command("fold_rollups", "--once", stdout=out)
+    assert out.getvalue() == "1 buckets folded.\n"
+    assert not StaleBucket.objects.exists() and CallRollup.objects.filter(calls=1).exists()
+    with pytest.raises(CommandError, match="at most 60"):
+        call_command("fold_rollups", "--interval", "0")
+
+
+@pytest.mark.django_db(transaction=True)  # the worker closes a connection left in a transaction
+def test_the_fold_worker_stops_on_sigterm(acme, switch, bot) -> None:
+    """The loop `make run` starts: folds what ingestion marks, and a SIGTERM ends it."""
+    assert post_events(switch, call_events("loop", bot=bot.extension.digits)).status_code == 202
+    out = io.StringIO()
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        call_command("fold_rollups", "--interval", "0.1", stdout=out)
+    finally:
+        timer.cancel()
+    assert out.getvalue().splitlines() == [
+        "Rollup fold worker started (every 0.1 s).",
+        "Rollup fold worker stopped.",
+    ]
+    assert not StaleBucket.objects.exists() and CallRollup.objects.filter(calls=1).exists()

@@ -10,7 +10,15 @@ from django.test import Client
 from django.utils import timezone
 
 from campaigns.models import Campaign, Lead, RegionalCallingRule
-from reporting.models import CallEvent, CallRecord, CallRollup, Handoff, HandoffRollup, ProviderCallReport
+from reporting.models import (
+    CallEvent,
+    CallRecord,
+    CallRollup,
+    Handoff,
+    HandoffRollup,
+    ProviderCallReport,
+    StaleBucket,
+)
 from reporting.rollups import rebuild_rollups
 from routing.models import Flow, FlowVersion, MenuState, PhoneNumber
 from tests.factories import make_api_key, make_queue
@@ -132,6 +140,7 @@ def calls(db) -> ContactCenter:
         make_event(center, record.call_id, "call.started", record.started_at)
         make_report(record, summary=f"summary {n}")
     rebuild_rollups(center_id=center.pk)
+    StaleBucket.objects.create(contact_center=center, bucket=record.started_at.replace(minute=0, second=0))
     MenuState.objects.create(
         contact_center=center, call_id="admin-call-0", state={"node": "menu"}, expires_at=timezone.now()
     )
@@ -151,6 +160,7 @@ READ_ONLY_MODELS = [
     Lead,
     CallRollup,
     HandoffRollup,
+    StaleBucket,
     MenuState,
 ]
 

@@ -18,6 +18,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from reporting import history
+from reporting.rollups import fold_all_stale
 from voiso_byob.models import ContactCenter
 
 
@@ -100,6 +101,8 @@ class Command(BaseCommand):
             what = f"{written} call records (bulk, no events)"
         else:
             accepted = history.ingest_calls(center, calls)
+            # The reports' rollups of those calls now, not when a fold worker next runs.
+            fold_all_stale()
             what = f"{spec.count} calls ({accepted} events through ingestion)"
         self.stdout.write(
             f"Generated {what} for {center.name} over {spec.days:g} days up to {spec.end:%Y-%m-%d %H:%M} UTC "

@@ -2,9 +2,10 @@
 
     manage.py rebuild_rollups [--center SLUG]
 
-Ingestion keeps the rollups exact as it folds events; this is for records written another way
-(a bulk load, a restore, an upgrade from before the rollups) and after changing
-BOT_ABANDON_SECONDS or a queue's service level T. Each center is rebuilt in one transaction.
+The fold worker (`manage.py fold_rollups`) recomputes the buckets ingestion marks; this is for
+records written another way (a bulk load, a restore, an upgrade from before the rollups) and after
+changing BOT_ABANDON_SECONDS or a queue's service level T. Each center is rebuilt in one
+transaction.
 """
 
 from __future__ import annotations
