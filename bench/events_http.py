@@ -97,6 +97,19 @@ def seed() -> None:
     print(json.dumps({"center": str(center.pk), "token": token}))
 
 
+def _drained(db_url: str, timeout: float = 120.0) -> float:
+    """Seconds until the fold worker has recomputed every bucket ingestion marked stale."""
+    import psycopg
+
+    began = time.monotonic()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while conn.execute("SELECT EXISTS (SELECT 1 FROM reporting_stalebucket)").fetchone()[0]:
+            if time.monotonic() - began > timeout:
+                raise RuntimeError(f"the fold worker left buckets stale after {timeout:.0f} s")
+            time.sleep(0.1)
+    return time.monotonic() - began
+
+
 def wait_until_up(base: str, server: subprocess.Popen[bytes], token: str, deadline: float) -> None:
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -402,6 +415,7 @@ def main() -> int:
         # two long is at the mercy of a checkpoint or a burst of other work landing in it (single
         # rounds measured 36 % and 44 % in two runs of the same code); the rates are over all rounds.
         copy_rounds: list[dict[str, Any]] = []
+        drains: list[float] = []
         api_rounds: list[dict[str, Any]] = []
         call_ids: set[str] = set()
         # A warm-up of each, not measured, as the single-event runs have: the workers' first
@@ -414,6 +428,7 @@ def main() -> int:
         post_batches(
             "127.0.0.1", port, token, [json.dumps({"events": b}).encode() for b in warm], args.clients
         )
+        _drained(env["DATABASE_URL"])
         for round_ in range(args.rounds):
             day_seed = (int(nonce, 16) + round_ * 7919) % 100_000
             raw_day = generate_day(events=args.batches * args.batch, seed=day_seed, slug="acme")
@@ -433,6 +448,9 @@ def main() -> int:
                 flush=True,
             )
             api_rounds.append(post_batches("127.0.0.1", port, token, bodies, args.clients))
+            # The fold worker recomputes the round's buckets once they settle (5 s after their last
+            # event): wait for it, so its work does not land in the next round's COPY.
+            drains.append(_drained(env["DATABASE_URL"]))
         copy = _combined(copy_rounds)
         batched = _combined(api_rounds)
         load_after = os.getloadavg()
@@ -481,6 +499,11 @@ def main() -> int:
             + ", ".join(f"{a['rate'] / c['rate']:.0%}" for c, a in zip(copy_rounds, api_rounds, strict=True))
         )
         print(f"batches: {args.clients} HTTP clients vs COPY on one connection; assembled: {assembled}")
+        print(
+            "rollups: the fold worker had recomputed each round's buckets "
+            + ", ".join(f"{d:.1f}" for d in drains)
+            + " s after its last batch (5 s of settling included)"
+        )
         print(f"load average before/after {load_before[0]:.2f}/{load_after[0]:.2f} on {os.cpu_count()} CPUs")
         if drift > DRIFT_WARNING:
             print(f"warning: the minimal view's rate moved {drift:.0%} between rounds (other load here)")
@@ -522,6 +545,7 @@ def main() -> int:
                     "copy_rounds": copy_rounds,
                     "batch_rounds": api_rounds,
                     "batch_ratio_to_copy": batch_ratio,
+                    "fold_drained_after_s": drains,
                     "assembled": assembled,
                     "load_average_1m": {"before": load_before[0], "after": load_after[0]},
                     "targets": {"single_ratio": SINGLE_TARGET, "batch_ratio_to_copy": BATCH_TARGET},

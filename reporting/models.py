@@ -478,9 +478,9 @@ class HandoffRollup(RollupKey):
 class StaleBucket(models.Model):
     """A 15-minute bucket whose rollup rows no longer match its records: ingestion marks the
     buckets a fold changed (the bucket a record was in and the one it is in now), and the fold
-    worker (reporting.rollups.fold_stale) recomputes them from the records, then deletes the marks
-    it read. Append-only on the hot path: many marks of one bucket are one recompute, and two
-    ingesting requests never wait for each other on a mark."""
+    worker (reporting.rollups.fold_stale) recomputes them from the records once they settle, then
+    deletes the marks it read. Append-only on the hot path: many marks of one bucket are one
+    recompute, and two ingesting requests never wait for each other on a mark."""
 
     id = models.BigAutoField(primary_key=True)
     # No index: the worker reads the whole (small) table in id order; deleting a center scans it.
@@ -488,6 +488,7 @@ class StaleBucket(models.Model):
         ContactCenter, on_delete=models.CASCADE, related_name="+", db_index=False
     )
     bucket = models.DateTimeField()
+    marked_at = models.DateTimeField(default=timezone.now)  # the worker waits for a bucket to settle
 
     def __str__(self) -> str:
         return f"{self.bucket:%Y-%m-%d %H:%M}"

@@ -27,6 +27,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.test import Client
+from django.utils import timezone
 
 from reporting import history, rollups
 from reporting.models import CallRecord, CallRollup, HandoffRollup, StaleBucket
@@ -424,6 +425,23 @@ def test_fold_rollups_command(acme, switch, bot) -> None:
     assert not StaleBucket.objects.exists() and CallRollup.objects.filter(calls=1).exists()
     with pytest.raises(CommandError, match="at most 60"):
         call_command("fold_rollups", "--interval", "0")
+    with pytest.raises(CommandError, match="at most --max-lag"):
+        call_command("fold_rollups", "--settle", "90")
+
+
+def test_a_bucket_is_folded_once_it_settles_or_has_waited_too_long(acme) -> None:
+    """The worker recomputes a quarter hour 5 s after its last event, and at least once a minute
+    while events keep coming: not once per event."""
+    now = timezone.now()
+    quiet, busy, overdue = T0, T0 + timedelta(minutes=15), T0 + timedelta(minutes=30)
+    for bucket, ages in ((quiet, (30, 10)), (busy, (40, 1)), (overdue, (70, 2))):
+        for age in ages:
+            StaleBucket.objects.create(
+                contact_center=acme, bucket=bucket, marked_at=now - timedelta(seconds=age)
+            )
+    assert fold_stale(settle=5, max_lag=60) == (2, 4)
+    assert list(StaleBucket.objects.values_list("bucket", flat=True)) == [busy, busy]
+    assert fold_stale() == (1, 2) and not StaleBucket.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)  # the worker closes a connection left in a transaction
@@ -434,11 +452,11 @@ def test_the_fold_worker_stops_on_sigterm(acme, switch, bot) -> None:
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
     timer.start()
     try:
-        call_command("fold_rollups", "--interval", "0.1", stdout=out)
+        call_command("fold_rollups", "--interval", "0.1", "--settle", "0", stdout=out)
     finally:
         timer.cancel()
     assert out.getvalue().splitlines() == [
-        "Rollup fold worker started (every 0.1 s).",
+        "Rollup fold worker started (every 0.1 s; settle 0 s, max lag 60 s).",
         "Rollup fold worker stopped.",
     ]
     assert not StaleBucket.objects.exists() and CallRollup.objects.filter(calls=1).exists()
