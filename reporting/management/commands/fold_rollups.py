@@ -51,7 +51,10 @@ class Command(BaseCommand):
         stop = threading.Event()
         # Ours while the worker runs, the caller's again after (a test calling the command must
         # not leave its process deaf to SIGTERM).
-        previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in _STOP_SIGNALS}
+        # An ignored SIGINT stays ignored: `make run` starts this in the background and stops it
+        # with SIGTERM after Ctrl-C, once the simulated calls have ended.
+        signals = [s for s in _STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
+        previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in signals}
         self.stdout.write(
             f"Rollup fold worker started (every {interval:g} s; settle {options['settle']:g} s, "
             f"max lag {options['max_lag']:g} s)."
