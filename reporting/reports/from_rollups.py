@@ -18,10 +18,12 @@ tests/reporting/test_rollups.py checks every report x interval x filter against 
 from __future__ import annotations
 
 import functools
+import itertools
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
@@ -170,14 +172,27 @@ def _summed_sets(
     }
     width = 1 + len(keys)
     convert = _group_converters(connection, keys)
-    # Per grouping: its key columns, and the converter of each (None: as read).
-    picks = [[(1 + keys.index(name), convert[keys.index(name)]) for name in by] for by in sets]
     out: list[list[tuple[tuple[Any, ...], Sums]]] = [[] for _ in sets]
-    for row in fetched:
-        position = masks[row[0]]
-        group = tuple(row[i] if to is None else to(row[i]) for i, to in picks[position])
-        out[position].append((group, row[width:]))
+    # The rows come one grouping after another (ORDER BY 1): each read by one comprehension with
+    # its own key reader (a loop asking each row its grouping took 4.4 against 2.3 ms for the
+    # calls' 2,883 rows of a month by 15 minutes at 10 M records, timeit).
+    for mask, rows in itertools.groupby(fetched, key=itemgetter(0)):
+        position = masks[mask]
+        key = _key_reader([(1 + keys.index(name), convert[keys.index(name)]) for name in sets[position]])
+        out[position] = [(key(row), row[width:]) for row in rows]
     return out
+
+
+def _key_reader(
+    picks: list[tuple[int, Callable[[Any], Any] | None]],
+) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A row's group: the columns at `picks`, each through its converter (None: as read)."""
+    if len(picks) == 1:
+        ((at, to),) = picks
+        return (lambda row: (row[at],)) if to is None else (lambda row: (to(row[at]),))
+    if not any(to for _, to in picks):
+        return itemgetter(*(at for at, _ in picks))  # a tuple, for two columns or more
+    return lambda row: tuple([row[at] if to is None else to(row[at]) for at, to in picks])
 
 
 def _ordered(groups: list[tuple[tuple[Any, ...], Sums]]) -> list[tuple[tuple[Any, ...], Sums]]:
