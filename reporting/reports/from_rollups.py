@@ -143,7 +143,8 @@ def _summed_sets(
             for by in sets
         ]
     keys = list(dict.fromkeys(name for by in sets for name in by))
-    # Fields before annotations: the order in which Django writes a values() SELECT.
+    # Selected in the order asked (values_list, Django 5.2), which the aliases below follow; summed
+    # `columns` may be annotations of `rows` (the handoffs' per-state counts).
     fields = [name for name in keys if name not in expressions]
     annotated = [name for name in keys if name in expressions]
     base = rows.order_by()
@@ -174,10 +175,10 @@ def _summed_sets(
     # The rows come one grouping after another (ORDER BY 1): each read by one comprehension with
     # its own key reader (a loop asking each row its grouping took 4.4 against 2.3 ms for the
     # calls' 2,883 rows of a month by 15 minutes at 10 M records, timeit).
-    for mask, rows in itertools.groupby(fetched, key=itemgetter(0)):
+    for mask, grouping in itertools.groupby(fetched, key=itemgetter(0)):
         position = masks[mask]
         key = _key_reader([(1 + keys.index(name), convert[keys.index(name)]) for name in sets[position]])
-        out[position] = [(key(row), row[width:]) for row in rows]
+        out[position] = [(key(row), row[width:]) for row in grouping]
     return out
 
 
@@ -187,7 +188,8 @@ def _fetched_binary(connection: Any, statement: str, params: Sequence[Any]) -> l
     binary (median of 8, the bench's 10 M-record center). Django's cursors bind parameters on the
     client, which psycopg allows only with text results: this one binds them on the server (as
     voiso_byob.db.prepared_cursor does), still through Django's cursor wrapper (tests count it,
-    DEBUG logs it)."""
+    DEBUG logs it). So psycopg prepares it on a kept connection's PREPARE_THRESHOLD-th run, as it
+    does the hot paths' statements (settings)."""
     import psycopg
 
     connection.ensure_connection()
