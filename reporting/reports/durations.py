@@ -45,6 +45,7 @@ EDGES: tuple[int, ...] = (
     *(300, 360, 480, 600, 900, 1200, 1800, 2400, 3600, 5400, 7200, 10800, 14400),
 )
 BINS = len(EDGES)
+_EDGE_SECONDS = tuple(float(edge) for edge in EDGES)  # a percentile's value, read off its bin
 
 
 def bin_index(seconds: float) -> int:
@@ -88,7 +89,22 @@ def percentiles_of_counts(counts: Sequence[int], fractions: Sequence[float]) -> 
     if not running or not running[-1]:
         return [None] * len(fractions)
     total = running[-1]
-    return [float(EDGES[bisect_left(running, max(1, math.ceil(f * total)))]) for f in fractions]
+    return [_EDGE_SECONDS[bisect_left(running, max(1, math.ceil(f * total)))] for f in fractions]
+
+
+def p50_p90_of_counts(counts: Sequence[int]) -> tuple[float | None, float | None]:
+    """`percentiles_of_counts(counts, (0.5, 0.9))` as a pair, for the rollups' series: it runs for
+    two histograms of each of a month's 2,880 15-minute buckets, where the general form's list and
+    loop were a quarter of its cost (2.9 against 3.7 µs a histogram, timeit)."""
+    running = list(accumulate(counts))
+    total = running[-1] if running else 0
+    if not total:
+        return None, None
+    # The rank as percentile_disc computes it (a float product, rounded up): not integer arithmetic.
+    return (
+        _EDGE_SECONDS[bisect_left(running, max(1, math.ceil(0.5 * total)))],
+        _EDGE_SECONDS[bisect_left(running, max(1, math.ceil(0.9 * total)))],
+    )
 
 
 # --- the same in SQL ----------------------------------------------------------------------

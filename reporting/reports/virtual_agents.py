@@ -68,9 +68,12 @@ TARGET_FIGURES = {
 }
 
 
+_MEANS = [(f"{name}_mean", f"{name}_us", f"{name}_n") for name in ("bot_time", "time_to_handoff")]
+
+
 def _derive_calls(values: dict[str, Any]) -> dict[str, Any]:
-    for name in ("bot_time", "time_to_handoff"):
-        values[f"{name}_mean"] = mean_of(values.pop(f"{name}_us"), values.pop(f"{name}_n"))
+    for mean, micros, count in _MEANS:  # names spelled once: this runs for each point of a series
+        values[mean] = mean_of(values.pop(micros), values.pop(count))
     calls = values["calls"]
     values["containment_rate"] = rate(values["contained"], calls)
     values["handoff_rate"] = rate(values["handed_off"], calls)
@@ -146,6 +149,9 @@ def virtual_agent_report_raw(
     handoff_series = aggregate.series(
         handoffs, HANDOFF_FIGURES, _derive_handoffs, filters, field="call_record__started_at"
     )
+    for point, handoff_point in zip(series, handoff_series, strict=True):
+        handoff_point.pop("bucket")
+        point.update(handoff_point)
     return assemble_report(
         filters,
         total=total,
@@ -155,7 +161,6 @@ def virtual_agent_report_raw(
         per_bot=per_bot,
         per_bot_handoffs=per_bot_handoffs,
         series=series,
-        handoff_series=handoff_series,
     )
 
 
@@ -169,9 +174,9 @@ def assemble_report(
     per_bot: list[dict[str, Any]],
     per_bot_handoffs: list[dict[str, Any]],
     series: list[dict[str, Any]],
-    handoff_series: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The report from its derived figures (the raw path's and the rollups' alike)."""
+    """The report from its derived figures (the raw path's and the rollups' alike); each point of
+    `series` holds its calls' figures and their handoffs'."""
     total["handoffs_by_target"] = {name: handoff_totals.pop(f"to_{name}") for name in TARGET_NAMES}
     total.update(handoff_totals)
     total["failures"] = failures
@@ -191,7 +196,4 @@ def assemble_report(
     for row in table:
         row.pop("key")
     table.sort(key=lambda row: (row["name"].lower(), str(row["virtual_agent"])))
-    for point, handoff_point in zip(series, handoff_series, strict=True):
-        handoff_point.pop("bucket")
-        point.update(handoff_point)
     return aggregate.report(filters, total, table, series)
