@@ -35,7 +35,7 @@ from reporting.reports import aggregate, campaigns, queues, virtual_agents
 from reporting.reports.durations import BINS, histogram_columns, p50_p90_of_counts
 from reporting.reports.filters import DEFAULT_CONTEXT_KEY, ReportFilters, cohort
 from reporting.reports.predicates import DIALLED
-from reporting.reports.sql import Bucket, Epoch, UtcQuarterHour, bucket_axis, without_jit
+from reporting.reports.sql import Bucket, BucketOfQuarterHour, Epoch, UtcQuarterHour, bucket_axis, without_jit
 from routing.models import Queue
 from virtual_agents.models import VirtualAgent
 
@@ -570,9 +570,13 @@ def _distinct_leads(filters: ReportFilters) -> tuple[int, dict[str, int], dict[d
             per_bucket = {row["b"].astimezone(UTC): row["n"] for row in grouped}
         return total, per_row, per_bucket
     if by_bucket:
-        pairs = dialled.annotate(b=Epoch(_record_bucket(filters))).values_list(
-            "lead_ref", "campaign_ref", "b"
+        start, end = filters.window
+        bucket = (
+            Epoch(_record_bucket(filters))
+            if filters.interval == "15m"
+            else BucketOfQuarterHour("started_at", start, end, filters.interval, filters.tz)
         )
+        pairs = dialled.annotate(b=bucket).values_list("lead_ref", "campaign_ref", "b")
         names, grouping = "lead, campaign, bucket", "GROUPING(campaign, bucket)"
         sets = "(lead), (lead, campaign), (lead, bucket)"
     else:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+from bisect import bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
@@ -30,6 +31,8 @@ from django.db import connections, router, transaction
 from django.db.models import DateTimeField, Expression, F, FloatField, Func, IntegerField
 
 from reporting.reports import durations
+
+QUARTER_SECONDS = 15 * 60
 
 INTERVALS = ("15m", "hour", "day", "week")
 
@@ -179,6 +182,44 @@ class UtcQuarterHour(Func):
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
         sql, params = compiler.compile(self.source_expressions[0])
         return f"voiso_bucket({sql}, '15m', 'UTC')", params
+
+
+class BucketOfQuarterHour(Func):
+    """The epoch seconds of a datetime column's report bucket (of `interval` in `zone`), found by
+    its UTC quarter hour in a table of the window's quarter hours. PostgreSQL only, and only where
+    the zone's offset is a whole number of quarter hours in the window (as the rollups need: a
+    local hour, day or week is then a run of whole UTC quarter hours).
+
+    Why: converting each record to the zone and truncating (`Epoch(Bucket(…))`) was most of the
+    campaigns report's distinct-lead count by hour on a 10 M-call center (bench/reports.py); the
+    quarter hour needs no zone, and the table lookup is integer arithmetic. Records must start
+    inside the window."""
+
+    output_field = IntegerField()
+
+    def __init__(
+        self, expression: str, first: datetime, end: datetime, interval: str, zone: ZoneInfo
+    ) -> None:
+        super().__init__(F(expression))
+        axis = bucket_axis(first, end, interval, zone)
+        bucket_utcs = [utc for _, utc in axis]
+        self.first = math.floor(first.timestamp()) // QUARTER_SECONDS * QUARTER_SECONDS
+        quarters = range(self.first, math.ceil(end.timestamp()), QUARTER_SECONDS)
+        epochs = [math.floor(utc.timestamp()) for utc in bucket_utcs]
+        self.table = [epochs[bisect_right(epochs, quarter) - 1] for quarter in quarters]
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        raise NotImplementedError(f"BucketOfQuarterHour is not written for {connection.vendor}")
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        quarter = (
+            f"EXTRACT(EPOCH FROM date_bin('15 minutes', {sql}, TIMESTAMPTZ '2000-01-01 00:00:00+00'))::bigint"
+        )
+        return (
+            f"(%s::bigint[])[({quarter} - %s) / {QUARTER_SECONDS} + 1]",
+            [self.table, *params, self.first],
+        )
 
 
 class Seconds(Func):
