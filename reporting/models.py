@@ -404,6 +404,8 @@ CALL_ROLLUP_COUNTS = (
     # virtual agents (reporting.reports.virtual_agents)
     "calls", "contained", "handed_off", "abandoned_in_bot", "in_bot",
     "bot_time_n", "bot_time_us", "time_to_handoff_n", "time_to_handoff_us",
+    # the records' handoffs, all and by final state (the series' handoff figures per bucket)
+    "handoffs", "handoffs_completed", "handoffs_failed",
     # queues (reporting.reports.queues)
     "offered", "answered", "abandoned", "waiting", "answered_within_service_level",
     "wait_n", "wait_us", "handle_time_n", "handle_time_us",

@@ -38,7 +38,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import BigIntegerField, Case, Count, F, IntegerField, Q, TextField, Value, When
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    TextField,
+    Value,
+    When,
+)
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -51,6 +63,7 @@ from reporting.models import (
     CallRollup,
     Handoff,
     HandoffRollup,
+    HandoffState,
     StaleBucket,
 )
 from reporting.reports import predicates as p
@@ -244,6 +257,30 @@ _COUNTED = {
 }
 
 
+def _handoffs_in(state: str) -> Any:
+    """A record's handoffs in `state` (read only for records with handoffs: most have none)."""
+    counted = (
+        Handoff.objects.filter(call_record=OuterRef("pk"), state=state)
+        .order_by()
+        .values("call_record")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Case(
+        When(handoff_count=0, then=Value(0)),
+        default=Coalesce(Subquery(counted), Value(0)),
+        output_field=IntegerField(),
+    )
+
+
+# Each record's handoffs (`handoff_count`: its Handoff rows, kept by the fold), all and by state.
+_HANDOFF_COUNTS = {
+    "handoffs": F("handoff_count"),
+    "handoffs_completed": _handoffs_in(HandoffState.COMPLETED),
+    "handoffs_failed": _handoffs_in(HandoffState.FAILED),
+}
+
+
 def _per_record() -> dict[str, Any]:
     """Each record's contribution as columns: 1/0 per count, and per duration its bin (NULL when
     the record has none) and its microseconds."""
@@ -251,6 +288,7 @@ def _per_record() -> dict[str, Any]:
         f"f_{name}": Case(When(q, then=Value(1)), default=Value(0), output_field=IntegerField())
         for name, q in _COUNTED.items()
     }
+    columns.update({f"f_{name}": expression for name, expression in _HANDOFF_COUNTS.items()})
     for prefix, seconds, micros, condition in _DURATIONS:
         columns[f"b_{prefix}"] = Case(When(condition, then=bin_of(seconds)), output_field=IntegerField())
         columns[f"u_{prefix}"] = Case(When(condition, then=micros), output_field=BigIntegerField())
@@ -260,7 +298,7 @@ def _per_record() -> dict[str, Any]:
 def _summed_per_key() -> list[str]:
     """The outer query's sums of `_per_record`'s columns, in CALL_COLUMNS order."""
     quote = connection.ops.quote_name
-    sums: dict[str, str] = {name: f"SUM({quote('f_' + name)})" for name in _COUNTED}
+    sums: dict[str, str] = {name: f"SUM({quote('f_' + name)})" for name in (*_COUNTED, *_HANDOFF_COUNTS)}
     for prefix, *_ in _DURATIONS:
         bin_column = quote(f"b_{prefix}")
         sums[f"{prefix}_n"] = f"COUNT({bin_column})"
