@@ -11,7 +11,8 @@ def rebuild(apps, schema_editor):
         return
     from reporting.rollups import rebuild_rollups
 
-    for center_id in CallRecord.objects.values_list("contact_center_id", flat=True).distinct():
+    # order_by(): the model's ordering would join its columns to the DISTINCT (a row per record).
+    for center_id in CallRecord.objects.order_by().values_list("contact_center_id", flat=True).distinct():
         rebuild_rollups(center_id=center_id)
 
 
