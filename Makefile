@@ -27,7 +27,7 @@ ifneq ($(HISTORY_CALLS),0)
 	DEBUG=true $(PY) manage.py generate_calls --center acme --count $(HISTORY_CALLS) --days 30 --once
 endif
 ifeq ($(SIMULATE),0)
-	@# The rollups' fold worker beside the server: the reports follow the calls within a second.
+	@# The rollups' fold worker beside the server: the reports follow the calls (reporting/rollups.py).
 	@DEBUG=true $(PY) manage.py runserver 127.0.0.1:$(PORT) & server=$$!; \
 	DEBUG=true $(PY) manage.py fold_rollups & folder=$$!; \
 	trap 'trap "" INT TERM; kill -TERM $$folder $$server 2>/dev/null; wait $$folder $$server' EXIT; \
