@@ -314,6 +314,14 @@ def rebuild_rollups(*, center_id: Any, using: str = DEFAULT_DB_ALIAS) -> tuple[i
         )
 
 
+def rebuild_every_center(*, using: str = DEFAULT_DB_ALIAS) -> None:
+    """`rebuild_rollups` for each center holding calls (the migrations that change the rollups)."""
+    # order_by(): the model's ordering would join its columns to the DISTINCT (a row per record).
+    centers = CallRecord.objects.using(using).order_by().values_list("contact_center_id", flat=True)
+    for center_id in centers.distinct():
+        rebuild_rollups(center_id=center_id, using=using)
+
+
 def _ranges(buckets: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
     """The 15-minute `buckets` as ranges of consecutive ones (a day of them is one range, which
     the records' (center, start) index reads in one sweep)."""

@@ -12,9 +12,9 @@ computed from the raw records exactly, not approximately.
   counts as 14,400 s). A rollup keeps one count per bin (`histogram_columns`), which is all a
   binned percentile needs, for any grouping of its rows.
 
-The raw computation (`binned`, `PercentileDisc`, `Micros`) is the definition; `bin_index`,
-`micros_of` and `percentile_of_counts` are the same rules in Python, used to fold a record into
-the rollups and to read percentiles off the summed bins.
+The raw computation (`binned`, `PercentileDisc`, `Micros`) is the definition; `bin_index` and
+`p50_p90_of_counts` are the same rules in Python, the latter reading percentiles off a rollup's
+summed bins.
 """
 
 from __future__ import annotations
@@ -57,11 +57,6 @@ def histogram_columns(prefix: str) -> list[str]:
     return [f"{prefix}_h{index:02d}" for index in range(BINS)]
 
 
-def micros_of(seconds: float) -> int:
-    """A stored duration (float seconds of whole microseconds) back as its whole microseconds."""
-    return round(seconds * 1_000_000)
-
-
 def micros_between(end: datetime, start: datetime) -> int:
     return (end - start) // timedelta(microseconds=1)
 
@@ -78,24 +73,11 @@ def percentile_disc(values: Sequence[float], fraction: float) -> float | None:
     return sorted(values)[rank - 1]
 
 
-def percentile_of_counts(counts: Sequence[int], fraction: float) -> float | None:
-    """`percentile_disc` of the binned durations that `counts` (one count per bin) holds."""
-    return percentiles_of_counts(counts, (fraction,))[0]
-
-
-def percentiles_of_counts(counts: Sequence[int], fractions: Sequence[float]) -> list[float | None]:
-    """`percentile_of_counts` for each of `fractions`, the counts run through once."""
-    running = list(accumulate(counts))
-    if not running or not running[-1]:
-        return [None] * len(fractions)
-    total = running[-1]
-    return [_EDGE_SECONDS[bisect_left(running, max(1, math.ceil(f * total)))] for f in fractions]
-
-
 def p50_p90_of_counts(counts: Sequence[int]) -> tuple[float | None, float | None]:
-    """`percentiles_of_counts(counts, (0.5, 0.9))` as a pair, for the rollups' series: it runs for
-    two histograms of each of a month's 2,880 15-minute buckets, where the general form's list and
-    loop were a quarter of its cost (2.9 against 3.7 µs a histogram, timeit)."""
+    """`percentile_disc` at 0.5 and 0.9 of the binned durations that `counts` (one count per bin)
+    holds. Spelled out for the pair: it runs for two histograms of each of a month's 2,880
+    15-minute buckets, where a general form's list and loop were a quarter of its cost (2.9
+    against 3.7 µs a histogram, timeit)."""
     running = list(accumulate(counts))
     total = running[-1] if running else 0
     if not total:

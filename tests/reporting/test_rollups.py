@@ -460,3 +460,18 @@ def test_the_fold_worker_stops_on_sigterm(acme, switch, bot) -> None:
         "Rollup fold worker stopped.",
     ]
     assert not StaleBucket.objects.exists() and CallRollup.objects.filter(calls=1).exists()
+
+
+def test_the_migrations_rebuild_each_center_holding_calls_once(acme, switch, bot, monkeypatch) -> None:
+    """The model's ordering once joined its columns to the DISTINCT of center ids: a rebuild per
+    record."""
+    for call_id in ("m1", "m2", "m3"):
+        assert post_events(switch, call_events(call_id, bot=bot.extension.digits)).status_code == 202
+    rebuilt: list[Any] = []
+    rebuild = rollups.rebuild_rollups
+    monkeypatch.setattr(
+        rollups, "rebuild_rollups", lambda **kw: rebuilt.append(kw["center_id"]) or rebuild(**kw)
+    )
+    rollups.rebuild_every_center()
+    assert rebuilt == [acme.pk]
+    assert CallRollup.objects.filter(contact_center=acme, calls=3).exists()
